@@ -1,0 +1,563 @@
+//! The command line: `predict`, `render`, `batch`. Scripts depend on its exact contract
+//! (README.md, "Command line").
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, anyhow, bail};
+use clap::{Args, Parser, Subcommand};
+use serde::Serialize;
+
+use crate::explain::{self, Analysis, Method, Normalisation};
+use crate::export::{self, ImageRecord, Provenance};
+use crate::imaging::{self, Geometry, SourceImage};
+use crate::network::{Classifier, ModelInfo, ModelSource};
+use crate::render::{self, Colormap, ColourBar, Heat, OverlayStyle};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "camview",
+    version,
+    about = "See which part of an image made a DenseNet classifier decide what it did (class activation maps)."
+)]
+#[command(arg_required_else_help = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Classify images and print the top classes.
+    Predict(PredictArgs),
+    /// Draw one image's class activation map over it and save the overlay.
+    Render(RenderArgs),
+    /// Overlays, sidecars and a predictions.csv for every image of files or folders.
+    Batch(BatchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ModelArgs {
+    /// DenseNet checkpoint (.pth, .pt, .safetensors); the embedded demo model when omitted.
+    #[arg(long, value_name = "CKPT")]
+    pub model: Option<PathBuf>,
+    /// Class names: one per line, or a JSON array.
+    #[arg(long, value_name = "FILE")]
+    pub labels: Option<PathBuf>,
+    /// Network input size (overrides the model's sidecar).
+    #[arg(long, value_name = "PIXELS")]
+    pub input_size: Option<u32>,
+    /// How the image becomes the input: stretch = Resize((S,S)), crop = Resize + CenterCrop, native.
+    #[arg(long, value_enum)]
+    pub geometry: Option<Geometry>,
+}
+
+impl ModelArgs {
+    fn load(&self) -> Result<Classifier> {
+        if self.labels.is_some() && self.model.is_none() {
+            bail!("--labels needs --model: the demo model has its own class names");
+        }
+        let source = match &self.model {
+            Some(path) => ModelSource::File {
+                path: path.clone(),
+                labels: self.labels.clone(),
+            },
+            None => ModelSource::Demo,
+        };
+        let mut classifier = source.load()?;
+        if let Some(size) = self.input_size {
+            classifier.preprocessing.input_size = size;
+        }
+        if let Some(geometry) = self.geometry {
+            classifier.preprocessing.geometry = geometry;
+        }
+        Ok(classifier)
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct PredictArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// One JSON object per line instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Images to classify.
+    #[arg(required = true, value_name = "IMAGE")]
+    pub images: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct StyleArgs {
+    /// Explanation method.
+    #[arg(long, value_enum, default_value = "cam")]
+    pub method: Method,
+    /// Opacity of the heat map, 0 to 1.
+    #[arg(long, default_value_t = 0.4, value_parser = unit_interval)]
+    pub opacity: f32,
+    #[arg(long, value_enum, default_value = "jet")]
+    pub colormap: Colormap,
+    /// Normalised heat below this (0 to 1) is left transparent.
+    #[arg(long, default_value_t = 0.0, value_parser = unit_interval)]
+    pub threshold: f32,
+    /// per-map: each map's own min..max; shared: one scale for all classes of an image.
+    #[arg(long, value_enum, default_value = "per-map")]
+    pub normalisation: Normalisation,
+    /// Add a caption band: image, class and probability, prediction, method, model.
+    #[arg(long)]
+    pub caption: bool,
+    /// Add a colour bar with the map's scale (in the caption band).
+    #[arg(long)]
+    pub colorbar: bool,
+    /// Replace existing output files.
+    #[arg(long)]
+    pub force: bool,
+}
+
+impl StyleArgs {
+    fn style(&self) -> OverlayStyle {
+        OverlayStyle {
+            opacity: self.opacity,
+            colormap: self.colormap,
+            threshold: self.threshold,
+            normalisation: self.normalisation,
+        }
+    }
+}
+
+fn unit_interval(s: &str) -> Result<f32, String> {
+    let v: f32 = s.parse().map_err(|_| format!("'{s}' is not a number"))?;
+    if (0.0..=1.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!("{v} is outside 0..1"))
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct RenderArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// The image to explain (never modified).
+    #[arg(value_name = "IMAGE")]
+    pub image: PathBuf,
+    /// Class to explain, by index or name; the predicted class by default.
+    #[arg(long, value_name = "INDEX|NAME")]
+    pub class: Option<String>,
+    #[command(flatten)]
+    pub style: StyleArgs,
+    /// Output image (.png, .bmp, .jpg, .tif); default `<image>_cam_<class>.png` beside the image.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Also write the raw map (float32, h x w, before normalisation) as NumPy .npy.
+    #[arg(long, value_name = "FILE.npy")]
+    pub raw_cam: Option<PathBuf>,
+    /// Print the provenance as JSON on standard output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BatchArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Output folder (created if missing).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Class to draw, by index or name; each image's predicted class by default.
+    #[arg(long, value_name = "INDEX|NAME")]
+    pub class: Option<String>,
+    #[command(flatten)]
+    pub style: StyleArgs,
+    /// Image files and folders (a folder's images, not its subfolders).
+    #[arg(required = true, value_name = "INPUT")]
+    pub inputs: Vec<PathBuf>,
+}
+
+/// Entry point of the binary: every failure is one line on stderr and a non-zero exit.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Predict(args) => predict(&args),
+        Command::Render(args) => render_command(&args),
+        Command::Batch(args) => batch(&args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("camview: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// One analysed image.
+struct Analysed {
+    image: SourceImage,
+    analysis: Analysis,
+}
+
+fn analyse_file(classifier: &Classifier, path: &Path) -> Result<Analysed> {
+    let image = imaging::open_image(path)?;
+    let analysis = explain::analyse(
+        classifier,
+        &image.name,
+        &image.rgb,
+        &classifier.preprocessing,
+    )?;
+    Ok(Analysed { image, analysis })
+}
+
+#[derive(Serialize)]
+struct PredictRecord<'a> {
+    image: String,
+    width: u32,
+    height: u32,
+    model: &'a ModelInfo,
+    logits: &'a [f32],
+    probabilities: &'a [f32],
+    predicted: usize,
+    labels: &'a [String],
+}
+
+fn predict(args: &PredictArgs) -> Result<ExitCode> {
+    let classifier = args.model.load()?;
+    let mut failures = 0;
+    let stdout = std::io::stdout();
+    for path in &args.images {
+        let a = match analyse_file(&classifier, path) {
+            Ok(a) => a,
+            Err(e) => {
+                eprintln!("camview: {e:#}");
+                failures += 1;
+                continue;
+            }
+        };
+        let mut out = stdout.lock();
+        if args.json {
+            let record = PredictRecord {
+                image: path.display().to_string(),
+                width: a.image.width(),
+                height: a.image.height(),
+                model: &classifier.info,
+                logits: &a.analysis.logits,
+                probabilities: &a.analysis.probabilities,
+                predicted: a.analysis.predicted,
+                labels: &classifier.labels,
+            };
+            writeln!(out, "{}", serde_json::to_string(&record)?)?;
+        } else {
+            let p = a.analysis.predicted;
+            writeln!(
+                out,
+                "{}: {} ({:.1}%)",
+                path.display(),
+                classifier.labels[p],
+                100.0 * a.analysis.probabilities[p]
+            )?;
+            for c in a.analysis.ranked().into_iter().take(5) {
+                writeln!(
+                    out,
+                    "  {:>6.2}%  {}",
+                    100.0 * a.analysis.probabilities[c],
+                    classifier.labels[c]
+                )?;
+            }
+        }
+    }
+    Ok(exit_for(failures))
+}
+
+fn exit_for(failures: usize) -> ExitCode {
+    if failures == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn resolve_class(classifier: &Classifier, class: Option<&str>, predicted: usize) -> Result<usize> {
+    match class {
+        None => Ok(predicted),
+        Some(c) => classifier.class_index(c).ok_or_else(|| {
+            anyhow!(
+                "unknown class '{c}': the model's classes are {}",
+                classifier
+                    .labels
+                    .iter()
+                    .enumerate()
+                    .map(|(i, l)| format!("{i} ({l})"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        }),
+    }
+}
+
+/// The overlay image for one class, with the caption band and colour bar if asked.
+fn compose(
+    a: &Analysed,
+    class: usize,
+    style: &StyleArgs,
+    provenance: &Provenance,
+) -> image::RgbImage {
+    let s = style.style();
+    let heat = Heat::of(
+        &a.analysis,
+        class,
+        s.normalisation,
+        a.image.width(),
+        a.image.height(),
+    );
+    let overlay = render::blend(&a.image.rgb, &heat, &s);
+    if !style.caption && !style.colorbar {
+        return overlay;
+    }
+    let lines = if style.caption {
+        provenance.caption_lines()
+    } else {
+        Vec::new()
+    };
+    let bar = style.colorbar.then_some(ColourBar {
+        colormap: s.colormap,
+        low: heat.range.0,
+        high: heat.range.1,
+    });
+    render::with_caption_band(&overlay, &lines, bar)
+}
+
+fn render_one(
+    classifier: &Classifier,
+    a: &Analysed,
+    source: &Path,
+    class: usize,
+    style: &StyleArgs,
+    out: &Path,
+) -> Result<Provenance> {
+    let record = ImageRecord {
+        file: source.display().to_string(),
+        width: a.image.width(),
+        height: a.image.height(),
+    };
+    let provenance = Provenance::new(record, classifier, &a.analysis, class, &style.style());
+    let img = compose(a, class, style, &provenance);
+    export::save_overlay(out, &img, &provenance, style.force, &[source])?;
+    Ok(provenance)
+}
+
+fn render_command(args: &RenderArgs) -> Result<ExitCode> {
+    let classifier = args.model.load()?;
+    let a = analyse_file(&classifier, &args.image)?;
+    let class = resolve_class(&classifier, args.class.as_deref(), a.analysis.predicted)?;
+    let out = args.out.clone().unwrap_or_else(|| {
+        export::default_overlay_path(&args.image, &classifier.labels[class], args.style.method)
+    });
+    if let Some(raw) = &args.raw_cam {
+        export::check_destination(raw, args.style.force, &[&args.image])?;
+    }
+    let provenance = render_one(&classifier, &a, &args.image, class, &args.style, &out)?;
+    if let Some(raw) = &args.raw_cam {
+        export::save_raw_map(
+            raw,
+            &a.analysis.cams[class],
+            args.style.force,
+            &[&args.image],
+        )?;
+    }
+    if args.json {
+        #[derive(Serialize)]
+        struct Rendered<'a> {
+            overlay: String,
+            sidecar: String,
+            raw_cam: Option<String>,
+            #[serde(flatten)]
+            provenance: &'a Provenance,
+        }
+        let rendered = Rendered {
+            overlay: out.display().to_string(),
+            sidecar: export::sidecar_path(&out).display().to_string(),
+            raw_cam: args.raw_cam.as_ref().map(|p| p.display().to_string()),
+            provenance: &provenance,
+        };
+        println!("{}", serde_json::to_string(&rendered)?);
+    } else {
+        println!(
+            "{}: {} ({:.1}%), predicted {} -> {}",
+            args.image.display(),
+            provenance.class.label,
+            100.0 * provenance.class.probability,
+            provenance.predicted.label,
+            out.display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+const IMAGE_EXTENSIONS: [&str; 6] = ["bmp", "png", "jpg", "jpeg", "tif", "tiff"];
+
+/// Files as given, and each folder's image files (sorted, not recursive).
+pub fn expand_inputs(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for input in inputs {
+        if input.is_dir() {
+            let mut found: Vec<PathBuf> = std::fs::read_dir(input)
+                .with_context(|| format!("{}: cannot list the folder", input.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| {
+                    p.is_file()
+                        && p.extension().is_some_and(|e| {
+                            IMAGE_EXTENSIONS.contains(&e.to_string_lossy().to_lowercase().as_str())
+                        })
+                })
+                .collect();
+            found.sort();
+            files.extend(found);
+        } else {
+            files.push(input.clone());
+        }
+    }
+    Ok(files)
+}
+
+/// One image of a batch: its overlay, or why there is none.
+struct BatchRow {
+    image: PathBuf,
+    result: Result<Rendered>,
+}
+
+struct Rendered {
+    analysed: Analysed,
+    class: usize,
+    overlay: PathBuf,
+}
+
+fn batch(args: &BatchArgs) -> Result<ExitCode> {
+    let classifier = args.model.load()?;
+    let files = expand_inputs(&args.inputs)?;
+    if files.is_empty() {
+        bail!(
+            "no images found in {}",
+            args.inputs
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("{}: cannot create the output folder", args.out.display()))?;
+    let csv_path = args.out.join("predictions.csv");
+    export::check_destination(&csv_path, args.style.force, &[])?;
+    let sources: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
+
+    let progress = indicatif::ProgressBar::new(files.len() as u64).with_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} {wide_msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let mut rows: Vec<BatchRow> = Vec::with_capacity(files.len());
+    let mut used_names = std::collections::HashSet::new();
+    for path in &files {
+        progress.set_message(path.display().to_string());
+        let result = (|| -> Result<Rendered> {
+            let a = analyse_file(&classifier, path)?;
+            let class = resolve_class(&classifier, args.class.as_deref(), a.analysis.predicted)?;
+            let name =
+                export::default_overlay_path(path, &classifier.labels[class], args.style.method);
+            let out = args.out.join(name.file_name().unwrap_or_default());
+            if !used_names.insert(out.clone()) {
+                bail!(
+                    "{}: another input already wrote {}",
+                    path.display(),
+                    out.display()
+                );
+            }
+            render_one(&classifier, &a, path, class, &args.style, &out).map_err(|e| {
+                if sources.contains(&out.as_path()) {
+                    anyhow!("{e:#}")
+                } else {
+                    e
+                }
+            })?;
+            Ok(Rendered {
+                analysed: a,
+                class,
+                overlay: out,
+            })
+        })();
+        match &result {
+            Ok(_) => {}
+            Err(e) => progress.suspend(|| eprintln!("camview: {e:#}")),
+        }
+        rows.push(BatchRow {
+            image: path.clone(),
+            result,
+        });
+        progress.inc(1);
+    }
+    progress.finish_and_clear();
+
+    let failures = rows.iter().filter(|r| r.result.is_err()).count();
+    let csv = predictions_csv(&classifier, &rows)?;
+    export::write_atomic(&csv_path, args.style.force, |w| w.write_all(&csv))?;
+    eprintln!(
+        "camview: {} of {} images done, {failures} failed; wrote {}",
+        rows.len() - failures,
+        rows.len(),
+        csv_path.display()
+    );
+    Ok(exit_for(failures))
+}
+
+fn predictions_csv(classifier: &Classifier, rows: &[BatchRow]) -> Result<Vec<u8>> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let mut header: Vec<String> = [
+        "image",
+        "status",
+        "width",
+        "height",
+        "predicted",
+        "predicted_label",
+        "class",
+        "overlay",
+    ]
+    .map(String::from)
+    .to_vec();
+    header.extend(classifier.labels.iter().map(|l| format!("p_{l}")));
+    header.push("error".into());
+    w.write_record(&header)?;
+    for row in rows {
+        let mut record = vec![row.image.display().to_string()];
+        match &row.result {
+            Ok(Rendered {
+                analysed: a,
+                class,
+                overlay: out,
+            }) => {
+                let p = a.analysis.predicted;
+                record.extend([
+                    "ok".to_string(),
+                    a.image.width().to_string(),
+                    a.image.height().to_string(),
+                    p.to_string(),
+                    classifier.labels[p].clone(),
+                    class.to_string(),
+                    out.display().to_string(),
+                ]);
+                record.extend(a.analysis.probabilities.iter().map(|p| format!("{p:.6}")));
+                record.push(String::new());
+            }
+            Err(e) => {
+                record.push("error".into());
+                record.extend(std::iter::repeat_n(
+                    String::new(),
+                    6 + classifier.labels.len(),
+                ));
+                record.push(format!("{e:#}"));
+            }
+        }
+        w.write_record(&record)?;
+    }
+    w.into_inner()
+        .map_err(|e| anyhow!("cannot build predictions.csv: {e}"))
+}

@@ -1,0 +1,380 @@
+//! Writing overlays, raw maps and their provenance: atomically, never over the source image,
+//! never over an existing file unless asked.
+
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use image::{ImageFormat, RgbImage};
+use serde::{Deserialize, Serialize};
+
+use crate::explain::{Analysis, ClassActivationMap, Method, Normalisation};
+use crate::imaging::Region;
+use crate::network::{Classifier, ModelInfo};
+use crate::render::{Colormap, OverlayStyle};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error("{file}: already exists (use --force to replace it)")]
+    Exists { file: String },
+    #[error("{file}: refusing to write over the source image")]
+    IsSource { file: String },
+    #[error("{file}: unknown output format '{extension}' (use .png, .bmp, .jpg or .tif)")]
+    UnknownFormat { file: String, extension: String },
+    #[error("{file}: cannot write: {reason}")]
+    Io { file: String, reason: String },
+}
+
+/// Everything needed to know how an overlay was made.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Provenance {
+    pub camview_version: String,
+    pub image: ImageRecord,
+    pub model: ModelInfo,
+    pub labels: Vec<String>,
+    pub class: ClassRecord,
+    pub predicted: ClassRecord,
+    pub method: Method,
+    pub opacity: f32,
+    pub colormap: Colormap,
+    pub threshold: f32,
+    pub normalisation: Normalisation,
+    /// The raw map values drawn as the colour bar's two ends.
+    pub map_range: (f32, f32),
+    /// Where the network's input sits on the image.
+    pub region: Region,
+    pub logits: Vec<f32>,
+    pub probabilities: Vec<f32>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ImageRecord {
+    pub file: String,
+    pub width: u32,
+    pub height: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ClassRecord {
+    pub index: usize,
+    pub label: String,
+    pub probability: f32,
+}
+
+impl Provenance {
+    pub fn new(
+        image: ImageRecord,
+        classifier: &Classifier,
+        analysis: &Analysis,
+        class: usize,
+        style: &OverlayStyle,
+    ) -> Self {
+        let record = |i: usize| ClassRecord {
+            index: i,
+            label: classifier.labels[i].clone(),
+            probability: analysis.probabilities[i],
+        };
+        Self {
+            camview_version: env!("CARGO_PKG_VERSION").to_string(),
+            image,
+            model: classifier.info.clone(),
+            labels: classifier.labels.clone(),
+            class: record(class),
+            predicted: record(analysis.predicted),
+            method: analysis.cams[class].method,
+            opacity: style.opacity,
+            colormap: style.colormap,
+            threshold: style.threshold,
+            normalisation: style.normalisation,
+            map_range: analysis.range(class, style.normalisation),
+            region: analysis.region,
+            logits: analysis.logits.clone(),
+            probabilities: analysis.probabilities.clone(),
+        }
+    }
+
+    /// The caption band's lines.
+    pub fn caption_lines(&self) -> Vec<String> {
+        let model = Path::new(&self.model.file)
+            .file_name()
+            .map_or(self.model.file.clone(), |n| {
+                n.to_string_lossy().into_owned()
+            });
+        let image = Path::new(&self.image.file)
+            .file_name()
+            .map_or(self.image.file.clone(), |n| {
+                n.to_string_lossy().into_owned()
+            });
+        vec![
+            format!(
+                "{image}  |  {}: {:.1}%  |  predicted: {} ({:.1}%)",
+                self.class.label,
+                100.0 * self.class.probability,
+                self.predicted.label,
+                100.0 * self.predicted.probability
+            ),
+            format!(
+                "{}  |  {}  |  {}",
+                self.method.name().to_uppercase(),
+                model,
+                self.model.architecture
+            ),
+        ]
+    }
+}
+
+/// The default overlay name: `<image stem>_cam_<class label>.png` beside the image.
+pub fn default_overlay_path(image: &Path, label: &str, method: Method) -> PathBuf {
+    let stem = image
+        .file_stem()
+        .map_or("image".into(), |s| s.to_string_lossy());
+    let label: String = label
+        .chars()
+        .map(|c| {
+            if c.is_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    image.with_file_name(format!("{stem}_{}_{label}.png", method.name()))
+}
+
+/// The JSON sidecar written beside an overlay: `<overlay>.json`.
+pub fn sidecar_path(overlay: &Path) -> PathBuf {
+    let mut name = overlay.as_os_str().to_owned();
+    name.push(".json");
+    PathBuf::from(name)
+}
+
+fn io_error(file: &Path, e: &std::io::Error) -> ExportError {
+    ExportError::Io {
+        file: file.display().to_string(),
+        reason: crate::describe_io_error(e),
+    }
+}
+
+/// Refuses a destination that exists (unless `replace`) or that is one of the `sources`.
+pub fn check_destination(dest: &Path, replace: bool, sources: &[&Path]) -> Result<(), ExportError> {
+    let file = dest.display().to_string();
+    if let Ok(dest_real) = std::fs::canonicalize(dest) {
+        if sources
+            .iter()
+            .filter_map(|s| std::fs::canonicalize(s).ok())
+            .any(|s| s == dest_real)
+        {
+            return Err(ExportError::IsSource { file });
+        }
+        if !replace {
+            return Err(ExportError::Exists { file });
+        }
+    }
+    Ok(())
+}
+
+/// Writes through a temporary file in the destination's folder, then renames it into place, so
+/// a reader never sees half a file and a failure leaves nothing behind.
+pub fn write_atomic(
+    dest: &Path,
+    replace: bool,
+    write: impl FnOnce(&mut BufWriter<&std::fs::File>) -> std::io::Result<()>,
+) -> Result<(), ExportError> {
+    let dir = match dest.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let tmp = tempfile::Builder::new()
+        .prefix(".camview-")
+        .suffix(".part")
+        .tempfile_in(dir)
+        .map_err(|e| io_error(dest, &e))?;
+    {
+        let mut w = BufWriter::new(tmp.as_file());
+        write(&mut w).map_err(|e| io_error(dest, &e))?;
+        w.flush().map_err(|e| io_error(dest, &e))?;
+    }
+    tmp.as_file().sync_all().map_err(|e| io_error(dest, &e))?;
+    let persisted = if replace {
+        tmp.persist(dest).map_err(|e| e.error)
+    } else {
+        tmp.persist_noclobber(dest).map_err(|e| e.error)
+    };
+    match persisted {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(ExportError::Exists {
+            file: dest.display().to_string(),
+        }),
+        Err(e) => Err(io_error(dest, &e)),
+    }
+}
+
+fn format_of(path: &Path) -> Result<ImageFormat, ExportError> {
+    let extension = path
+        .extension()
+        .map(|e| e.to_string_lossy().to_lowercase())
+        .unwrap_or_default();
+    match extension.as_str() {
+        "png" => Ok(ImageFormat::Png),
+        "bmp" => Ok(ImageFormat::Bmp),
+        "jpg" | "jpeg" => Ok(ImageFormat::Jpeg),
+        "tif" | "tiff" => Ok(ImageFormat::Tiff),
+        _ => Err(ExportError::UnknownFormat {
+            file: path.display().to_string(),
+            extension,
+        }),
+    }
+}
+
+fn to_io(e: impl std::fmt::Display) -> std::io::Error {
+    std::io::Error::other(e.to_string())
+}
+
+/// Encodes an image by the extension of `dest`; PNGs carry the provenance in text chunks.
+pub fn encode_image(
+    w: &mut impl Write,
+    format: ImageFormat,
+    img: &RgbImage,
+    provenance: Option<&Provenance>,
+) -> std::io::Result<()> {
+    if format != ImageFormat::Png {
+        let mut buffer = std::io::Cursor::new(Vec::new());
+        img.write_to(&mut buffer, format).map_err(to_io)?;
+        return w.write_all(buffer.get_ref());
+    }
+    let mut encoder = png::Encoder::new(w, img.width(), img.height());
+    encoder.set_color(png::ColorType::Rgb);
+    encoder.set_depth(png::BitDepth::Eight);
+    encoder
+        .add_text_chunk(
+            "Software".into(),
+            format!("camview {}", env!("CARGO_PKG_VERSION")),
+        )
+        .map_err(to_io)?;
+    if let Some(p) = provenance {
+        encoder
+            .add_itxt_chunk("Description".into(), p.caption_lines().join("\n"))
+            .map_err(to_io)?;
+        let json = serde_json::to_string(p).map_err(to_io)?;
+        encoder
+            .add_itxt_chunk("camview".into(), json)
+            .map_err(to_io)?;
+    }
+    let mut writer = encoder.write_header().map_err(to_io)?;
+    writer.write_image_data(img.as_raw()).map_err(to_io)?;
+    writer.finish().map_err(to_io)
+}
+
+/// Saves an overlay and its JSON sidecar. Nothing is written unless both can be.
+pub fn save_overlay(
+    dest: &Path,
+    img: &RgbImage,
+    provenance: &Provenance,
+    replace: bool,
+    sources: &[&Path],
+) -> Result<PathBuf, ExportError> {
+    let format = format_of(dest)?;
+    let sidecar = sidecar_path(dest);
+    check_destination(dest, replace, sources)?;
+    check_destination(&sidecar, replace, sources)?;
+    write_atomic(dest, replace, |w| {
+        encode_image(w, format, img, Some(provenance))
+    })?;
+    let json = serde_json::to_vec_pretty(provenance).map_err(|e| ExportError::Io {
+        file: sidecar.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    write_atomic(&sidecar, replace, |w| w.write_all(&json))?;
+    Ok(sidecar)
+}
+
+/// Writes a raw map (`height x width`, float32) as a NumPy `.npy` file.
+pub fn save_raw_map(
+    dest: &Path,
+    map: &ClassActivationMap,
+    replace: bool,
+    sources: &[&Path],
+) -> Result<(), ExportError> {
+    check_destination(dest, replace, sources)?;
+    write_atomic(dest, replace, |w| {
+        write_npy_f32(w, &[map.height, map.width], &map.values)
+    })
+}
+
+/// NumPy format 1.0, little-endian float32, C order.
+pub fn write_npy_f32(w: &mut impl Write, shape: &[usize], values: &[f32]) -> std::io::Result<()> {
+    let dims: Vec<String> = shape.iter().map(usize::to_string).collect();
+    let shape = if dims.len() == 1 {
+        format!("({},)", dims[0])
+    } else {
+        format!("({})", dims.join(", "))
+    };
+    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape}, }}");
+    // magic (6) + version (2) + length (2) + header + '\n' is a multiple of 64.
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    w.write_all(b"\x93NUMPY\x01\x00")?;
+    w.write_all(&(header.len() as u16).to_le_bytes())?;
+    w.write_all(header.as_bytes())?;
+    for v in values {
+        w.write_all(&v.to_le_bytes())?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atomic_write_never_replaces_without_permission() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("out.bin");
+        write_atomic(&dest, false, |w| w.write_all(b"first")).unwrap();
+        let err = write_atomic(&dest, false, |w| w.write_all(b"second")).unwrap_err();
+        assert!(matches!(err, ExportError::Exists { .. }), "{err}");
+        assert_eq!(std::fs::read(&dest).unwrap(), b"first");
+        write_atomic(&dest, true, |w| w.write_all(b"second")).unwrap();
+        assert_eq!(std::fs::read(&dest).unwrap(), b"second");
+        // A failing writer leaves neither a file nor a temporary behind.
+        let failed = dir.path().join("failed.bin");
+        assert!(write_atomic(&failed, false, |_| Err(std::io::Error::other("disk full"))).is_err());
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn the_source_is_never_a_destination() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("scan.png");
+        std::fs::write(&src, b"pixels").unwrap();
+        let err = check_destination(&dir.path().join("./scan.png"), true, &[&src]).unwrap_err();
+        assert!(
+            err.to_string()
+                .ends_with("refusing to write over the source image")
+        );
+        assert_eq!(std::fs::read(&src).unwrap(), b"pixels");
+    }
+
+    #[test]
+    fn npy_header_is_numpy_s() {
+        let mut out = Vec::new();
+        write_npy_f32(&mut out, &[2, 3], &[0.0, 1.0, 2.0, 3.0, 4.0, 5.0]).unwrap();
+        assert_eq!(&out[..8], b"\x93NUMPY\x01\x00");
+        let len = u16::from_le_bytes([out[8], out[9]]) as usize;
+        assert_eq!((10 + len) % 64, 0);
+        let header = std::str::from_utf8(&out[10..10 + len]).unwrap();
+        assert!(header.starts_with("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }"));
+        assert_eq!(out.len(), 10 + len + 24);
+    }
+
+    #[test]
+    fn default_names() {
+        let p = default_overlay_path(Path::new("/data/scan 1.bmp"), "lesion/benign", Method::Cam);
+        assert_eq!(p, Path::new("/data/scan 1_cam_lesion_benign.png"));
+        assert_eq!(
+            sidecar_path(&p),
+            Path::new("/data/scan 1_cam_lesion_benign.png.json")
+        );
+    }
+}

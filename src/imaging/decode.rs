@@ -1,0 +1,252 @@
+//! Decoding images from disk, with limits, into the RGB pixels PIL's `convert("RGB")` gives.
+//!
+//! The network was trained on what PIL produced, so the conversion follows PIL, not what would
+//! look best: grayscale is replicated, palettes are looked up, alpha is dropped (not composited),
+//! 16-bit grayscale is clipped at 255 and 16-bit colour keeps its high byte.
+
+use std::io::Cursor;
+use std::path::Path;
+
+use image::{DynamicImage, ImageFormat, ImageReader, Limits, RgbImage};
+
+/// Largest width or height accepted.
+pub const MAX_SIDE: u32 = 20_000;
+/// Largest decoded buffer accepted.
+pub const MAX_DECODED_BYTES: u64 = 1 << 30;
+/// Largest file read.
+pub const MAX_FILE_BYTES: u64 = 1 << 30;
+
+/// Why an image could not be opened. Every message names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    #[error("{file}: cannot read the image: {reason}")]
+    Io { file: String, reason: String },
+    #[error("{file}: the file is empty")]
+    Empty { file: String },
+    #[error("{file}: not an image camview can read (BMP, PNG, JPEG or TIFF)")]
+    UnknownFormat { file: String },
+    #[error(
+        "{file}: the image is {width} x {height} pixels, larger than camview opens \
+         ({MAX_SIDE} x {MAX_SIDE} and 1 GiB of pixels at most)"
+    )]
+    TooLarge {
+        file: String,
+        width: u32,
+        height: u32,
+    },
+    #[error("{file}: the image is 0 pixels wide or high")]
+    NoPixels { file: String },
+    #[error("{file}: the {format} image is damaged or unsupported: {reason}")]
+    Corrupt {
+        file: String,
+        format: String,
+        reason: String,
+    },
+}
+
+/// An image as decoded: its RGB pixels and what the file was.
+#[derive(Debug, Clone)]
+pub struct SourceImage {
+    /// Name for messages and provenance (usually the path).
+    pub name: String,
+    pub rgb: RgbImage,
+    /// e.g. "BMP", "PNG".
+    pub format: String,
+}
+
+impl SourceImage {
+    pub fn width(&self) -> u32 {
+        self.rgb.width()
+    }
+    pub fn height(&self) -> u32 {
+        self.rgb.height()
+    }
+}
+
+/// Opens an image file (never writes it).
+pub fn open_image(path: &Path) -> Result<SourceImage, ImageError> {
+    let file = path.display().to_string();
+    let io = |e: std::io::Error| ImageError::Io {
+        file: file.clone(),
+        reason: crate::describe_io_error(&e),
+    };
+    let len = std::fs::metadata(path).map_err(io)?.len();
+    if len > MAX_FILE_BYTES {
+        return Err(ImageError::Io {
+            file,
+            reason: format!(
+                "the file is {} MiB; camview reads images up to 1 GiB",
+                len >> 20
+            ),
+        });
+    }
+    let bytes = std::fs::read(path).map_err(io)?;
+    decode_image(&file, &bytes)
+}
+
+/// Decodes image bytes; `name` is used in messages.
+pub fn decode_image(name: &str, bytes: &[u8]) -> Result<SourceImage, ImageError> {
+    let file = name.to_string();
+    if bytes.is_empty() {
+        return Err(ImageError::Empty { file });
+    }
+    let reader = ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| ImageError::Io {
+            file: file.clone(),
+            reason: e.to_string(),
+        })?;
+    let Some(format) = reader.format().filter(|f| {
+        matches!(
+            f,
+            ImageFormat::Bmp | ImageFormat::Png | ImageFormat::Jpeg | ImageFormat::Tiff
+        )
+    }) else {
+        return Err(ImageError::UnknownFormat { file });
+    };
+    let format_name = format!("{format:?}").to_uppercase();
+    let corrupt = |e: image::ImageError| ImageError::Corrupt {
+        file: file.clone(),
+        format: format_name.clone(),
+        reason: e.to_string(),
+    };
+    // Read the header first: an absurd size is refused before anything is allocated.
+    let (width, height) = ImageReader::with_format(Cursor::new(bytes), format)
+        .into_dimensions()
+        .map_err(corrupt)?;
+    if width == 0 || height == 0 {
+        return Err(ImageError::NoPixels { file });
+    }
+    let too_large = ImageError::TooLarge {
+        file: file.clone(),
+        width,
+        height,
+    };
+    if width > MAX_SIDE || height > MAX_SIDE {
+        return Err(too_large);
+    }
+    let mut limits = Limits::default();
+    limits.max_image_width = Some(MAX_SIDE);
+    limits.max_image_height = Some(MAX_SIDE);
+    limits.max_alloc = Some(MAX_DECODED_BYTES);
+    let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
+    reader.limits(limits);
+    let decoded = match reader.decode() {
+        Ok(img) => img,
+        Err(image::ImageError::Limits(_)) => return Err(too_large),
+        Err(e) => return Err(corrupt(e)),
+    };
+    Ok(SourceImage {
+        name: file,
+        rgb: to_rgb_like_pil(decoded),
+        format: format_name,
+    })
+}
+
+/// PIL's `Image.convert("RGB")` of what PIL would have opened.
+pub fn to_rgb_like_pil(img: DynamicImage) -> RgbImage {
+    use DynamicImage as I;
+    let (w, h) = (img.width(), img.height());
+    let from_fn =
+        |f: &dyn Fn(u32, u32) -> [u8; 3]| RgbImage::from_fn(w, h, |x, y| image::Rgb(f(x, y)));
+    // PIL opens 16-bit grayscale as I;16 and clips it to 255 on conversion.
+    let clip16 = |v: u16| v.min(255) as u8;
+    // PIL unpacks 16-bit colour PNG/TIFF channels by their most significant byte.
+    let high = |v: u16| (v >> 8) as u8;
+    // PIL's float ("F") images convert by clipping the value, not scaling it.
+    let clipf = |v: f32| v.clamp(0.0, 255.0).round() as u8;
+    match img {
+        I::ImageRgb8(rgb) => rgb,
+        I::ImageRgba8(i) => from_fn(&|x, y| {
+            let p = i.get_pixel(x, y).0;
+            [p[0], p[1], p[2]]
+        }),
+        I::ImageLuma8(i) => from_fn(&|x, y| [i.get_pixel(x, y).0[0]; 3]),
+        I::ImageLumaA8(i) => from_fn(&|x, y| [i.get_pixel(x, y).0[0]; 3]),
+        I::ImageLuma16(i) => from_fn(&|x, y| [clip16(i.get_pixel(x, y).0[0]); 3]),
+        I::ImageLumaA16(i) => from_fn(&|x, y| [clip16(i.get_pixel(x, y).0[0]); 3]),
+        I::ImageRgb16(i) => from_fn(&|x, y| i.get_pixel(x, y).0.map(high)),
+        I::ImageRgba16(i) => from_fn(&|x, y| {
+            let p = i.get_pixel(x, y).0;
+            [high(p[0]), high(p[1]), high(p[2])]
+        }),
+        I::ImageRgb32F(i) => from_fn(&|x, y| i.get_pixel(x, y).0.map(clipf)),
+        I::ImageRgba32F(i) => from_fn(&|x, y| {
+            let p = i.get_pixel(x, y).0;
+            [clipf(p[0]), clipf(p[1]), clipf(p[2])]
+        }),
+        other => other.to_rgb8(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_a_huge_header_before_allocating() {
+        // A 24-bit BMP header claiming 60000 x 60000 pixels, with no pixel data.
+        let mut bmp = Vec::new();
+        bmp.extend_from_slice(b"BM");
+        bmp.extend_from_slice(&(54u32).to_le_bytes());
+        bmp.extend_from_slice(&[0; 4]);
+        bmp.extend_from_slice(&(54u32).to_le_bytes());
+        bmp.extend_from_slice(&(40u32).to_le_bytes());
+        bmp.extend_from_slice(&(60000i32).to_le_bytes());
+        bmp.extend_from_slice(&(60000i32).to_le_bytes());
+        bmp.extend_from_slice(&(1u16).to_le_bytes());
+        bmp.extend_from_slice(&(24u16).to_le_bytes());
+        bmp.extend_from_slice(&[0; 24]);
+        let err = decode_image("huge.bmp", &bmp).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "huge.bmp: the image is 60000 x 60000 pixels, larger than camview opens \
+             (20000 x 20000 and 1 GiB of pixels at most)"
+        );
+    }
+
+    #[test]
+    fn empty_and_unknown_files_are_named() {
+        assert_eq!(
+            decode_image("a.bmp", &[]).unwrap_err().to_string(),
+            "a.bmp: the file is empty"
+        );
+        assert_eq!(
+            decode_image("notes.txt", b"hello, this is not an image")
+                .unwrap_err()
+                .to_string(),
+            "notes.txt: not an image camview can read (BMP, PNG, JPEG or TIFF)"
+        );
+    }
+
+    #[test]
+    fn truncated_png_is_reported_as_damaged() {
+        let img = RgbImage::from_fn(40, 30, |x, y| image::Rgb([x as u8, y as u8, 7]));
+        let mut png = Vec::new();
+        img.write_to(&mut Cursor::new(&mut png), ImageFormat::Png)
+            .unwrap();
+        for cut in [20, 40, png.len() / 2, png.len() - 13] {
+            let err = decode_image("cut.png", &png[..cut])
+                .unwrap_err()
+                .to_string();
+            assert!(err.starts_with("cut.png: "), "{err}");
+        }
+    }
+
+    #[test]
+    fn sixteen_bit_follows_pil() {
+        let gray =
+            image::ImageBuffer::<image::Luma<u16>, _>::from_raw(3, 1, vec![7u16, 255, 40000])
+                .unwrap();
+        let rgb = to_rgb_like_pil(DynamicImage::ImageLuma16(gray));
+        assert_eq!(rgb.as_raw(), &[7, 7, 7, 255, 255, 255, 255, 255, 255]);
+        let colour = image::ImageBuffer::<image::Rgb<u16>, _>::from_raw(
+            1,
+            1,
+            vec![0x1234u16, 0xff00, 0x00ff],
+        )
+        .unwrap();
+        let rgb = to_rgb_like_pil(DynamicImage::ImageRgb16(colour));
+        assert_eq!(rgb.as_raw(), &[0x12, 0xff, 0x00]);
+    }
+}

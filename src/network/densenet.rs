@@ -1,0 +1,322 @@
+//! torchvision's DenseNet family in candle, with torchvision's exact key names.
+//!
+//! The module tree mirrors `torchvision.models.densenet.DenseNet` so that a `VarBuilder` built
+//! from a torchvision state dict (after key normalisation, see `crate::checkpoint`) loads it
+//! unchanged: `features.conv0`, `features.norm0`, `features.denseblock{i}.denselayer{j}.{norm1,
+//! conv1,norm2,conv2}`, `features.transition{i}.{norm,conv}`, `features.norm5`, `classifier`.
+
+use candle_core::{D, Result, Tensor};
+use candle_nn::{BatchNorm, Conv2d, Conv2dConfig, Linear, ModuleT, VarBuilder};
+
+/// Batch norm epsilon used by torchvision's DenseNet.
+const BN_EPS: f64 = 1e-5;
+
+/// The hyper-parameters that fix a DenseNet's tensors (dropout does not exist at inference).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DenseNetConfig {
+    pub growth_rate: usize,
+    pub block_config: Vec<usize>,
+    pub num_init_features: usize,
+    pub bn_size: usize,
+    pub num_classes: usize,
+}
+
+impl DenseNetConfig {
+    pub fn densenet121(num_classes: usize) -> Self {
+        Self::preset(32, &[6, 12, 24, 16], 64, num_classes)
+    }
+    pub fn densenet161(num_classes: usize) -> Self {
+        Self::preset(48, &[6, 12, 36, 24], 96, num_classes)
+    }
+    pub fn densenet169(num_classes: usize) -> Self {
+        Self::preset(32, &[6, 12, 32, 32], 64, num_classes)
+    }
+    pub fn densenet201(num_classes: usize) -> Self {
+        Self::preset(32, &[6, 12, 48, 32], 64, num_classes)
+    }
+
+    fn preset(growth: usize, blocks: &[usize], init: usize, num_classes: usize) -> Self {
+        Self {
+            growth_rate: growth,
+            block_config: blocks.to_vec(),
+            num_init_features: init,
+            bn_size: 4,
+            num_classes,
+        }
+    }
+
+    /// torchvision's name for this configuration, or a description of a custom one.
+    pub fn architecture_name(&self) -> String {
+        for (name, preset) in [
+            ("densenet121", Self::densenet121(self.num_classes)),
+            ("densenet161", Self::densenet161(self.num_classes)),
+            ("densenet169", Self::densenet169(self.num_classes)),
+            ("densenet201", Self::densenet201(self.num_classes)),
+        ] {
+            if *self == preset {
+                return name.to_string();
+            }
+        }
+        let blocks: Vec<String> = self.block_config.iter().map(usize::to_string).collect();
+        format!(
+            "densenet (growth {}, blocks {}, init {}, bn_size {})",
+            self.growth_rate,
+            blocks.join("-"),
+            self.num_init_features,
+            self.bn_size
+        )
+    }
+
+    /// Number of channels of the final feature maps (the classifier's input).
+    pub fn num_features(&self) -> usize {
+        let mut channels = self.num_init_features;
+        for (i, &layers) in self.block_config.iter().enumerate() {
+            channels += layers * self.growth_rate;
+            if i + 1 != self.block_config.len() {
+                channels /= 2;
+            }
+        }
+        channels
+    }
+
+    /// Every tensor a torchvision state dict of this configuration holds, with its shape
+    /// (`num_batches_tracked` excluded: it plays no part at inference).
+    pub fn expected_tensors(&self) -> Vec<(String, Vec<usize>)> {
+        let mut out = Vec::new();
+        let bn = |out: &mut Vec<(String, Vec<usize>)>, prefix: &str, c: usize| {
+            for p in ["weight", "bias", "running_mean", "running_var"] {
+                out.push((format!("{prefix}.{p}"), vec![c]));
+            }
+        };
+        let init = self.num_init_features;
+        out.push(("features.conv0.weight".into(), vec![init, 3, 7, 7]));
+        bn(&mut out, "features.norm0", init);
+        let mut channels = init;
+        let inner = self.bn_size * self.growth_rate;
+        for (i, &layers) in self.block_config.iter().enumerate() {
+            for j in 0..layers {
+                let p = format!("features.denseblock{}.denselayer{}", i + 1, j + 1);
+                let c_in = channels + j * self.growth_rate;
+                bn(&mut out, &format!("{p}.norm1"), c_in);
+                out.push((format!("{p}.conv1.weight"), vec![inner, c_in, 1, 1]));
+                bn(&mut out, &format!("{p}.norm2"), inner);
+                out.push((
+                    format!("{p}.conv2.weight"),
+                    vec![self.growth_rate, inner, 3, 3],
+                ));
+            }
+            channels += layers * self.growth_rate;
+            if i + 1 != self.block_config.len() {
+                let p = format!("features.transition{}", i + 1);
+                bn(&mut out, &format!("{p}.norm"), channels);
+                out.push((
+                    format!("{p}.conv.weight"),
+                    vec![channels / 2, channels, 1, 1],
+                ));
+                channels /= 2;
+            }
+        }
+        bn(&mut out, "features.norm5", channels);
+        out.push(("classifier.weight".into(), vec![self.num_classes, channels]));
+        out.push(("classifier.bias".into(), vec![self.num_classes]));
+        out
+    }
+}
+
+fn batch_norm(channels: usize, vb: VarBuilder) -> Result<BatchNorm> {
+    candle_nn::batch_norm(channels, BN_EPS, vb)
+}
+
+fn conv(
+    c_in: usize,
+    c_out: usize,
+    kernel: usize,
+    stride: usize,
+    padding: usize,
+    vb: VarBuilder,
+) -> Result<Conv2d> {
+    let cfg = Conv2dConfig {
+        padding,
+        stride,
+        ..Default::default()
+    };
+    candle_nn::conv2d_no_bias(c_in, c_out, kernel, cfg, vb)
+}
+
+/// `_DenseLayer`: BN-ReLU-1x1 conv (bottleneck), BN-ReLU-3x3 conv producing `growth_rate` maps.
+#[derive(Debug, Clone)]
+struct DenseLayer {
+    norm1: BatchNorm,
+    conv1: Conv2d,
+    norm2: BatchNorm,
+    conv2: Conv2d,
+}
+
+impl DenseLayer {
+    fn new(c_in: usize, growth: usize, bn_size: usize, vb: VarBuilder) -> Result<Self> {
+        Ok(Self {
+            norm1: batch_norm(c_in, vb.pp("norm1"))?,
+            conv1: conv(c_in, bn_size * growth, 1, 1, 0, vb.pp("conv1"))?,
+            norm2: batch_norm(bn_size * growth, vb.pp("norm2"))?,
+            conv2: conv(bn_size * growth, growth, 3, 1, 1, vb.pp("conv2"))?,
+        })
+    }
+
+    fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        let x = self.norm1.forward_t(x, train)?.relu()?;
+        let x = x.apply(&self.conv1)?;
+        let x = self.norm2.forward_t(&x, train)?.relu()?;
+        x.apply(&self.conv2)
+    }
+}
+
+/// `_Transition`: BN-ReLU-1x1 conv halving the channels, then 2x2 average pooling.
+#[derive(Debug, Clone)]
+struct Transition {
+    norm: BatchNorm,
+    conv: Conv2d,
+}
+
+impl Transition {
+    fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        let x = self.norm.forward_t(x, train)?.relu()?;
+        x.apply(&self.conv)?.avg_pool2d(2)
+    }
+}
+
+#[derive(Debug, Clone)]
+struct DenseBlock {
+    layers: Vec<DenseLayer>,
+    transition: Option<Transition>,
+}
+
+/// A torchvision DenseNet. `forward` gives the logits and the final feature maps.
+#[derive(Debug, Clone)]
+pub struct DenseNet {
+    config: DenseNetConfig,
+    conv0: Conv2d,
+    norm0: BatchNorm,
+    blocks: Vec<DenseBlock>,
+    norm5: BatchNorm,
+    classifier: Linear,
+}
+
+/// What one forward pass yields.
+#[derive(Debug, Clone)]
+pub struct ForwardOutput {
+    /// `[batch, num_classes]`
+    pub logits: Tensor,
+    /// `A = relu(features.norm5(..))`, `[batch, num_features, h, w]`: the maps CAM weighs.
+    pub features: Tensor,
+}
+
+impl DenseNet {
+    pub fn new(config: &DenseNetConfig, vb: VarBuilder) -> Result<Self> {
+        let f = vb.pp("features");
+        let conv0 = conv(3, config.num_init_features, 7, 2, 3, f.pp("conv0"))?;
+        let norm0 = batch_norm(config.num_init_features, f.pp("norm0"))?;
+        let mut channels = config.num_init_features;
+        let mut blocks = Vec::with_capacity(config.block_config.len());
+        for (i, &n_layers) in config.block_config.iter().enumerate() {
+            let bvb = f.pp(format!("denseblock{}", i + 1));
+            let mut layers = Vec::with_capacity(n_layers);
+            for j in 0..n_layers {
+                layers.push(DenseLayer::new(
+                    channels + j * config.growth_rate,
+                    config.growth_rate,
+                    config.bn_size,
+                    bvb.pp(format!("denselayer{}", j + 1)),
+                )?);
+            }
+            channels += n_layers * config.growth_rate;
+            let transition = if i + 1 != config.block_config.len() {
+                let tvb = f.pp(format!("transition{}", i + 1));
+                let t = Transition {
+                    norm: batch_norm(channels, tvb.pp("norm"))?,
+                    conv: conv(channels, channels / 2, 1, 1, 0, tvb.pp("conv"))?,
+                };
+                channels /= 2;
+                Some(t)
+            } else {
+                None
+            };
+            blocks.push(DenseBlock { layers, transition });
+        }
+        let norm5 = batch_norm(channels, f.pp("norm5"))?;
+        let classifier = candle_nn::linear(channels, config.num_classes, vb.pp("classifier"))?;
+        Ok(Self {
+            config: config.clone(),
+            conv0,
+            norm0,
+            blocks,
+            norm5,
+            classifier,
+        })
+    }
+
+    pub fn config(&self) -> &DenseNetConfig {
+        &self.config
+    }
+
+    /// The classifier's weight `[num_classes, num_features]` and bias `[num_classes]`.
+    pub fn classifier(&self) -> (&Tensor, Option<&Tensor>) {
+        (self.classifier.weight(), self.classifier.bias())
+    }
+
+    /// Inference forward pass (batch norm uses its running statistics).
+    pub fn forward(&self, x: &Tensor) -> Result<ForwardOutput> {
+        self.forward_t(x, false)
+    }
+
+    /// Forward pass; `train` selects batch statistics in batch norm (used by training).
+    pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<ForwardOutput> {
+        let x = x.apply(&self.conv0)?;
+        let x = self.norm0.forward_t(&x, train)?.relu()?;
+        // MaxPool2d(3, stride 2, padding 1). The input is post-ReLU (>= 0), so padding with
+        // zeros gives exactly what PyTorch's -inf padding gives.
+        let x = x
+            .pad_with_zeros(D::Minus2, 1, 1)?
+            .pad_with_zeros(D::Minus1, 1, 1)?;
+        let mut x = x.max_pool2d_with_stride(3, 2)?;
+        for block in &self.blocks {
+            let mut maps = vec![x];
+            for layer in &block.layers {
+                let input = if maps.len() == 1 {
+                    maps[0].clone()
+                } else {
+                    Tensor::cat(&maps, 1)?
+                };
+                maps.push(layer.forward_t(&input, train)?);
+            }
+            x = Tensor::cat(&maps, 1)?;
+            if let Some(t) = &block.transition {
+                x = t.forward_t(&x, train)?;
+            }
+        }
+        let features = self.norm5.forward_t(&x, train)?.relu()?;
+        let pooled = features.mean(D::Minus1)?.mean(D::Minus1)?;
+        let logits = pooled.apply(&self.classifier)?;
+        Ok(ForwardOutput { logits, features })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presets_have_torchvision_feature_counts() {
+        assert_eq!(DenseNetConfig::densenet121(1000).num_features(), 1024);
+        assert_eq!(DenseNetConfig::densenet161(1000).num_features(), 2208);
+        assert_eq!(DenseNetConfig::densenet169(1000).num_features(), 1664);
+        assert_eq!(DenseNetConfig::densenet201(1000).num_features(), 1920);
+    }
+
+    #[test]
+    fn densenet121_tensor_count_matches_torchvision() {
+        // torchvision's densenet121 state dict holds 727 entries, 121 of them num_batches_tracked
+        // (one per batch norm: norm0, 2 x 58 dense layers, 3 transitions, norm5).
+        let expected = DenseNetConfig::densenet121(1000).expected_tensors();
+        assert_eq!(expected.len(), 727 - 121);
+    }
+}

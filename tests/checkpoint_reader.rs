@@ -1,0 +1,629 @@
+//! `camview::checkpoint` against checkpoints written by real PyTorch
+//! (tests/fixtures/models, made by tests/fixtures/make_fixtures.py), plus
+//! damaged and hostile files.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use camview::checkpoint::{CheckpointError, read_state_dict, read_state_dict_from_bytes};
+use candle_core::{DType, Tensor};
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/models")
+        .join(name)
+}
+
+fn load(name: &str) -> Vec<(String, Tensor)> {
+    match read_state_dict(&fixture(name)) {
+        Ok(t) => t,
+        Err(e) => panic!("{name}: {e}"),
+    }
+}
+
+fn keys(sd: &[(String, Tensor)]) -> Vec<&str> {
+    sd.iter().map(|(k, _)| k.as_str()).collect()
+}
+
+/// The reference: what safetensors (written by the safetensors library) holds.
+fn reference() -> HashMap<String, Tensor> {
+    load("tiny.safetensors").into_iter().collect()
+}
+
+/// Same dtype, shape and values, exactly.
+fn assert_same(ctx: &str, key: &str, got: &Tensor, want: &Tensor) {
+    assert_eq!(got.dtype(), want.dtype(), "{ctx}: {key} dtype");
+    assert_eq!(got.dims(), want.dims(), "{ctx}: {key} shape");
+    match want.dtype() {
+        DType::F32 => assert_eq!(
+            got.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            want.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            "{ctx}: {key} values"
+        ),
+        DType::I64 => assert_eq!(
+            got.flatten_all().unwrap().to_vec1::<i64>().unwrap(),
+            want.flatten_all().unwrap().to_vec1::<i64>().unwrap(),
+            "{ctx}: {key} values"
+        ),
+        other => panic!("{ctx}: {key} has unexpected dtype {other:?}"),
+    }
+}
+
+fn assert_matches_reference(name: &str, with_nbt: bool) {
+    let reference = reference();
+    let sd = load(name);
+    let mut want: Vec<&str> = reference
+        .keys()
+        .map(String::as_str)
+        .filter(|k| with_nbt || !k.ends_with("num_batches_tracked"))
+        .collect();
+    want.sort_unstable();
+    let mut got = keys(&sd);
+    got.sort_unstable();
+    assert_eq!(got, want, "{name}: key set");
+    for (k, t) in &sd {
+        assert_same(name, k, t, &reference[k]);
+    }
+}
+
+#[test]
+fn safetensors_reference_looks_like_a_tiny_densenet() {
+    let sd = load("tiny.safetensors");
+    let r: HashMap<_, _> = sd.iter().map(|(k, t)| (k.as_str(), t)).collect();
+    assert_eq!(r["features.conv0.weight"].dims(), [16, 3, 7, 7]);
+    assert_eq!(r["features.conv0.weight"].dtype(), DType::F32);
+    assert_eq!(r["classifier.bias"].dims(), [3]);
+    let nbt = r["features.norm0.num_batches_tracked"];
+    assert_eq!(nbt.dtype(), DType::I64);
+    assert_eq!(nbt.dims(), [] as [usize; 0]);
+    assert!(nbt.to_scalar::<i64>().unwrap() >= 1000);
+    assert!(
+        r.keys()
+            .any(|k| k.starts_with("features.denseblock4.denselayer2.conv2"))
+    );
+}
+
+#[test]
+fn every_pytorch_layout_gives_the_same_tensors() {
+    for name in [
+        "tiny.pth",
+        "tiny_dataparallel.pth",
+        "tiny_nested.pth",
+        "tiny_model_key.pth",
+        "tiny_model_state_dict_key.pth",
+        "tiny_legacy.pth",
+        "tiny_legacy_nested.pth",
+    ] {
+        assert_matches_reference(name, true);
+    }
+}
+
+#[test]
+fn pytorch_files_keep_the_state_dict_order() {
+    let order = keys(&load("tiny.pth"))
+        .into_iter()
+        .map(str::to_owned)
+        .collect::<Vec<_>>();
+    assert_eq!(order[0], "features.conv0.weight");
+    assert_eq!(order.last().map(String::as_str), Some("classifier.bias"));
+    for name in [
+        "tiny_dataparallel.pth",
+        "tiny_nested.pth",
+        "tiny_legacy.pth",
+        "tiny_legacy_nested.pth",
+        "tiny_model_key.pth",
+    ] {
+        assert_eq!(keys(&load(name)), order, "{name}");
+    }
+}
+
+#[test]
+fn old_torchvision_densenet_keys_are_renamed() {
+    assert_matches_reference("tiny_oldkeys.pth", false);
+    let raw = std::fs::read(fixture("tiny_oldkeys.pth")).unwrap();
+    // the file really has the old names
+    assert!(
+        raw.windows(b"denselayer1.norm.1.weight".len())
+            .any(|w| w == b"denselayer1.norm.1.weight")
+    );
+}
+
+#[test]
+fn float64_and_float16_are_converted_to_f32() {
+    assert_matches_reference("tiny_f64.pth", true);
+
+    let reference = reference();
+    let sd = load("tiny_f16.pth");
+    assert_eq!(sd.len(), reference.len());
+    for (k, t) in &sd {
+        let want = &reference[k];
+        assert_eq!(t.dims(), want.dims(), "{k}");
+        if want.dtype() == DType::I64 {
+            assert_same("tiny_f16.pth", k, t, want);
+            continue;
+        }
+        assert_eq!(t.dtype(), DType::F32, "{k}");
+        let got = t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let want = want.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        for (g, w) in got.iter().zip(&want) {
+            // half precision: 11 significant bits, subnormals below 2^-14
+            let tol = (w.abs() * 2f32.powi(-11)).max(2f32.powi(-24));
+            assert!((g - w).abs() <= tol, "{k}: {g} vs {w}");
+        }
+        assert!(
+            got.iter().zip(&want).any(|(g, w)| g != w),
+            "{k}: really f16?"
+        );
+    }
+}
+
+#[test]
+fn other_state_dicts_load_as_they_are() {
+    let tiny3 = load("tiny3.pth");
+    let r: HashMap<_, _> = tiny3.iter().map(|(k, t)| (k.as_str(), t)).collect();
+    assert_eq!(r["features.conv0.weight"].dims(), [8, 3, 7, 7]);
+    assert_eq!(r["classifier.weight"].dims()[0], 2);
+
+    let resnet = load("resnet_like.pth");
+    assert_eq!(
+        keys(&resnet),
+        [
+            "conv1.weight",
+            "bn1.weight",
+            "bn1.bias",
+            "bn1.running_mean",
+            "bn1.running_var",
+            "layer1.0.conv1.weight",
+            "fc.weight",
+            "fc.bias"
+        ]
+    );
+
+    // (whether these fit a DenseNet is the network module's business)
+    let n = reference().len();
+    assert_eq!(load("tiny_missing.pth").len(), n - 2);
+    assert_eq!(load("tiny_unexpected.pth").len(), n + 1);
+    let bad = load("tiny_badshape.pth");
+    let norm5 = bad
+        .iter()
+        .find(|(k, _)| k == "features.norm5.weight")
+        .unwrap();
+    assert_eq!(
+        norm5.1.dims()[0] + 1,
+        reference()["features.norm5.weight"].dims()[0]
+    );
+}
+
+#[test]
+fn bytes_and_path_give_the_same_result() {
+    for name in ["tiny.pth", "tiny_legacy.pth", "tiny.safetensors"] {
+        let bytes = std::fs::read(fixture(name)).unwrap();
+        let a = read_state_dict_from_bytes(name, &bytes).unwrap();
+        let b = load(name);
+        assert_eq!(keys(&a), keys(&b));
+        for ((k, x), (_, y)) in a.iter().zip(&b) {
+            assert_same(name, k, x, y);
+        }
+    }
+}
+
+const PWNED: &str = "/tmp/camview_pwned";
+
+#[test]
+fn malicious_checkpoints_are_refused_without_running_anything() {
+    let existed_before = Path::new(PWNED).exists();
+    for name in ["evil.pth", "evil_legacy.pth"] {
+        let path = fixture(name);
+        let err = read_state_dict(&path).unwrap_err();
+        let msg = err.to_string();
+        let CheckpointError::Refused { global, .. } = &err else {
+            panic!("{name}: expected a refusal, got {msg}");
+        };
+        assert!(global.ends_with(".system"), "{name}: {global}");
+        assert!(
+            msg.starts_with(&format!("{}: refused to load: ", path.display())),
+            "{msg}"
+        );
+        assert!(msg.contains("a checkpoint must never run code"), "{msg}");
+        // the same from memory
+        let bytes = std::fs::read(&path).unwrap();
+        assert!(matches!(
+            read_state_dict_from_bytes(name, &bytes),
+            Err(CheckpointError::Refused { .. })
+        ));
+    }
+    if !existed_before {
+        assert!(!Path::new(PWNED).exists(), "the payload ran!");
+    }
+}
+
+fn write_temp(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+    let p = dir.join(name);
+    let mut f = std::fs::File::create(&p).unwrap();
+    f.write_all(bytes).unwrap();
+    p
+}
+
+#[test]
+fn truncated_files_give_a_clean_error() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in [
+        "tiny.pth",
+        "tiny_legacy.pth",
+        "tiny.safetensors",
+        "tiny_nested.pth",
+    ] {
+        let full = std::fs::read(fixture(name)).unwrap();
+        let n = full.len();
+        let mut cuts = vec![
+            1,
+            2,
+            8,
+            9,
+            15,
+            16,
+            40,
+            100,
+            500,
+            5000,
+            n / 4,
+            n / 2,
+            n - 1000,
+            n - 100,
+            n - 22,
+            n - 1,
+        ];
+        // every byte of the first pickles of the legacy stream
+        cuts.extend(0..300);
+        cuts.sort_unstable();
+        cuts.dedup();
+        for cut in cuts {
+            let path = write_temp(dir.path(), &format!("cut_{cut}_{name}"), &full[..cut]);
+            let err = match read_state_dict(&path) {
+                Ok(sd) => panic!("{name} cut at {cut}/{n} loaded {} tensors", sd.len()),
+                Err(e) => e,
+            };
+            let msg = err.to_string();
+            assert!(msg.starts_with(&path.display().to_string()), "{msg}");
+            assert!(
+                matches!(
+                    err,
+                    CheckpointError::Corrupt { .. }
+                        | CheckpointError::NotACheckpoint { .. }
+                        | CheckpointError::Empty { .. }
+                ),
+                "{name} cut at {cut}: {msg}"
+            );
+            if cut >= 5000 {
+                assert!(
+                    matches!(err, CheckpointError::Corrupt { .. }),
+                    "{name} cut at {cut}: {msg}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn corrupted_storage_bytes_are_caught_by_the_zip_checksum() {
+    let mut bytes = std::fs::read(fixture("tiny.pth")).unwrap();
+    // flip a byte in the middle of the first storage (tiny/data/0 starts after data.pkl)
+    let at = bytes.len() / 3;
+    bytes[at] ^= 0x55;
+    let err = read_state_dict_from_bytes("flipped.pth", &bytes).unwrap_err();
+    assert!(matches!(err, CheckpointError::Corrupt { .. }), "{err}");
+}
+
+#[test]
+fn empty_missing_and_random_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = write_temp(dir.path(), "empty.pth", b"");
+    let err = read_state_dict(&empty).unwrap_err();
+    assert!(matches!(err, CheckpointError::Empty { .. }), "{err}");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{}: the file is empty (0 bytes), so it holds no model weights",
+            empty.display()
+        )
+    );
+
+    let missing = dir.path().join("nope.pth");
+    let err = read_state_dict(&missing).unwrap_err();
+    assert!(matches!(err, CheckpointError::Io { .. }), "{err}");
+    assert!(
+        err.to_string()
+            .starts_with(&format!("{}: cannot read the file", missing.display()))
+    );
+
+    let err = read_state_dict(dir.path()).unwrap_err();
+    assert!(matches!(err, CheckpointError::Io { .. }), "{err}");
+
+    let text = write_temp(dir.path(), "notes.pth", b"this is not a model\n");
+    let err = read_state_dict(&text).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("not a PyTorch or safetensors checkpoint"),
+        "{err}"
+    );
+
+    // seeded random bytes, including ones that start like each format
+    let mut state = 0x0123_4567_89ab_cdefu64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let prefixes: [&[u8]; 5] = [
+        b"",
+        b"PK\x03\x04",
+        b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19\x2e",
+        b"\x40\x00\x00\x00\x00\x00\x00\x00{",
+        b"\x80\x02",
+    ];
+    for i in 0..2000 {
+        let len = (next() % 3000) as usize;
+        let mut bytes = prefixes[i % prefixes.len()].to_vec();
+        bytes.extend((0..len).map(|_| next() as u8));
+        let err = read_state_dict_from_bytes("random.bin", &bytes).unwrap_err();
+        assert!(err.to_string().starts_with("random.bin: "), "{err}");
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Hand-made archives for layouts the fixtures do not cover
+// ---------------------------------------------------------------------------
+
+/// A pickle assembled by hand.
+#[derive(Default)]
+struct Pk(Vec<u8>);
+
+impl Pk {
+    fn op(&mut self, b: &[u8]) -> &mut Self {
+        self.0.extend_from_slice(b);
+        self
+    }
+    fn s(&mut self, s: &str) -> &mut Self {
+        self.0.push(b'X');
+        self.0.extend_from_slice(&(s.len() as u32).to_le_bytes());
+        self.0.extend_from_slice(s.as_bytes());
+        self
+    }
+    fn i(&mut self, v: u8) -> &mut Self {
+        self.op(&[b'K', v])
+    }
+    fn ints(&mut self, v: &[u8]) -> &mut Self {
+        self.op(b"(");
+        for &x in v {
+            self.i(x);
+        }
+        self.op(b"t")
+    }
+    /// `_rebuild_tensor_v2(('storage', <storage_class>, key, 'cpu', numel), offset, size, stride, False, OrderedDict())`
+    fn tensor(
+        &mut self,
+        storage_class: &str,
+        key: &str,
+        numel: u8,
+        offset: u8,
+        size: &[u8],
+        stride: &[u8],
+    ) -> &mut Self {
+        self.op(b"ctorch._utils\n_rebuild_tensor_v2\n(");
+        self.op(b"(").s("storage");
+        self.op(format!("ctorch\n{storage_class}\n").as_bytes());
+        self.s(key).s("cpu").i(numel).op(b"tQ");
+        self.i(offset).ints(size).ints(stride);
+        self.op(b"\x89ccollections\nOrderedDict\n)R");
+        self.op(b"tR")
+    }
+}
+
+fn zip_checkpoint(pickle: &[u8], storages: &[(&str, Vec<u8>)]) -> Vec<u8> {
+    let mut out = std::io::Cursor::new(Vec::new());
+    {
+        let mut z = zip::ZipWriter::new(&mut out);
+        let opts = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Stored);
+        z.start_file("archive/data.pkl", opts).unwrap();
+        z.write_all(pickle).unwrap();
+        z.start_file("archive/byteorder", opts).unwrap();
+        z.write_all(b"little").unwrap();
+        for (key, data) in storages {
+            z.start_file(format!("archive/data/{key}"), opts).unwrap();
+            z.write_all(data).unwrap();
+        }
+        z.finish().unwrap();
+    }
+    out.into_inner()
+}
+
+fn f32_bytes(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+#[test]
+fn strided_and_shared_storages() {
+    // one storage of 12 floats, viewed as a 3x4 matrix, its transpose, a column
+    // slice, and a parameter-wrapped view; plus a bf16 tensor
+    let mut p = Pk::default();
+    p.op(b"\x80\x02}(");
+    p.s("module.m")
+        .tensor("FloatStorage", "0", 12, 0, &[3, 4], &[4, 1]);
+    p.s("module.mt")
+        .tensor("FloatStorage", "0", 12, 0, &[4, 3], &[1, 4]);
+    p.s("module.cols")
+        .tensor("FloatStorage", "0", 12, 1, &[3, 2], &[4, 1]);
+    p.s("module.param")
+        .op(b"ctorch._utils\n_rebuild_parameter\n(");
+    p.tensor("FloatStorage", "0", 12, 8, &[4], &[1]);
+    p.op(b"\x88ccollections\nOrderedDict\n)RtR");
+    p.s("module.half")
+        .tensor("BFloat16Storage", "1", 2, 0, &[2], &[1]);
+    p.op(b"u.");
+    let bf16: Vec<u8> = [0x3f80u16, 0xc040]
+        .iter()
+        .flat_map(|x| x.to_le_bytes())
+        .collect();
+    let data = f32_bytes(&(0..12).map(|x| x as f32).collect::<Vec<_>>());
+    let bytes = zip_checkpoint(&p.0, &[("0", data), ("1", bf16)]);
+    let sd = read_state_dict_from_bytes("strided.pth", &bytes).unwrap();
+    assert_eq!(keys(&sd), ["m", "mt", "cols", "param", "half"]);
+    let get = |k: &str| sd.iter().find(|(n, _)| n == k).unwrap().1.clone();
+    assert_eq!(
+        get("mt").to_vec2::<f32>().unwrap(),
+        [[0., 4., 8.], [1., 5., 9.], [2., 6., 10.], [3., 7., 11.]]
+    );
+    assert_eq!(
+        get("cols").to_vec2::<f32>().unwrap(),
+        [[1., 2.], [5., 6.], [9., 10.]]
+    );
+    assert_eq!(get("param").to_vec1::<f32>().unwrap(), [8., 9., 10., 11.]);
+    assert_eq!(get("half").to_vec1::<f32>().unwrap(), [1.0, -3.0]);
+    assert_eq!(get("m").to_vec2::<f32>().unwrap()[1], [4., 5., 6., 7.]);
+}
+
+#[test]
+fn a_view_past_its_storage_is_corrupt_not_a_panic() {
+    let mut p = Pk::default();
+    p.op(b"\x80\x02}(");
+    p.s("w").tensor("FloatStorage", "0", 4, 2, &[2, 2], &[2, 1]);
+    p.op(b"u.");
+    let bytes = zip_checkpoint(&p.0, &[("0", f32_bytes(&[1., 2., 3., 4.]))]);
+    let err = read_state_dict_from_bytes("short.pth", &bytes).unwrap_err();
+    assert!(matches!(err, CheckpointError::Corrupt { .. }), "{err}");
+    assert!(err.to_string().contains("'w'"), "{err}");
+
+    // the storage entry is shorter than the pickle says
+    let mut p = Pk::default();
+    p.op(b"\x80\x02}(");
+    p.s("w").tensor("FloatStorage", "0", 4, 0, &[4], &[1]);
+    p.op(b"u.");
+    let bytes = zip_checkpoint(&p.0, &[("0", f32_bytes(&[1., 2.]))]);
+    let err = read_state_dict_from_bytes("short.pth", &bytes).unwrap_err();
+    assert!(matches!(err, CheckpointError::Corrupt { .. }), "{err}");
+
+    // the storage entry is missing
+    let bytes = zip_checkpoint(&p.0, &[]);
+    let err = read_state_dict_from_bytes("short.pth", &bytes).unwrap_err();
+    assert!(err.to_string().contains("archive/data/0"), "{err}");
+}
+
+#[test]
+fn no_state_dict_lists_the_top_level_keys() {
+    let mut p = Pk::default();
+    p.op(b"\x80\x02}(").s("epoch").i(7).s("optimizer").op(b"}");
+    p.s("best_acc").op(b"G").op(&0.5f64.to_be_bytes());
+    p.op(b"u.");
+    let bytes = zip_checkpoint(&p.0, &[]);
+    let err = read_state_dict_from_bytes("ckpt.pth", &bytes).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "ckpt.pth: no state dict found; top-level keys are: epoch, optimizer, best_acc"
+    );
+
+    let bytes = zip_checkpoint(b"\x80\x02]K\x01a.", &[]);
+    let err = read_state_dict_from_bytes("list.pth", &bytes).unwrap_err();
+    assert!(matches!(err, CheckpointError::NoStateDict { .. }), "{err}");
+    assert!(err.to_string().contains("a list"), "{err}");
+}
+
+#[test]
+fn a_whole_saved_model_is_refused_with_advice() {
+    let mut p = Pk::default();
+    p.op(b"\x80\x02ctorchvision.models.densenet\nDenseNet\n)\x81}b.");
+    let bytes = zip_checkpoint(&p.0, &[]);
+    let err = read_state_dict_from_bytes("model.pth", &bytes).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "model.pth: refused to load: the checkpoint references \
+         'torchvision.models.densenet.DenseNet', which is not a tensor or a plain container \
+         (a checkpoint must never run code). It looks like a whole model object saved with \
+         torch.save(model); save model.state_dict() instead"
+    );
+}
+
+#[test]
+fn big_endian_and_torchscript_are_explained() {
+    let mut out = std::io::Cursor::new(Vec::new());
+    {
+        let mut z = zip::ZipWriter::new(&mut out);
+        let opts = zip::write::SimpleFileOptions::default();
+        z.start_file("m/data.pkl", opts).unwrap();
+        z.write_all(b"\x80\x02}.").unwrap();
+        z.start_file("m/byteorder", opts).unwrap();
+        z.write_all(b"big").unwrap();
+        z.finish().unwrap();
+    }
+    let err = read_state_dict_from_bytes("be.pth", &out.into_inner()).unwrap_err();
+    assert!(matches!(err, CheckpointError::Unsupported { .. }), "{err}");
+    assert!(err.to_string().contains("big-endian"), "{err}");
+
+    let mut out = std::io::Cursor::new(Vec::new());
+    {
+        let mut z = zip::ZipWriter::new(&mut out);
+        let opts = zip::write::SimpleFileOptions::default();
+        for entry in ["m/data.pkl", "m/constants.pkl", "m/code/__torch__.py"] {
+            z.start_file(entry, opts).unwrap();
+            z.write_all(b"\x80\x02}.").unwrap();
+        }
+        z.finish().unwrap();
+    }
+    let err = read_state_dict_from_bytes("scripted.pt", &out.into_inner()).unwrap_err();
+    assert!(err.to_string().contains("TorchScript"), "{err}");
+}
+
+/// Extra checks against checkpoints made ad hoc with PyTorch: for every
+/// `X.pth` in `$CAMVIEW_EXTRA_CHECKPOINTS` that has an `X.expected.safetensors`
+/// beside it, the tensors must be identical; every `X.bin` there must be
+/// refused (its message is printed). Run in release to see load times:
+/// `CAMVIEW_EXTRA_CHECKPOINTS=dir cargo test --release --test checkpoint_reader -- --ignored --nocapture`
+#[test]
+#[ignore = "needs CAMVIEW_EXTRA_CHECKPOINTS"]
+fn extra_checkpoints_match_their_expected_tensors() {
+    let dir = PathBuf::from(std::env::var("CAMVIEW_EXTRA_CHECKPOINTS").unwrap());
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    paths.sort();
+    let mut checked = 0;
+    for path in paths {
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name.ends_with(".bin") {
+            match read_state_dict(&path) {
+                Ok(sd) => panic!("{name}: loaded {} tensors", sd.len()),
+                Err(e) => eprintln!("{e}"),
+            }
+            continue;
+        }
+        let Some(stem) = name.strip_suffix(".pth") else {
+            continue;
+        };
+        let expected = dir.join(format!("{stem}.expected.safetensors"));
+        if !expected.exists() {
+            continue;
+        }
+        let start = std::time::Instant::now();
+        let got = read_state_dict(&path).unwrap_or_else(|e| panic!("{e}"));
+        let elapsed = start.elapsed();
+        let start = std::time::Instant::now();
+        let want: HashMap<String, Tensor> =
+            read_state_dict(&expected).unwrap().into_iter().collect();
+        let elapsed_st = start.elapsed();
+        assert_eq!(got.len(), want.len(), "{name}");
+        for (k, t) in &got {
+            assert_same(&name, k, t, &want[k]);
+        }
+        checked += 1;
+        eprintln!(
+            "{name}: {} tensors match; {:.1} ms (its safetensors twin {:.1} ms)",
+            got.len(),
+            elapsed.as_secs_f64() * 1e3,
+            elapsed_st.as_secs_f64() * 1e3
+        );
+    }
+    assert!(checked > 0);
+}

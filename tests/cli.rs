@@ -1,0 +1,428 @@
+//! The command line's contract, driven through the real binary.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // helpers of tests
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use candle_core::Tensor;
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+fn model() -> String {
+    fixtures().join("models/tiny.pth").display().to_string()
+}
+
+fn image(name: &str) -> PathBuf {
+    fixtures().join("images").join(name)
+}
+
+fn camview(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_camview"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// A copy of a fixture image in a fresh folder, so outputs land beside it.
+fn scratch(name: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join(name);
+    std::fs::copy(image(name), &dest).unwrap();
+    (dir, dest)
+}
+
+#[test]
+fn predict_json_is_one_object_per_image() {
+    let o = camview(&[
+        "predict",
+        "--model",
+        &model(),
+        "--json",
+        image("rgb24.bmp").to_str().unwrap(),
+        image("gray8.png").to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2);
+    let v: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
+    assert_eq!(v["width"], 70);
+    assert_eq!(v["height"], 52);
+    assert_eq!(
+        v["labels"],
+        serde_json::json!(["class 0", "class 1", "class 2"])
+    );
+    assert_eq!(v["model"]["num_classes"], 3);
+    assert_eq!(v["model"]["sha256"].as_str().unwrap().len(), 64);
+    let logits: Vec<f32> = serde_json::from_value(v["logits"].clone()).unwrap();
+    let torch: Vec<f32> = Tensor::read_npy(fixtures().join("expected/rgb24_bmp.logits.npy"))
+        .unwrap()
+        .to_vec1()
+        .unwrap();
+    for (a, b) in logits.iter().zip(&torch) {
+        assert!((a - b).abs() < 1e-4, "{logits:?} vs {torch:?}");
+    }
+    let probs: Vec<f32> = serde_json::from_value(v["probabilities"].clone()).unwrap();
+    assert!((probs.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+    let predicted = v["predicted"].as_u64().unwrap() as usize;
+    assert!(probs.iter().all(|p| *p <= probs[predicted]));
+}
+
+#[test]
+fn predict_text_lists_classes_and_labels_file_names_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let labels = dir.path().join("labels.txt");
+    std::fs::write(&labels, "normal\nlesion\nartefact\n").unwrap();
+    let o = camview(&[
+        "predict",
+        "--model",
+        &model(),
+        "--labels",
+        labels.to_str().unwrap(),
+        image("rgb24.bmp").to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.starts_with(&format!("{}: ", image("rgb24.bmp").display())),
+        "{out}"
+    );
+    for label in ["normal", "lesion", "artefact"] {
+        assert!(out.contains(label), "{out}");
+    }
+}
+
+#[test]
+fn render_writes_overlay_sidecar_and_raw_map_without_touching_the_source() {
+    let (dir, src) = scratch("rgb24.bmp");
+    let before = std::fs::read(&src).unwrap();
+    let raw = dir.path().join("raw.npy");
+    let o = camview(&[
+        "render",
+        "--model",
+        &model(),
+        src.to_str().unwrap(),
+        "--class",
+        "2",
+        "--raw-cam",
+        raw.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let overlay = dir.path().join("rgb24_cam_class_2.png");
+    let img = image::open(&overlay).unwrap();
+    assert_eq!((img.width(), img.height()), (70, 52));
+    let sidecar: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(dir.path().join("rgb24_cam_class_2.png.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(sidecar["class"]["index"], 2);
+    assert_eq!(sidecar["method"], "cam");
+    assert_eq!(sidecar["colormap"], "jet");
+    assert!((sidecar["opacity"].as_f64().unwrap() - 0.4).abs() < 1e-6);
+    assert_eq!(sidecar["camview_version"], env!("CARGO_PKG_VERSION"));
+    let printed: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(printed["overlay"], overlay.display().to_string());
+    // The raw map is class 2's, at the network's 7x7 resolution, as PyTorch computes it.
+    let ours = Tensor::read_npy(&raw).unwrap();
+    assert_eq!(ours.dims(), &[7, 7]);
+    let torch = Tensor::read_npy(fixtures().join("expected/rgb24_bmp.cams.npy"))
+        .unwrap()
+        .get(2)
+        .unwrap();
+    let err: f32 = (ours - torch)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar()
+        .unwrap();
+    assert!(err < 1e-4, "raw map differs by {err}");
+    // PNG text chunks carry the provenance.
+    let decoder = png::Decoder::new(std::io::BufReader::new(
+        std::fs::File::open(&overlay).unwrap(),
+    ));
+    let reader = decoder.read_info().unwrap();
+    let info = reader.info();
+    let chunk = info
+        .utf8_text
+        .iter()
+        .find(|t| t.keyword == "camview")
+        .expect("no camview text chunk");
+    let embedded: serde_json::Value = serde_json::from_str(&chunk.get_text().unwrap()).unwrap();
+    assert_eq!(embedded, sidecar);
+    assert_eq!(
+        std::fs::read(&src).unwrap(),
+        before,
+        "the source image changed"
+    );
+}
+
+#[test]
+fn opacity_moves_the_pixels_and_existing_files_need_force() {
+    let (dir, src) = scratch("gray8.png");
+    let out = dir.path().join("o.bmp");
+    let render = |opacity: &str, force: bool| {
+        let mut args = vec![
+            "render",
+            "--model",
+            &model(),
+            src.to_str().unwrap(),
+            "--opacity",
+            opacity,
+            "--out",
+            out.to_str().unwrap(),
+        ]
+        .into_iter()
+        .map(String::from)
+        .collect::<Vec<_>>();
+        if force {
+            args.push("--force".into());
+        }
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        camview(&refs)
+    };
+    assert!(render("0", false).status.success());
+    let zero = image::open(&out).unwrap().to_rgb8();
+    assert_eq!(
+        zero,
+        image::open(&src).unwrap().to_rgb8(),
+        "opacity 0 must show the image unchanged"
+    );
+    let o = render("0.8", false);
+    assert!(!o.status.success());
+    assert_eq!(
+        stderr(&o).trim(),
+        format!(
+            "camview: {}: already exists (use --force to replace it)",
+            out.display()
+        )
+    );
+    assert!(render("0.8", true).status.success());
+    let strong = image::open(&out).unwrap().to_rgb8();
+    let changed = zero
+        .pixels()
+        .zip(strong.pixels())
+        .filter(|(a, b)| a != b)
+        .count();
+    assert!(
+        changed > (zero.len() / 3) / 2,
+        "only {changed} pixels changed with opacity"
+    );
+}
+
+#[test]
+fn caption_band_adds_rows_below_the_image() {
+    let (dir, src) = scratch("large.png");
+    let out = dir.path().join("c.png");
+    let o = camview(&[
+        "render",
+        "--model",
+        &model(),
+        src.to_str().unwrap(),
+        "--caption",
+        "--colorbar",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let img = image::open(&out).unwrap();
+    assert_eq!(img.width(), 300);
+    assert!(img.height() > 260);
+}
+
+#[test]
+fn failures_are_one_line_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let corrupt = dir.path().join("corrupt.bmp");
+    std::fs::write(&corrupt, b"BM this is not really a bitmap").unwrap();
+    let cases: Vec<(Vec<String>, String)> = vec![
+        (
+            vec![
+                "predict".into(),
+                "--model".into(),
+                model(),
+                corrupt.display().to_string(),
+            ],
+            format!("{}: ", corrupt.display()),
+        ),
+        (
+            vec![
+                "predict".into(),
+                "--model".into(),
+                "/nonexistent/m.pth".into(),
+                image("rgb24.bmp").display().to_string(),
+            ],
+            "/nonexistent/m.pth: cannot read the model: no such file or folder".into(),
+        ),
+        (
+            vec!["predict".into(), image("rgb24.bmp").display().to_string()],
+            "no embedded demo model".into(),
+        ),
+        (
+            vec![
+                "render".into(),
+                "--model".into(),
+                model(),
+                image("rgb24.bmp").display().to_string(),
+                "--class".into(),
+                "tumour".into(),
+            ],
+            "unknown class 'tumour'".into(),
+        ),
+        (
+            vec![
+                "predict".into(),
+                "--model".into(),
+                fixtures()
+                    .join("models/resnet_like.pth")
+                    .display()
+                    .to_string(),
+                image("rgb24.bmp").display().to_string(),
+            ],
+            "not a DenseNet checkpoint".into(),
+        ),
+    ];
+    for (args, expected) in cases {
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        let o = camview(&refs);
+        assert!(!o.status.success(), "{args:?} succeeded");
+        let err = stderr(&o);
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(
+            err.starts_with("camview: ") && err.contains(&expected),
+            "{args:?}: {err}"
+        );
+        assert!(!err.contains("panicked"), "{err}");
+    }
+}
+
+#[test]
+fn batch_processes_a_folder_skips_bad_files_and_reports_them() {
+    let input = tempfile::tempdir().unwrap();
+    for name in ["rgb24.bmp", "gray8.png", "photo.jpg"] {
+        std::fs::copy(image(name), input.path().join(name)).unwrap();
+    }
+    std::fs::write(
+        input.path().join("broken.png"),
+        b"\x89PNG\r\n\x1a\nnot really",
+    )
+    .unwrap();
+    std::fs::write(
+        input.path().join("notes.txt"),
+        b"ignored: not an image extension",
+    )
+    .unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let o = camview(&[
+        "batch",
+        "--model",
+        &model(),
+        "--out",
+        out.path().to_str().unwrap(),
+        input.path().to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("broken.png"), "{}", stderr(&o));
+    let mut reader = csv::Reader::from_path(out.path().join("predictions.csv")).unwrap();
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), 4);
+    let ok: Vec<&csv::StringRecord> = rows.iter().filter(|r| &r[1] == "ok").collect();
+    assert_eq!(ok.len(), 3);
+    for row in ok {
+        let overlay = Path::new(&row[7]);
+        assert!(overlay.exists(), "{overlay:?}");
+        assert!(overlay.with_extension("png.json").exists());
+    }
+    let bad = rows.iter().find(|r| &r[1] == "error").unwrap();
+    assert!(bad[0].ends_with("broken.png"));
+}
+
+#[test]
+fn unwritable_destinations_are_reported_and_nothing_is_left_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    // A file standing where a folder should be.
+    let blocker = dir.path().join("not_a_folder");
+    std::fs::write(&blocker, b"x").unwrap();
+    let out = blocker.join("overlay.png");
+    let o = camview(&[
+        "render",
+        "--model",
+        &model(),
+        image("rgb24.bmp").to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(
+        err.starts_with(&format!("camview: {}: cannot write: ", out.display())),
+        "{err}"
+    );
+    let o = camview(&[
+        "batch",
+        "--model",
+        &model(),
+        "--out",
+        blocker.to_str().unwrap(),
+        image("rgb24.bmp").to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("cannot create the output folder"),
+        "{}",
+        stderr(&o)
+    );
+    // An unknown extension writes nothing at all.
+    let o = camview(&[
+        "render",
+        "--model",
+        &model(),
+        image("rgb24.bmp").to_str().unwrap(),
+        "--out",
+        dir.path().join("o.gif").to_str().unwrap(),
+    ]);
+    assert!(
+        stderr(&o).contains("unknown output format 'gif'"),
+        "{}",
+        stderr(&o)
+    );
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left, vec![std::ffi::OsString::from("not_a_folder")]);
+}
+
+#[test]
+fn render_never_writes_over_its_source_even_with_force() {
+    let (_dir, src) = scratch("rgb24.bmp");
+    let before = std::fs::read(&src).unwrap();
+    let o = camview(&[
+        "render",
+        "--model",
+        &model(),
+        src.to_str().unwrap(),
+        "--out",
+        src.to_str().unwrap(),
+        "--force",
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("refusing to write over the source image"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(std::fs::read(&src).unwrap(), before);
+}
