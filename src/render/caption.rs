@@ -58,50 +58,61 @@ pub struct ColourBar {
     pub high: f32,
 }
 
-/// The overlay with a band below it holding `lines` and, optionally, a colour bar.
-/// The overlay's own pixels are untouched: the band only adds rows.
+/// The overlay with a band below it holding `lines` and, optionally, a colour bar with its scale.
+/// The overlay's own pixels are untouched: the band only adds rows. Text shrinks to fit the
+/// image's width, and a line still too long is cut with an ellipsis.
 pub fn with_caption_band(overlay: &RgbImage, lines: &[String], bar: Option<ColourBar>) -> RgbImage {
     let width = overlay.width();
-    let px = (width as f32 / 48.0).clamp(11.0, 40.0);
+    let pad = (width as f32 / 80.0).clamp(4.0, 24.0).ceil();
+    let usable = width as f32 - 2.0 * pad;
+    let mut px = (width as f32 / 48.0).clamp(11.0, 40.0);
+    let widest = lines.iter().map(|l| measure(l, px)).fold(0.0, f32::max);
+    if widest > usable {
+        px = (px * usable / widest).max(9.0);
+    }
+    let lines: Vec<String> = lines.iter().map(|l| fit(l, px, usable)).collect();
     let line_height = (px * 1.3).ceil();
-    let pad = (px * 0.6).ceil();
-    let text_rows = lines.len().max(if bar.is_some() { 2 } else { 0 }) as f32;
-    let band = (text_rows * line_height + 2.0 * pad).ceil() as u32;
+    let bar_rows = if bar.is_some() { 2.0 } else { 0.0 };
+    let band = ((lines.len() as f32 + bar_rows) * line_height + 2.0 * pad).ceil() as u32;
     let mut out = RgbImage::from_pixel(width, overlay.height() + band, BACKGROUND);
     image::imageops::replace(&mut out, overlay, 0, 0);
-    let top = overlay.height() as f32 + pad;
-    for (i, line) in lines.iter().enumerate() {
-        draw_text(&mut out, line, pad, top + i as f32 * line_height, px, TEXT);
+    let mut y = overlay.height() as f32 + pad;
+    for line in &lines {
+        draw_text(&mut out, line, pad, y, px, TEXT);
+        y += line_height;
     }
     if let Some(bar) = bar {
-        let bar_w = (width as f32 * 0.3).max(40.0);
-        let x0 = width as f32 - pad - bar_w;
-        let bar_h = line_height * 0.8;
         let lut = bar.colormap.lut();
-        for x in 0..bar_w as u32 {
-            let idx = ((x as f32 / (bar_w - 1.0).max(1.0)) * 255.0).round() as usize;
-            for y in 0..bar_h as u32 {
-                let (px_x, px_y) = (x0 as u32 + x, top as u32 + y);
-                if px_x < out.width() && px_y < out.height() {
-                    out.put_pixel(px_x, px_y, Rgb(lut[idx.min(255)]));
-                }
+        let bar_h = (line_height * 0.7).max(4.0) as u32;
+        let (x0, bar_w) = (pad as u32, usable.max(2.0) as u32);
+        for x in 0..bar_w {
+            let idx = (x as f32 / (bar_w - 1) as f32 * 255.0).round() as usize;
+            for dy in 0..bar_h {
+                out.put_pixel(x0 + x, y as u32 + dy, Rgb(lut[idx.min(255)]));
             }
         }
-        let label_y = top + line_height;
+        y += line_height;
         let small = px * 0.85;
-        draw_text(
-            &mut out,
-            &format!("{:.3}", bar.low),
-            x0,
-            label_y,
-            small,
-            TEXT,
-        );
+        let low = format!("{:.3}", bar.low);
         let high = format!("{:.3}", bar.high);
-        let high_w = measure(&high, small);
-        draw_text(&mut out, &high, x0 + bar_w - high_w, label_y, small, TEXT);
+        draw_text(&mut out, &low, pad, y, small, TEXT);
+        let title = "CAM value";
+        draw_text(&mut out, title, (width as f32 - measure(title, small)) / 2.0, y, small, TEXT);
+        draw_text(&mut out, &high, width as f32 - pad - measure(&high, small), y, small, TEXT);
     }
     out
+}
+
+/// `text`, cut with an ellipsis so it is at most `max_width` wide at `px`.
+fn fit(text: &str, px: f32, max_width: f32) -> String {
+    if measure(text, px) <= max_width {
+        return text.to_string();
+    }
+    let mut cut: String = text.to_string();
+    while !cut.is_empty() && measure(&format!("{cut}…"), px) > max_width {
+        cut.pop();
+    }
+    format!("{}…", cut.trim_end())
 }
 
 fn measure(text: &str, px: f32) -> f32 {
@@ -134,9 +145,11 @@ mod tests {
             .filter(|&(x, y)| out.get_pixel(x, y).0[0] > 150)
             .count();
         assert!(bright > 20, "only {bright} text pixels");
-        // The colour bar starts blue (jet) at its left end.
+        // The colour bar runs from jet's first colour at the left to its last at the right.
         let jet = Colormap::Jet.lut();
-        let found = (150..300).any(|x| out.get_pixel(x, 212).0 == jet[0]);
-        assert!(found, "no colour bar found");
+        let row = (200..out.height())
+            .find(|&y| out.get_pixel(4, y).0 == jet[0])
+            .expect("no colour bar found");
+        assert_eq!(out.get_pixel(295, row).0, jet[255]);
     }
 }
