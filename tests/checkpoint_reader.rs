@@ -2,6 +2,8 @@
 //! (tests/fixtures/models, made by tests/fixtures/make_fixtures.py), plus
 //! damaged and hostile files.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // helpers of tests
+
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -543,6 +545,146 @@ fn a_whole_saved_model_is_refused_with_advice() {
          (a checkpoint must never run code). It looks like a whole model object saved with \
          torch.save(model); save model.state_dict() instead"
     );
+}
+
+#[test]
+fn a_container_with_a_stray_tensor_still_finds_the_nested_state_dict() {
+    let mut p = Pk::default();
+    p.op(b"\x80\x02}(").s("state_dict").op(b"}(");
+    p.s("module.w")
+        .tensor("FloatStorage", "0", 4, 0, &[4], &[1]);
+    p.op(b"u");
+    p.s("ema").tensor("FloatStorage", "0", 4, 0, &[2], &[1]);
+    p.op(b"u.");
+    let bytes = zip_checkpoint(&p.0, &[("0", f32_bytes(&[1., 2., 3., 4.]))]);
+    let sd = read_state_dict_from_bytes("c.pth", &bytes).unwrap();
+    assert_eq!(keys(&sd), ["w"]);
+}
+
+#[test]
+fn endless_views_of_a_little_data_are_refused_before_allocating() {
+    let mut p = Pk::default();
+    p.op(b"\x80\x02}(");
+    for i in 0..2000 {
+        p.s(&format!("t{i}"));
+        p.op(b"ctorch._utils\n_rebuild_tensor_v2\n(");
+        p.op(b"(").s("storage").op(b"ctorch\nFloatStorage\n");
+        p.s("0").s("cpu").i(4).op(b"tQ").i(0);
+        p.op(b"J").op(&(1i32 << 14).to_le_bytes()).op(b"\x85");
+        p.i(0).op(b"\x85\x89ccollections\nOrderedDict\n)RtR");
+    }
+    p.op(b"u.");
+    let bytes = zip_checkpoint(&p.0, &[("0", f32_bytes(&[1., 2., 3., 4.]))]);
+    let err = read_state_dict_from_bytes("bomb.pth", &bytes).unwrap_err();
+    assert!(matches!(err, CheckpointError::Unsupported { .. }), "{err}");
+}
+
+/// A legacy (pre-1.6) stream written by hand, with an old-style storage view.
+fn legacy_checkpoint(little_endian: bool) -> Vec<u8> {
+    let mut b = vec![
+        0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19, 0x2e,
+    ];
+    b.extend_from_slice(b"\x80\x02M\xe9\x03.");
+    let mut sys = Pk::default();
+    sys.op(b"\x80\x02}(").s("little_endian");
+    sys.op(if little_endian { b"\x88" } else { b"\x89" });
+    sys.op(b"u.");
+    b.extend_from_slice(&sys.0);
+    // {'w': _rebuild_tensor(('storage', FloatStorage, 'root', 'cpu', 6, ('view', 2, 3)), 1, (2,), (1,))}
+    let mut main = Pk::default();
+    main.op(b"\x80\x02}(")
+        .s("w")
+        .op(b"ctorch._utils\n_rebuild_tensor\n(");
+    main.op(b"(")
+        .s("storage")
+        .op(b"ctorch\nFloatStorage\n")
+        .s("root")
+        .s("cpu")
+        .i(6);
+    main.op(b"(").s("view").i(2).i(3).op(b"t").op(b"tQ");
+    main.i(1).ints(&[2]).ints(&[1]).op(b"tRu.");
+    b.extend_from_slice(&main.0);
+    let mut keys = Pk::default();
+    keys.op(b"\x80\x02](").s("root").op(b"e.");
+    b.extend_from_slice(&keys.0);
+    b.extend_from_slice(&6i64.to_le_bytes());
+    b.extend_from_slice(&f32_bytes(&[0., 1., 2., 3., 4., 5.]));
+    b
+}
+
+#[test]
+fn legacy_storage_views_are_honoured() {
+    let bytes = legacy_checkpoint(true);
+    let sd = read_state_dict_from_bytes("old.pth", &bytes).unwrap();
+    assert_eq!(keys(&sd), ["w"]);
+    assert_eq!(sd[0].1.to_vec1::<f32>().unwrap(), [3., 4.]);
+    // every truncation is a clean error
+    for cut in 0..bytes.len() {
+        assert!(read_state_dict_from_bytes("old.pth", &bytes[..cut]).is_err());
+    }
+    let err = read_state_dict_from_bytes("be.pth", &legacy_checkpoint(false)).unwrap_err();
+    assert!(err.to_string().contains("big-endian"), "{err}");
+}
+
+/// Random byte changes inside the pickles of real checkpoints: any result but a panic.
+#[test]
+fn mutated_real_checkpoints_never_panic() {
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+
+    // legacy: the pickles are the first ~28 KB of the stream
+    let legacy = std::fs::read(fixture("tiny_legacy.pth")).unwrap();
+    let pickles_end = 28_600.min(legacy.len());
+    let mut loaded = 0;
+    for _ in 0..300 {
+        let mut b = legacy.clone();
+        for _ in 0..1 + next() % 4 {
+            let at = (next() as usize) % pickles_end;
+            b[at] = next() as u8;
+        }
+        if let Ok(sd) = read_state_dict_from_bytes("m.pth", &b) {
+            loaded += sd.len().min(1);
+        }
+    }
+
+    // zip: mutate data.pkl and re-pack it with the real storages
+    let raw = std::fs::read(fixture("tiny.pth")).unwrap();
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(&raw[..])).unwrap();
+    let mut pkl = Vec::new();
+    let mut storages = Vec::new();
+    for i in 0..zip.len() {
+        let mut f = zip.by_index(i).unwrap();
+        let name = f.name().unwrap().into_owned();
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut f, &mut data).unwrap();
+        if name.ends_with("/data.pkl") {
+            pkl = data;
+        } else if let Some((_, key)) = name.split_once("/data/") {
+            storages.push((key.to_owned(), data));
+        }
+    }
+    let storages: Vec<(&str, Vec<u8>)> = storages
+        .iter()
+        .map(|(k, d)| (k.as_str(), d.clone()))
+        .collect();
+    assert!(read_state_dict_from_bytes("z.pth", &zip_checkpoint(&pkl, &storages)).is_ok());
+    for _ in 0..300 {
+        let mut b = pkl.clone();
+        for _ in 0..1 + next() % 4 {
+            let at = (next() as usize) % b.len();
+            b[at] = next() as u8;
+        }
+        if let Ok(sd) = read_state_dict_from_bytes("z.pth", &zip_checkpoint(&b, &storages)) {
+            loaded += sd.len().min(1);
+        }
+    }
+    // (some mutations hit only names or values and still load)
+    assert!(loaded > 0);
 }
 
 #[test]

@@ -1521,7 +1521,10 @@ mod tests {
             "torchvision.models.densenet.DenseNet",
         );
         refused(P::new().global("torch", "load").stop(), "torch.load");
-        assert_eq!(resolve_global("torch", "device"), Some(Global::Inert("a torch.device")));
+        assert_eq!(
+            resolve_global("torch", "device"),
+            Some(Global::Inert("a torch.device"))
+        );
         assert_eq!(
             resolve_global("torch", "bfloat16"),
             Some(Global::Dtype(Some(ScalarType::BF16), "bfloat16"))

@@ -125,7 +125,7 @@ pub(crate) fn read(name: &str, bytes: &[u8]) -> Result<Vec<(String, Tensor)>, Ch
     // File order: by position of the data.
     entries.sort_by(|a, b| (a.begin, a.end, a.key).cmp(&(b.begin, b.end, b.key)));
 
-    let mut budget = Budget::default();
+    let mut budget = Budget::for_data(data.len());
     let mut out = Vec::with_capacity(entries.len());
     for e in entries {
         let bytes = data.get(e.begin..e.end).unwrap_or_default();

@@ -12,22 +12,51 @@ pub(crate) const MAX_TOTAL_ELEMENTS: usize = 1 << 30;
 const MAX_DIMS: usize = 64;
 
 /// Counts the values handed out so far, to refuse absurd sizes before allocating.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Budget {
     used: usize,
+    limit: usize,
+}
+
+impl Default for Budget {
+    fn default() -> Self {
+        Budget {
+            used: 0,
+            limit: MAX_TOTAL_ELEMENTS,
+        }
+    }
 }
 
 impl Budget {
+    /// A budget for tensors made from `data_bytes` bytes of storage: views
+    /// that share or repeat (stride 0) data may add up to more values than
+    /// were stored, but not absurdly more (a few KB of hostile pickle must not
+    /// make us allocate gigabytes).
+    pub(crate) fn for_data(data_bytes: usize) -> Self {
+        Budget {
+            used: 0,
+            limit: data_bytes
+                .saturating_mul(16)
+                .saturating_add(1 << 24)
+                .min(MAX_TOTAL_ELEMENTS),
+        }
+    }
+
     /// Reserves `n` values; `Err` with a message when the checkpoint is too large.
     pub(crate) fn take(&mut self, n: usize) -> Result<(), String> {
         match self.used.checked_add(n) {
-            Some(total) if total <= MAX_TOTAL_ELEMENTS => {
+            Some(total) if total <= self.limit => {
                 self.used = total;
                 Ok(())
             }
-            _ => Err(format!(
+            _ if self.limit == MAX_TOTAL_ELEMENTS => Err(format!(
                 "its tensors hold more than {MAX_TOTAL_ELEMENTS} values in total, more than \
                  camview loads"
+            )),
+            _ => Err(format!(
+                "its tensors repeat their stored data far more often than a real checkpoint \
+                 does (more than {} values)",
+                self.limit
             )),
         }
     }
@@ -304,6 +333,13 @@ mod tests {
         ));
         assert!(matches!(
             build(ScalarType::F32, &data, 0, &[usize::MAX, 3], &[0, 0], &mut b),
+            Err(BuildError::TooLarge(_))
+        ));
+        // many stride-0 views of 16 bytes: fine up to the budget for 16 bytes
+        let mut b = Budget::for_data(data.len());
+        assert!(build(ScalarType::F32, &data, 0, &[1 << 24], &[0], &mut b).is_ok());
+        assert!(matches!(
+            build(ScalarType::F32, &data, 0, &[1024], &[0], &mut b),
             Err(BuildError::TooLarge(_))
         ));
     }

@@ -1,7 +1,7 @@
 //! The two PyTorch layouts: the zip archive of `torch.save` (PyTorch >= 1.6)
 //! and the legacy stream of pickles followed by raw storages.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::{Cursor, Read};
 
 use candle_core::Tensor;
@@ -80,7 +80,7 @@ pub(crate) fn read_zip(name: &str, bytes: &[u8]) -> Result<Vec<(String, Tensor)>
     let Some(pkl) = names
         .iter()
         .filter(|n| *n == "data.pkl" || n.ends_with("/data.pkl"))
-        .min_by_key(|n| n.matches('/').count())
+        .min_by_key(|n| (n.matches('/').count(), n.as_str()))
         .cloned()
     else {
         if names.iter().any(|n| n.ends_with("constants.pkl")) {
@@ -92,15 +92,17 @@ pub(crate) fn read_zip(name: &str, bytes: &[u8]) -> Result<Vec<(String, Tensor)>
         ));
     };
     let prefix = pkl.strip_suffix("data.pkl").unwrap_or_default().to_owned();
+    let (constants, code) = (format!("{prefix}constants.pkl"), format!("{prefix}code/"));
     if names
         .iter()
-        .any(|n| *n == format!("{prefix}constants.pkl") || n.starts_with(&format!("{prefix}code/")))
+        .any(|n| *n == constants || n.starts_with(&code))
     {
         return Err(torchscript(name));
     }
 
     let byteorder_entry = format!("{prefix}byteorder");
-    if names.contains(&byteorder_entry) {
+    let name_set: HashSet<&str> = names.iter().map(String::as_str).collect();
+    if name_set.contains(byteorder_entry.as_str()) {
         let order = read_entry(name, bytes.len(), &mut zip, &byteorder_entry, 64)?;
         match String::from_utf8_lossy(&order).trim() {
             "little" => {}
@@ -133,7 +135,7 @@ pub(crate) fn read_zip(name: &str, bytes: &[u8]) -> Result<Vec<(String, Tensor)>
             Some(existing) if existing.len() as u64 >= need => {}
             _ => {
                 let entry = format!("{prefix}data/{key}");
-                if !names.contains(&entry) {
+                if !name_set.contains(entry.as_str()) {
                     return Err(CheckpointError::corrupt(
                         name,
                         format!("the archive has no entry {entry} for a tensor's data"),
@@ -156,7 +158,7 @@ pub(crate) fn read_zip(name: &str, bytes: &[u8]) -> Result<Vec<(String, Tensor)>
         }
     }
 
-    let mut budget = Budget::default();
+    let mut budget = Budget::for_data(storages.values().map(Vec::len).sum());
     let mut out = Vec::with_capacity(specs.len());
     for (key, spec) in specs {
         let data = storages
@@ -181,6 +183,14 @@ fn read_entry(
     // Never reserve more than the whole file up front, whatever the entry claims.
     let total = file_len as u64;
     let damaged = |e: &dyn std::fmt::Display| {
+        if e.to_string().contains("checksum") {
+            return CheckpointError::corrupt(
+                name,
+                format!(
+                    "{entry} is damaged: its bytes do not match the checksum stored in the archive"
+                ),
+            );
+        }
         CheckpointError::corrupt(
             name,
             format!("cannot read {entry} from the zip archive ({e})"),
@@ -362,7 +372,7 @@ pub(crate) fn read_legacy(
         pos = end;
     }
 
-    let mut budget = Budget::default();
+    let mut budget = Budget::for_data(storages.values().map(|d| d.len()).sum());
     let mut out = Vec::with_capacity(specs.len());
     for (key, spec) in specs {
         let Some(&data) = storages.get(spec.storage.key.as_str()) else {
@@ -408,7 +418,12 @@ fn is_state_dict(p: &Pickle, id: Id) -> bool {
         return false;
     };
     let tensors = items.iter().filter(|&&(_, v)| is_tensor(p, v)).count();
-    tensors > 0 && tensors * 2 >= items.len()
+    // A container such as {"state_dict": {...}, "ema": tensor} is not itself one.
+    let nests_one = STATE_DICT_KEYS
+        .iter()
+        .filter_map(|k| lookup(p, items, k))
+        .any(|v| p.dict(v).is_some());
+    tensors > 0 && tensors * 2 >= items.len() && !nests_one
 }
 
 /// Finds the state dict and describes each of its tensors, in file order.
