@@ -1,6 +1,8 @@
 //! The explanation maths: one forward pass gives an `Analysis`; class activation maps for any
 //! class come from it without running the network again.
 
+pub mod scores;
+
 use candle_core::Tensor;
 use image::RgbImage;
 use serde::{Deserialize, Serialize};

@@ -153,7 +153,7 @@ impl Preprocessing {
     }
 
     /// torchvision `ToTensor` + `Normalize`, in f32 exactly as PyTorch computes it.
-    fn to_tensor(&self, pixels: &RgbImage) -> Result<Tensor, candle_core::Error> {
+    pub fn to_tensor(&self, pixels: &RgbImage) -> Result<Tensor, candle_core::Error> {
         let (w, h) = (pixels.width() as usize, pixels.height() as usize);
         let mut data = vec![0f32; 3 * w * h];
         for (i, p) in pixels.pixels().enumerate() {

@@ -272,12 +272,7 @@ impl DenseNet {
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<ForwardOutput> {
         let x = x.apply(&self.conv0)?;
         let x = self.norm0.forward_t(&x, train)?.relu()?;
-        // MaxPool2d(3, stride 2, padding 1). The input is post-ReLU (>= 0), so padding with
-        // zeros gives exactly what PyTorch's -inf padding gives.
-        let x = x
-            .pad_with_zeros(D::Minus2, 1, 1)?
-            .pad_with_zeros(D::Minus1, 1, 1)?;
-        let mut x = x.max_pool2d_with_stride(3, 2)?;
+        let mut x = max_pool_3x3_s2_p1(&x, train)?;
         for block in &self.blocks {
             let mut maps = vec![x];
             for layer in &block.layers {
@@ -300,9 +295,69 @@ impl DenseNet {
     }
 }
 
+/// torchvision's `pool0`: MaxPool2d(3, stride 2, padding 1).
+///
+/// The input is post-ReLU (>= 0), so zero padding gives exactly what PyTorch's -inf padding
+/// gives. candle's `max_pool2d` has no backward pass when the kernel differs from the stride,
+/// so training takes the maximum of the nine strided shifts instead (same values, differentiable).
+fn max_pool_3x3_s2_p1(x: &Tensor, differentiable: bool) -> Result<Tensor> {
+    let (n, c, h, w) = x.dims4()?;
+    let (out_h, out_w) = ((h - 1) / 2 + 1, (w - 1) / 2 + 1);
+    if !differentiable {
+        let x = x
+            .pad_with_zeros(D::Minus2, 1, 1)?
+            .pad_with_zeros(D::Minus1, 1, 1)?;
+        return x.max_pool2d_with_stride(3, 2);
+    }
+    // Pad so that every shift has 2 * out rows/columns to take the even ones from.
+    let x = x
+        .pad_with_zeros(D::Minus2, 1, 2 * out_h + 1 - h)?
+        .pad_with_zeros(D::Minus1, 1, 2 * out_w + 1 - w)?;
+    let mut result: Option<Tensor> = None;
+    for dy in 0..3 {
+        let rows = x
+            .narrow(2, dy, 2 * out_h)?
+            .reshape((n, c, out_h, 2, 2 * out_w + 2))?
+            .narrow(3, 0, 1)?
+            .squeeze(3)?;
+        for dx in 0..3 {
+            let shifted = rows
+                .narrow(3, dx, 2 * out_w)?
+                .reshape((n, c, out_h, out_w, 2))?
+                .narrow(4, 0, 1)?
+                .squeeze(4)?;
+            result = Some(match result {
+                None => shifted,
+                Some(r) => r.maximum(&shifted)?,
+            });
+        }
+    }
+    result.ok_or_else(|| candle_core::Error::Msg("empty pooling window".into()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use candle_core::Device;
+
+    #[test]
+    fn differentiable_pooling_equals_candle_s() {
+        for (h, w) in [(8, 8), (7, 9), (5, 6), (112, 111)] {
+            let x = Tensor::rand(0f32, 1.0, (2, 3, h, w), &Device::Cpu).unwrap();
+            let a = max_pool_3x3_s2_p1(&x, false).unwrap();
+            let b = max_pool_3x3_s2_p1(&x, true).unwrap();
+            assert_eq!(a.dims(), b.dims());
+            let diff: f32 = (a - b)
+                .unwrap()
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar()
+                .unwrap();
+            assert_eq!(diff, 0.0, "{h}x{w}");
+        }
+    }
 
     #[test]
     fn presets_have_torchvision_feature_counts() {

@@ -1,6 +1,10 @@
 //! The command line: `predict`, `render`, `batch`. Scripts depend on its exact contract
 //! (README.md, "Command line").
 
+mod demo;
+
+pub use demo::{DEMO_LABELS, EvalReport};
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -35,6 +39,12 @@ pub enum Command {
     Render(RenderArgs),
     /// Overlays, sidecars and a predictions.csv for every image of files or folders.
     Batch(BatchArgs),
+    /// Write synthetic scans with lesion masks (the demo model's data).
+    DemoData(demo::DemoDataArgs),
+    /// Train a compact DenseNet on synthetic scans or a demo-data folder.
+    Train(demo::TrainArgs),
+    /// Classification and localisation scores (pointing game, IoU, energy) of a model.
+    Eval(demo::EvalArgs),
 }
 
 #[derive(Debug, Args)]
@@ -182,6 +192,9 @@ pub fn main() -> ExitCode {
         Command::Predict(args) => predict(&args),
         Command::Render(args) => render_command(&args),
         Command::Batch(args) => batch(&args),
+        Command::DemoData(args) => demo::demo_data(&args),
+        Command::Train(args) => demo::train_command(&args),
+        Command::Eval(args) => demo::eval_command(&args),
     };
     match result {
         Ok(code) => code,
