@@ -6,7 +6,7 @@
 //! conv1,norm2,conv2}`, `features.transition{i}.{norm,conv}`, `features.norm5`, `classifier`.
 
 use candle_core::{D, Result, Tensor};
-use candle_nn::{BatchNorm, Conv2d, Conv2dConfig, Linear, ModuleT, VarBuilder};
+use candle_nn::{BatchNorm, Linear, ModuleT, VarBuilder};
 
 /// Batch norm epsilon used by torchvision's DenseNet.
 const BN_EPS: f64 = 1e-5;
@@ -127,46 +127,129 @@ fn batch_norm(channels: usize, vb: VarBuilder) -> Result<BatchNorm> {
     candle_nn::batch_norm(channels, BN_EPS, vb)
 }
 
-fn conv(
-    c_in: usize,
-    c_out: usize,
+/// A bias-free convolution with torchvision's `weight` key.
+///
+/// 1x1 convolutions (half of DenseNet's) are a matrix product, and 3x3 ones are lowered to one
+/// (im2col: the nine shifted views stacked), because candle's direct convolution is several
+/// times slower than its matmul. conv0 (7x7, stride 2) keeps candle's direct convolution at
+/// inference, where im2col would need 49 copies of a possibly large image, and is lowered too
+/// when training: the backward pass of candle's direct convolution for the kernel's gradient
+/// is a convolution with an image-sized kernel, which took most of a training step.
+#[derive(Debug, Clone)]
+struct Conv {
+    weight: Tensor,
     kernel: usize,
     stride: usize,
     padding: usize,
-    vb: VarBuilder,
-) -> Result<Conv2d> {
-    let cfg = Conv2dConfig {
-        padding,
-        stride,
-        ..Default::default()
-    };
-    candle_nn::conv2d_no_bias(c_in, c_out, kernel, cfg, vb)
+}
+
+impl Conv {
+    fn new(
+        c_in: usize,
+        c_out: usize,
+        kernel: usize,
+        stride: usize,
+        padding: usize,
+        vb: VarBuilder,
+    ) -> Result<Self> {
+        let weight = vb.get_with_hints(
+            (c_out, c_in, kernel, kernel),
+            "weight",
+            candle_nn::init::DEFAULT_KAIMING_NORMAL,
+        )?;
+        Ok(Self {
+            weight,
+            kernel,
+            stride,
+            padding,
+        })
+    }
+
+    fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        let (n, c, h, w) = x.dims4()?;
+        let out = self.weight.dim(0)?;
+        if self.kernel == 1 && self.stride == 1 && self.padding == 0 {
+            let weight = self.weight.reshape((out, c))?;
+            return weight
+                .broadcast_matmul(&x.reshape((n, c, h * w))?)?
+                .reshape((n, out, h, w));
+        }
+        if self.kernel > 3 && !train {
+            return x.conv2d(&self.weight, self.padding, self.stride, 1, 1);
+        }
+        let (columns, out_h, out_w) = im2col(x, self.kernel, self.stride, self.padding)?;
+        let weight = self.weight.reshape((out, c * self.kernel * self.kernel))?;
+        weight
+            .broadcast_matmul(&columns)?
+            .reshape((n, out, out_h, out_w))
+    }
+}
+
+/// `[n, c, h, w]` to `[n, c * k * k, out_h * out_w]`, columns in the weight's `(c, ky, kx)`
+/// order, built from strided shifted views (differentiable).
+fn im2col(x: &Tensor, k: usize, stride: usize, padding: usize) -> Result<(Tensor, usize, usize)> {
+    let (n, c, h, w) = x.dims4()?;
+    let (out_h, out_w) = (
+        (h + 2 * padding - k) / stride + 1,
+        (w + 2 * padding - k) / stride + 1,
+    );
+    // Enough rows/columns after each shift to take `stride * out` of them.
+    let extra_h = (k - 1 + stride * out_h).saturating_sub(h + 2 * padding);
+    let extra_w = (k - 1 + stride * out_w).saturating_sub(w + 2 * padding);
+    let padded = x
+        .pad_with_zeros(D::Minus2, padding, padding + extra_h)?
+        .pad_with_zeros(D::Minus1, padding, padding + extra_w)?;
+    let width = padded.dim(3)?;
+    let mut shifts = Vec::with_capacity(k * k);
+    for ky in 0..k {
+        let rows = padded.narrow(2, ky, stride * out_h)?;
+        let rows = if stride == 1 {
+            rows
+        } else {
+            rows.reshape((n, c, out_h, stride, width))?
+                .narrow(3, 0, 1)?
+                .squeeze(3)?
+        };
+        for kx in 0..k {
+            let cols = rows.narrow(3, kx, stride * out_w)?;
+            let cols = if stride == 1 {
+                cols
+            } else {
+                cols.reshape((n, c, out_h, out_w, stride))?
+                    .narrow(4, 0, 1)?
+                    .squeeze(4)?
+            };
+            shifts.push(cols);
+        }
+    }
+    let columns = Tensor::stack(&shifts, 2)?.reshape((n, c * k * k, out_h * out_w))?;
+    Ok((columns, out_h, out_w))
 }
 
 /// `_DenseLayer`: BN-ReLU-1x1 conv (bottleneck), BN-ReLU-3x3 conv producing `growth_rate` maps.
 #[derive(Debug, Clone)]
 struct DenseLayer {
     norm1: BatchNorm,
-    conv1: Conv2d,
+    conv1: Conv,
     norm2: BatchNorm,
-    conv2: Conv2d,
+    conv2: Conv,
 }
 
 impl DenseLayer {
     fn new(c_in: usize, growth: usize, bn_size: usize, vb: VarBuilder) -> Result<Self> {
         Ok(Self {
             norm1: batch_norm(c_in, vb.pp("norm1"))?,
-            conv1: conv(c_in, bn_size * growth, 1, 1, 0, vb.pp("conv1"))?,
+            conv1: Conv::new(c_in, bn_size * growth, 1, 1, 0, vb.pp("conv1"))?,
             norm2: batch_norm(bn_size * growth, vb.pp("norm2"))?,
-            conv2: conv(bn_size * growth, growth, 3, 1, 1, vb.pp("conv2"))?,
+            conv2: Conv::new(bn_size * growth, growth, 3, 1, 1, vb.pp("conv2"))?,
         })
     }
 
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         let x = self.norm1.forward_t(x, train)?.relu()?;
-        let x = x.apply(&self.conv1)?;
+        let x = self.conv1.forward_t(&x, train)?;
         let x = self.norm2.forward_t(&x, train)?.relu()?;
-        x.apply(&self.conv2)
+        self.conv2.forward_t(&x, train)
     }
 }
 
@@ -174,13 +257,13 @@ impl DenseLayer {
 #[derive(Debug, Clone)]
 struct Transition {
     norm: BatchNorm,
-    conv: Conv2d,
+    conv: Conv,
 }
 
 impl Transition {
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         let x = self.norm.forward_t(x, train)?.relu()?;
-        x.apply(&self.conv)?.avg_pool2d(2)
+        self.conv.forward_t(&x, train)?.avg_pool2d(2)
     }
 }
 
@@ -194,7 +277,7 @@ struct DenseBlock {
 #[derive(Debug, Clone)]
 pub struct DenseNet {
     config: DenseNetConfig,
-    conv0: Conv2d,
+    conv0: Conv,
     norm0: BatchNorm,
     blocks: Vec<DenseBlock>,
     norm5: BatchNorm,
@@ -213,7 +296,7 @@ pub struct ForwardOutput {
 impl DenseNet {
     pub fn new(config: &DenseNetConfig, vb: VarBuilder) -> Result<Self> {
         let f = vb.pp("features");
-        let conv0 = conv(3, config.num_init_features, 7, 2, 3, f.pp("conv0"))?;
+        let conv0 = Conv::new(3, config.num_init_features, 7, 2, 3, f.pp("conv0"))?;
         let norm0 = batch_norm(config.num_init_features, f.pp("norm0"))?;
         let mut channels = config.num_init_features;
         let mut blocks = Vec::with_capacity(config.block_config.len());
@@ -233,7 +316,7 @@ impl DenseNet {
                 let tvb = f.pp(format!("transition{}", i + 1));
                 let t = Transition {
                     norm: batch_norm(channels, tvb.pp("norm"))?,
-                    conv: conv(channels, channels / 2, 1, 1, 0, tvb.pp("conv"))?,
+                    conv: Conv::new(channels, channels / 2, 1, 1, 0, tvb.pp("conv"))?,
                 };
                 channels /= 2;
                 Some(t)
@@ -270,7 +353,7 @@ impl DenseNet {
 
     /// Forward pass; `train` selects batch statistics in batch norm (used by training).
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<ForwardOutput> {
-        let x = x.apply(&self.conv0)?;
+        let x = self.conv0.forward_t(x, train)?;
         let x = self.norm0.forward_t(&x, train)?.relu()?;
         let mut x = max_pool_3x3_s2_p1(&x, train)?;
         for block in &self.blocks {
@@ -339,6 +422,37 @@ fn max_pool_3x3_s2_p1(x: &Tensor, differentiable: bool) -> Result<Tensor> {
 mod tests {
     use super::*;
     use candle_core::Device;
+
+    #[test]
+    fn lowered_convolutions_equal_candle_s() {
+        for (c_in, k, stride, padding, h, w) in [
+            (3, 7, 2, 3, 37, 30),
+            (5, 3, 1, 1, 9, 8),
+            (4, 1, 1, 0, 6, 7),
+            (2, 3, 2, 1, 11, 10),
+        ] {
+            let x = Tensor::randn(0f32, 1.0, (2, c_in, h, w), &Device::Cpu).unwrap();
+            let weight = Tensor::randn(0f32, 1.0, (6, c_in, k, k), &Device::Cpu).unwrap();
+            let conv = Conv {
+                weight: weight.clone(),
+                kernel: k,
+                stride,
+                padding,
+            };
+            let direct = x.conv2d(&weight, padding, stride, 1, 1).unwrap();
+            let lowered = conv.forward_t(&x, true).unwrap();
+            assert_eq!(direct.dims(), lowered.dims());
+            let diff: f32 = (direct - lowered)
+                .unwrap()
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar()
+                .unwrap();
+            assert!(diff < 1e-4, "k{k} s{stride}: {diff}");
+        }
+    }
 
     #[test]
     fn differentiable_pooling_equals_candle_s() {

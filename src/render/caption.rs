@@ -97,8 +97,22 @@ pub fn with_caption_band(overlay: &RgbImage, lines: &[String], bar: Option<Colou
         let high = format!("{:.3}", bar.high);
         draw_text(&mut out, &low, pad, y, small, TEXT);
         let title = "CAM value";
-        draw_text(&mut out, title, (width as f32 - measure(title, small)) / 2.0, y, small, TEXT);
-        draw_text(&mut out, &high, width as f32 - pad - measure(&high, small), y, small, TEXT);
+        draw_text(
+            &mut out,
+            title,
+            (width as f32 - measure(title, small)) / 2.0,
+            y,
+            small,
+            TEXT,
+        );
+        draw_text(
+            &mut out,
+            &high,
+            width as f32 - pad - measure(&high, small),
+            y,
+            small,
+            TEXT,
+        );
     }
     out
 }
