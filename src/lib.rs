@@ -14,6 +14,8 @@ pub mod export;
 pub mod imaging;
 pub mod network;
 pub mod render;
+pub mod synth;
+pub mod train;
 
 /// An I/O error in words for a person: what happened, without Rust's error codes.
 pub fn describe_io_error(e: &std::io::Error) -> String {
