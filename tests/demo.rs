@@ -1,0 +1,143 @@
+//! `demo-data`, `train` and `eval` through the real binary.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // helpers of tests
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn camview(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_camview"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn tiny_model() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/models/tiny.pth")
+}
+
+fn ok(o: &Output) {
+    assert!(
+        o.status.success(),
+        "exit {:?}: {}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+#[test]
+fn demo_data_then_eval_on_the_folder_and_on_the_fly_agree() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    ok(&camview(&[
+        "demo-data",
+        "--out",
+        data.to_str().unwrap(),
+        "--count",
+        "6",
+        "--seed",
+        "5",
+    ]));
+    assert!(data.join("labels.csv").exists());
+    assert!(data.join("scan_00005.bmp").exists());
+    let model = tiny_model();
+    let from_folder = camview(&[
+        "eval",
+        "--model",
+        model.to_str().unwrap(),
+        "--images",
+        data.to_str().unwrap(),
+        "--masks",
+        data.join("masks").to_str().unwrap(),
+        "--json",
+    ]);
+    ok(&from_folder);
+    let generated = camview(&[
+        "eval",
+        "--model",
+        model.to_str().unwrap(),
+        "--synthetic",
+        "6",
+        "--seed",
+        "5",
+        "--json",
+    ]);
+    ok(&generated);
+    let a: serde_json::Value = serde_json::from_slice(&from_folder.stdout).unwrap();
+    let b: serde_json::Value = serde_json::from_slice(&generated.stdout).unwrap();
+    // The BMPs on disk are the generated scans, so every score is the same.
+    for key in [
+        "images",
+        "positives",
+        "accuracy",
+        "roc_auc",
+        "pointing_game",
+        "mean_iou_at_20",
+        "energy_inside_mask",
+        "mask_share",
+    ] {
+        assert_eq!(a[key], b[key], "{key}");
+    }
+    assert_eq!(a["images"], 6);
+    for key in [
+        "accuracy",
+        "pointing_game",
+        "mean_iou_at_20",
+        "energy_inside_mask",
+        "mask_share",
+    ] {
+        let v = a[key].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&v), "{key} = {v}");
+    }
+    // Writing the same data again without --force changes nothing and fails clearly.
+    let again = camview(&[
+        "demo-data",
+        "--out",
+        data.to_str().unwrap(),
+        "--count",
+        "6",
+        "--seed",
+        "5",
+    ]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
+}
+
+#[test]
+fn train_writes_a_model_the_loader_accepts() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("m.safetensors");
+    let o = camview(&[
+        "train",
+        "--synthetic",
+        "12",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "4",
+        "--input-size",
+        "64",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    ok(&o);
+    let log: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(log["epochs"].as_array().unwrap().len(), 1);
+    // The model and its sidecar load through the same path as users' checkpoints.
+    let predict = camview(&[
+        "predict",
+        "--model",
+        out.to_str().unwrap(),
+        "--json",
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/images/gray8.png")
+            .to_str()
+            .unwrap(),
+    ]);
+    ok(&predict);
+    let v: serde_json::Value = serde_json::from_slice(&predict.stdout).unwrap();
+    assert_eq!(v["labels"], serde_json::json!(["normal", "lesion"]));
+    assert_eq!(
+        v["model"]["architecture"],
+        "densenet (growth 12, blocks 3-4-4, init 24, bn_size 4)"
+    );
+}
