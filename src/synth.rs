@@ -709,20 +709,20 @@ impl Painter {
 
     /// A contrast like a lesion's: mostly brighter, sometimes faint.
     fn lesion_contrast(&mut self) -> f32 {
-        let magnitude = if self.rng.chance(0.25) {
-            self.rng.range(0.08, 0.12)
+        let magnitude = if self.rng.chance(0.1) {
+            self.rng.range(0.11, 0.15)
         } else {
-            self.rng.range(0.12, 0.3)
+            self.rng.range(0.16, 0.32)
         };
         self.rng.sign(0.75) * magnitude
     }
 
     /// A radius like a lesion's, in pixels.
     fn lesion_radius(&mut self) -> f32 {
-        let fraction = if self.rng.chance(0.7) {
-            self.rng.range(0.05, 0.1)
+        let fraction = if self.rng.chance(0.75) {
+            self.rng.range(0.06, 0.11)
         } else {
-            self.rng.range(0.035, 0.05)
+            self.rng.range(0.045, 0.06)
         };
         fraction * self.side
     }
