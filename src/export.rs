@@ -183,9 +183,13 @@ pub fn write_atomic(
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    let tmp = tempfile::Builder::new()
-        .prefix(".camview-")
-        .suffix(".part")
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".camview-").suffix(".part");
+    // A temporary file is private (0600); the file it becomes is an ordinary one (0644 less the
+    // umask), readable by the colleague it is made for.
+    #[cfg(unix)]
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644));
+    let tmp = builder
         .tempfile_in(dir)
         .map_err(|e| io_error(dest, &e))?;
     {
@@ -337,6 +341,12 @@ mod tests {
         assert_eq!(std::fs::read(&dest).unwrap(), b"first");
         write_atomic(&dest, true, |w| w.write_all(b"second")).unwrap();
         assert_eq!(std::fs::read(&dest).unwrap(), b"second");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&dest).unwrap().permissions().mode();
+            assert_eq!(mode & 0o444, 0o444, "not readable by others: {mode:o}");
+        }
         // A failing writer leaves neither a file nor a temporary behind.
         let failed = dir.path().join("failed.bin");
         assert!(write_atomic(&failed, false, |_| Err(std::io::Error::other("disk full"))).is_err());
