@@ -267,8 +267,13 @@ fn failures_are_one_line_naming_the_file() {
             "/nonexistent/m.pth: cannot read the model: no such file or folder".into(),
         ),
         (
-            vec!["predict".into(), image("rgb24.bmp").display().to_string()],
-            "no embedded demo model".into(),
+            vec![
+                "predict".into(),
+                "--labels".into(),
+                "l.txt".into(),
+                image("rgb24.bmp").display().to_string(),
+            ],
+            "--labels needs --model".into(),
         ),
         (
             vec![
@@ -425,4 +430,13 @@ fn render_never_writes_over_its_source_even_with_force() {
         stderr(&o)
     );
     assert_eq!(std::fs::read(&src).unwrap(), before);
+}
+
+#[test]
+fn without_a_model_the_embedded_demo_model_is_used() {
+    let o = camview(&["predict", "--json", image("gray8.png").to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(v["labels"], serde_json::json!(["normal", "lesion"]));
+    assert_eq!(v["model"]["file"], "embedded:camview-demo");
 }
