@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::explain::{Analysis, ClassActivationMap, Method, Normalisation};
 use crate::imaging::Region;
 use crate::network::{Classifier, ModelInfo};
-use crate::render::{Colormap, OverlayStyle};
+use crate::render::{Annotation, Colormap, OverlayStyle};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
@@ -44,6 +44,9 @@ pub struct Provenance {
     pub region: Region,
     pub logits: Vec<f32>,
     pub probabilities: Vec<f32>,
+    /// The viewer's marks burnt into the overlay, in image pixel coordinates.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub annotations: Vec<Annotation>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -89,6 +92,7 @@ impl Provenance {
             region: analysis.region,
             logits: analysis.logits.clone(),
             probabilities: analysis.probabilities.clone(),
+            annotations: Vec::new(),
         }
     }
 
@@ -189,9 +193,7 @@ pub fn write_atomic(
     // umask), readable by the colleague it is made for.
     #[cfg(unix)]
     builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644));
-    let tmp = builder
-        .tempfile_in(dir)
-        .map_err(|e| io_error(dest, &e))?;
+    let tmp = builder.tempfile_in(dir).map_err(|e| io_error(dest, &e))?;
     {
         let mut w = BufWriter::new(tmp.as_file());
         write(&mut w).map_err(|e| io_error(dest, &e))?;

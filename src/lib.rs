@@ -11,6 +11,7 @@ pub mod cli;
 pub mod demo;
 pub mod explain;
 pub mod export;
+pub mod gui;
 pub mod imaging;
 pub mod network;
 pub mod render;

@@ -25,10 +25,27 @@ use crate::render::{self, Colormap, ColourBar, Heat, OverlayStyle};
     version,
     about = "See which part of an image made a DenseNet classifier decide what it did (class activation maps)."
 )]
-#[command(arg_required_else_help = true)]
+#[command(
+    args_conflicts_with_subcommands = true,
+    after_help = "With no command, camview opens the viewer window: `camview` shows the demo model \
+                  on a demo image, `camview IMAGE...` and `camview --model CKPT [--labels FILE] \
+                  [IMAGE...]` open those (a folder opens its images)."
+)]
 pub struct Cli {
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub view: ViewArgs,
+}
+
+/// The viewer's arguments (no command).
+#[derive(Debug, Args)]
+pub struct ViewArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Images (or folders) to open in the viewer; Left/Right walk through them.
+    #[arg(value_name = "IMAGE")]
+    pub images: Vec<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -187,14 +204,16 @@ pub struct BatchArgs {
 
 /// Entry point of the binary: every failure is one line on stderr and a non-zero exit.
 pub fn main() -> ExitCode {
+    let started = std::time::Instant::now();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Predict(args) => predict(&args),
-        Command::Render(args) => render_command(&args),
-        Command::Batch(args) => batch(&args),
-        Command::DemoData(args) => demo::demo_data(&args),
-        Command::Train(args) => demo::train_command(&args),
-        Command::Eval(args) => demo::eval_command(&args),
+        None => view(&cli.view, started),
+        Some(Command::Predict(args)) => predict(&args),
+        Some(Command::Render(args)) => render_command(&args),
+        Some(Command::Batch(args)) => batch(&args),
+        Some(Command::DemoData(args)) => demo::demo_data(&args),
+        Some(Command::Train(args)) => demo::train_command(&args),
+        Some(Command::Eval(args)) => demo::eval_command(&args),
     };
     match result {
         Ok(code) => code,
@@ -203,6 +222,31 @@ pub fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Opens the viewer window.
+fn view(args: &ViewArgs, started: std::time::Instant) -> Result<ExitCode> {
+    if args.model.labels.is_some() && args.model.model.is_none() {
+        bail!("--labels needs --model: the demo model has its own class names");
+    }
+    let source = match &args.model.model {
+        Some(path) => ModelSource::File {
+            path: path.clone(),
+            labels: args.model.labels.clone(),
+        },
+        None => ModelSource::Demo,
+    };
+    let launch = crate::gui::Launch {
+        model: crate::gui::ModelRequest {
+            source,
+            input_size: args.model.input_size,
+            geometry: args.model.geometry,
+        },
+        images: expand_inputs(&args.images)?,
+        started,
+    };
+    crate::gui::run(launch).map_err(|e| anyhow!("{e}"))?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// One analysed image.

@@ -1,0 +1,82 @@
+//! What the viewer does when a person moves a control: rebuilding the heat texture for a
+//! 2048 x 2048 image (class or normalisation changed: upsample + colour; colormap or threshold
+//! changed: colour only). The opacity costs nothing on the CPU: it is the texture's alpha.
+//! Must fit in a 60 Hz frame (16.7 ms) with room to spare.
+
+#![allow(clippy::expect_used)] // benchmarks build their own inputs; a failure is a bug to see
+use candle_core::{DType, Device, Tensor};
+use criterion::{Criterion, criterion_group, criterion_main};
+use std::hint::black_box;
+
+use camview::explain::{self, Analysis, ClassActivationMap, Method, Normalisation};
+use camview::gui::heat::{SCREEN_HEAT_MAX_SIDE, ScreenHeat};
+use camview::imaging::Region;
+use camview::render::Colormap;
+
+fn analysis_of(size: u32) -> Analysis {
+    let cam = |phase: f32| ClassActivationMap {
+        class: 0,
+        method: Method::Cam,
+        width: 7,
+        height: 7,
+        values: (0..49).map(|i| (i as f32 * 0.37 + phase).sin()).collect(),
+        region: Region::whole(size, size),
+    };
+    Analysis {
+        logits: vec![0.0, 1.0],
+        probabilities: explain::softmax(&[0.0, 1.0]),
+        predicted: 1,
+        cams: vec![cam(0.0), cam(1.0)],
+        region: Region::whole(size, size),
+        input_size: (224, 224),
+        features: Tensor::zeros((1, 7, 7), DType::F32, &Device::Cpu).expect("zeros"),
+    }
+}
+
+fn heat_texture(c: &mut Criterion) {
+    let size = 2048;
+    let analysis = analysis_of(size);
+    let lut = Colormap::Jet.lut();
+    let mut group = c.benchmark_group("heat_texture_2048");
+    group.bench_function("class_change", |b| {
+        b.iter(|| {
+            let heat = ScreenHeat::of(
+                black_box(&analysis),
+                1,
+                Normalisation::PerMap,
+                size,
+                size,
+                SCREEN_HEAT_MAX_SIDE,
+            );
+            heat.colour(&lut, 0.2)
+        })
+    });
+    let heat = ScreenHeat::of(
+        &analysis,
+        1,
+        Normalisation::PerMap,
+        size,
+        size,
+        SCREEN_HEAT_MAX_SIDE,
+    );
+    group.bench_function("colormap_or_threshold_change", |b| {
+        b.iter(|| black_box(&heat).colour(&lut, 0.2))
+    });
+    group.bench_function("class_change_full_resolution", |b| {
+        b.iter(|| {
+            let heat = ScreenHeat::of(
+                black_box(&analysis),
+                1,
+                Normalisation::PerMap,
+                size,
+                size,
+                size,
+            );
+            heat.colour(&lut, 0.2)
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, heat_texture);
+criterion_main!(benches);

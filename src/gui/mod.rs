@@ -1,0 +1,66 @@
+//! The desktop viewer: an eframe/egui app over the engine.
+//!
+//! - `session`: the one state type (model, image, cached analysis, class, annotations, work in
+//!   flight); `worker`: the named thread that does the slow work and answers over a channel.
+//! - `app`: the window (panels, panes, controls, keys), a thin layer drawing the session.
+//! - `view`: the zoom and pan shared by both panes; `heat`: the heat map as a texture drawn over
+//!   the image with the opacity as its alpha; `annotate`: the annotation tools; `save`: composing
+//!   the full-resolution overlay and writing it; `settings`: what is remembered between runs.
+
+pub mod annotate;
+pub mod app;
+pub mod heat;
+pub mod save;
+pub mod session;
+pub mod settings;
+pub mod view;
+pub mod worker;
+
+pub use app::{CamviewApp, Launch};
+pub use worker::{ImageOrigin, ModelRequest};
+
+use eframe::egui;
+
+pub use crate::demo::demo_images;
+
+/// Opens the viewer window and runs it until it is closed.
+pub fn run(launch: Launch) -> Result<(), String> {
+    const HEADLESS_HINT: &str =
+        "the commands predict, render and batch work without one (see camview --help)";
+    if cfg!(all(unix, not(target_os = "macos")))
+        && std::env::var_os("DISPLAY").is_none()
+        && std::env::var_os("WAYLAND_DISPLAY").is_none()
+        && std::env::var_os("WAYLAND_SOCKET").is_none()
+    {
+        return Err(format!(
+            "no display to open the viewer window on (DISPLAY and WAYLAND_DISPLAY are not set); \
+             {HEADLESS_HINT}"
+        ));
+    }
+    // CAMVIEW_WINDOW_SIZE=WxH (used by scripts/screenshot.sh to fill a virtual screen).
+    let size = std::env::var("CAMVIEW_WINDOW_SIZE")
+        .ok()
+        .and_then(|s| {
+            let (w, h) = s.split_once('x')?;
+            Some([w.trim().parse::<f32>().ok()?, h.trim().parse::<f32>().ok()?])
+        })
+        .unwrap_or([1280.0, 800.0]);
+    let options = eframe::NativeOptions {
+        viewport: egui::ViewportBuilder::default()
+            .with_title("camview")
+            .with_app_id("camview")
+            .with_inner_size(size)
+            .with_min_inner_size([760.0, 480.0])
+            .with_drag_and_drop(true),
+        ..Default::default()
+    };
+    eframe::run_native(
+        "camview",
+        options,
+        Box::new(move |cc| {
+            let app = CamviewApp::new(cc, launch)?;
+            Ok(Box::new(app))
+        }),
+    )
+    .map_err(|e| format!("cannot open the viewer window: {e}; {HEADLESS_HINT}"))
+}

@@ -1,0 +1,108 @@
+//! What the viewer remembers between runs (eframe storage). The window's size and position are
+//! remembered by eframe itself.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::explain::Normalisation;
+use crate::render::{Colormap, OverlayStyle};
+
+/// How many recent files are remembered.
+pub const RECENT_LIMIT: usize = 10;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    /// Where the last image or model was opened or an overlay saved: dialogs start there.
+    pub last_folder: Option<PathBuf>,
+    pub colormap: Colormap,
+    /// 0..1.
+    pub opacity: f32,
+    /// 0..1.
+    pub threshold: f32,
+    pub normalisation: Normalisation,
+    pub show_overlay: bool,
+    /// Most recent first.
+    pub recent_images: Vec<PathBuf>,
+    /// Most recent first.
+    pub recent_models: Vec<PathBuf>,
+    /// Burn a caption band (image, class, probability, model) under saved overlays.
+    pub caption: bool,
+    /// Burn a colour bar with its scale under saved overlays.
+    pub colour_bar: bool,
+    pub annotation_colour: [u8; 3],
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        let style = OverlayStyle::default();
+        Self {
+            last_folder: None,
+            colormap: style.colormap,
+            opacity: style.opacity,
+            threshold: style.threshold,
+            normalisation: style.normalisation,
+            show_overlay: true,
+            recent_images: Vec::new(),
+            recent_models: Vec::new(),
+            caption: false,
+            colour_bar: false,
+            annotation_colour: [255, 255, 255],
+        }
+    }
+}
+
+impl Settings {
+    pub fn style(&self) -> OverlayStyle {
+        OverlayStyle {
+            opacity: self.opacity.clamp(0.0, 1.0),
+            colormap: self.colormap,
+            threshold: self.threshold.clamp(0.0, 1.0),
+            normalisation: self.normalisation,
+        }
+    }
+
+    pub fn remember_image(&mut self, path: &Path) {
+        remember(&mut self.recent_images, path);
+        self.last_folder = path.parent().map(Path::to_path_buf);
+    }
+
+    pub fn remember_model(&mut self, path: &Path) {
+        remember(&mut self.recent_models, path);
+        self.last_folder = path.parent().map(Path::to_path_buf);
+    }
+}
+
+fn remember(list: &mut Vec<PathBuf>, path: &Path) {
+    let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    list.retain(|p| *p != path);
+    list.insert(0, path);
+    list.truncate(RECENT_LIMIT);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recent_files_are_unique_newest_first_and_bounded() {
+        let mut s = Settings::default();
+        for i in 0..15 {
+            s.remember_image(Path::new(&format!("/nowhere/scan{i}.png")));
+        }
+        s.remember_image(Path::new("/nowhere/scan3.png"));
+        assert_eq!(s.recent_images.len(), RECENT_LIMIT);
+        assert_eq!(s.recent_images[0], Path::new("/nowhere/scan3.png"));
+        assert_eq!(s.recent_images[1], Path::new("/nowhere/scan14.png"));
+        assert_eq!(s.last_folder.as_deref(), Some(Path::new("/nowhere")));
+    }
+
+    #[test]
+    fn old_or_partial_settings_still_load() {
+        let s: Settings = serde_json::from_str(r#"{"opacity": 0.7, "unknown": 1}"#).unwrap();
+        assert_eq!(s.opacity, 0.7);
+        assert_eq!(s.colormap, Colormap::Jet);
+        assert!(s.show_overlay);
+    }
+}

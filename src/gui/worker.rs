@@ -1,0 +1,310 @@
+//! The slow work (reading a model, decoding an image, running the network, composing and writing
+//! an overlay) runs on one named thread, `camview-worker`, in the order it was asked for. Results
+//! come back over a channel, and the worker wakes the UI (`request_repaint`) after each.
+//!
+//! Every job carries a ticket; the session keeps the ticket of the latest request of each kind
+//! and ignores an answer whose ticket it no longer expects, so a slow answer to an old request
+//! never replaces a newer one.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, Sender, TryRecvError, channel};
+use std::time::{Duration, Instant};
+
+use eframe::egui::ColorImage;
+
+use crate::explain::{self, Analysis};
+use crate::imaging::{self, Geometry, SourceImage};
+use crate::network::{Classifier, ModelSource};
+
+use super::save::{self, ComposeRequest};
+
+/// Where an image comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ImageOrigin {
+    File(PathBuf),
+    /// One of the demo images built into camview, by its index in `demo_images()`.
+    Demo {
+        index: usize,
+        name: String,
+    },
+}
+
+impl ImageOrigin {
+    /// The file name, for titles and messages.
+    pub fn name(&self) -> String {
+        match self {
+            Self::File(p) => p
+                .file_name()
+                .map_or_else(|| p.display().to_string(), |n| n.to_string_lossy().into()),
+            Self::Demo { name, .. } => name.clone(),
+        }
+    }
+
+    pub fn path(&self) -> Option<&std::path::Path> {
+        match self {
+            Self::File(p) => Some(p),
+            Self::Demo { .. } => None,
+        }
+    }
+}
+
+/// A model to load, with the command line's overrides.
+#[derive(Debug, Clone)]
+pub struct ModelRequest {
+    pub source: ModelSource,
+    pub input_size: Option<u32>,
+    pub geometry: Option<Geometry>,
+}
+
+impl ModelRequest {
+    pub fn file(path: PathBuf) -> Self {
+        Self {
+            source: ModelSource::File { path, labels: None },
+            input_size: None,
+            geometry: None,
+        }
+    }
+
+    /// The file name, or "the demo model".
+    pub fn name(&self) -> String {
+        match &self.source {
+            ModelSource::File { path, .. } => path.file_name().map_or_else(
+                || path.display().to_string(),
+                |n| n.to_string_lossy().into(),
+            ),
+            ModelSource::Demo => "the demo model".to_string(),
+        }
+    }
+
+    fn load(&self) -> Result<Classifier, String> {
+        let mut classifier = self.source.load().map_err(|e| e.to_string())?;
+        if let Some(size) = self.input_size {
+            classifier.preprocessing.input_size = size;
+        }
+        if let Some(geometry) = self.geometry {
+            classifier.preprocessing.geometry = geometry;
+        }
+        Ok(classifier)
+    }
+}
+
+/// A decoded image with the copy the screen shows (shrunk only if the GPU cannot hold it).
+pub struct LoadedImage {
+    pub origin: ImageOrigin,
+    pub source: Arc<SourceImage>,
+    pub display: ColorImage,
+}
+
+/// What a composed overlay is for.
+#[derive(Debug, Clone)]
+pub enum Purpose {
+    /// Write it (and its sidecar) to `dest`; `replace` once the user agreed to replace a file.
+    Save {
+        dest: PathBuf,
+        replace: bool,
+    },
+    Clipboard,
+}
+
+pub enum Job {
+    LoadModel {
+        ticket: u64,
+        request: ModelRequest,
+    },
+    OpenImage {
+        ticket: u64,
+        origin: ImageOrigin,
+        /// The largest texture the GPU takes.
+        max_texture_side: usize,
+    },
+    Analyse {
+        ticket: u64,
+        classifier: Arc<Classifier>,
+        image: Arc<SourceImage>,
+    },
+    Compose {
+        ticket: u64,
+        request: Box<ComposeRequest>,
+        purpose: Purpose,
+    },
+}
+
+/// The answer to a job, with how long it took.
+pub struct Outcome {
+    pub ticket: u64,
+    pub elapsed: Duration,
+    pub result: Answer,
+}
+
+pub enum Answer {
+    Model(Result<Box<Classifier>, String>),
+    Image(Result<LoadedImage, String>),
+    Analysis(Result<Analysis, String>),
+    Saved(Result<(PathBuf, PathBuf), String>),
+    Clipboard(Result<ColorImage, String>),
+}
+
+pub struct Worker {
+    jobs: Sender<Job>,
+    outcomes: Receiver<Outcome>,
+    next_ticket: u64,
+}
+
+impl Worker {
+    /// Starts the thread; `wake` is called after each answer (the UI's `request_repaint`).
+    pub fn spawn(wake: impl Fn() + Send + 'static) -> std::io::Result<Self> {
+        let (jobs, job_rx) = channel::<Job>();
+        let (outcome_tx, outcomes) = channel();
+        std::thread::Builder::new()
+            .name("camview-worker".into())
+            .spawn(move || {
+                while let Ok(job) = job_rx.recv() {
+                    let outcome = run_job(job);
+                    if outcome_tx.send(outcome).is_err() {
+                        break;
+                    }
+                    wake();
+                }
+            })?;
+        Ok(Self {
+            jobs,
+            outcomes,
+            next_ticket: 1,
+        })
+    }
+
+    /// A fresh ticket for the next job.
+    pub fn ticket(&mut self) -> u64 {
+        let t = self.next_ticket;
+        self.next_ticket += 1;
+        t
+    }
+
+    /// Queues a job; false if the worker has stopped.
+    pub fn submit(&self, job: Job) -> bool {
+        self.jobs.send(job).is_ok()
+    }
+
+    /// The answers that arrived since the last call; `Err` once the worker has stopped.
+    pub fn poll(&self) -> Result<Vec<Outcome>, String> {
+        let mut out = Vec::new();
+        loop {
+            match self.outcomes.try_recv() {
+                Ok(o) => out.push(o),
+                Err(TryRecvError::Empty) => return Ok(out),
+                Err(TryRecvError::Disconnected) if out.is_empty() => {
+                    return Err("the background worker stopped".to_string());
+                }
+                Err(TryRecvError::Disconnected) => return Ok(out),
+            }
+        }
+    }
+}
+
+/// Runs one job, turning a panic into an error message so the viewer keeps running.
+fn run_job(job: Job) -> Outcome {
+    let started = Instant::now();
+    let (ticket, result) = match job {
+        Job::LoadModel { ticket, request } => (
+            ticket,
+            Answer::Model(guard(&request.name(), || request.load().map(Box::new))),
+        ),
+        Job::OpenImage {
+            ticket,
+            origin,
+            max_texture_side,
+        } => (
+            ticket,
+            Answer::Image(guard(&origin.name(), || {
+                open_image(origin.clone(), max_texture_side)
+            })),
+        ),
+        Job::Analyse {
+            ticket,
+            classifier,
+            image,
+        } => (
+            ticket,
+            Answer::Analysis(guard(&image.name, || {
+                explain::analyse(
+                    &classifier,
+                    &image.name,
+                    &image.rgb,
+                    &classifier.preprocessing,
+                )
+                .map_err(|e| e.to_string())
+            })),
+        ),
+        Job::Compose {
+            ticket,
+            request,
+            purpose,
+        } => {
+            let answer = match purpose {
+                Purpose::Save { dest, replace } => {
+                    Answer::Saved(guard(&dest.display().to_string(), || {
+                        save::save(&request, &dest, replace)
+                    }))
+                }
+                Purpose::Clipboard => Answer::Clipboard(guard("the overlay", || {
+                    let (img, _) = save::compose(&request);
+                    Ok(ColorImage::from_rgb(
+                        [img.width() as usize, img.height() as usize],
+                        img.as_raw(),
+                    ))
+                })),
+            };
+            (ticket, answer)
+        }
+    };
+    Outcome {
+        ticket,
+        elapsed: started.elapsed(),
+        result,
+    }
+}
+
+fn guard<T>(what: &str, f: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|_| {
+        Err(format!(
+            "{what}: camview hit an internal error (see the terminal for details)"
+        ))
+    })
+}
+
+fn open_image(origin: ImageOrigin, max_texture_side: usize) -> Result<LoadedImage, String> {
+    let source = match &origin {
+        ImageOrigin::File(path) => imaging::open_image(path),
+        ImageOrigin::Demo { index, name } => {
+            let images = super::demo_images();
+            match images.get(*index) {
+                Some((_, bytes)) => imaging::decode_image(name, bytes),
+                None => return Err(format!("{name}: no such demo image")),
+            }
+        }
+    }
+    .map_err(|e| e.to_string())?;
+    let display = display_copy(&source.rgb, max_texture_side);
+    Ok(LoadedImage {
+        origin,
+        source: Arc::new(source),
+        display,
+    })
+}
+
+/// The image as a texture: itself, or shrunk to what the GPU can hold.
+fn display_copy(rgb: &image::RgbImage, max_side: usize) -> ColorImage {
+    let (w, h) = rgb.dimensions();
+    let max_side = max_side.max(64) as u32;
+    if w <= max_side && h <= max_side {
+        return ColorImage::from_rgb([w as usize, h as usize], rgb.as_raw());
+    }
+    let s = f64::from(max_side) / f64::from(w.max(h));
+    let (nw, nh) = (
+        ((f64::from(w) * s).round() as u32).max(1),
+        ((f64::from(h) * s).round() as u32).max(1),
+    );
+    let small = image::imageops::resize(rgb, nw, nh, image::imageops::FilterType::Triangle);
+    ColorImage::from_rgb([nw as usize, nh as usize], small.as_raw())
+}

@@ -1,0 +1,650 @@
+//! The viewer, driven as a person would drive it: through its widgets (egui_kittest finds them by
+//! their labels), with assertions on the state, the files written and their pixels. No display
+//! or GPU is needed.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // helpers of tests
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use camview::explain::Normalisation;
+use camview::gui::{CamviewApp, ImageOrigin, Launch, ModelRequest};
+use camview::imaging;
+use camview::render::annotation::Shape;
+use camview::render::{Colormap, Heat, OverlayStyle, blend};
+use eframe::egui::{self, Event, Key, Modifiers, PointerButton, Pos2, accesskit::Role};
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+/// Fixture images copied into a fresh folder, so that saved files land beside them.
+fn scratch(names: &[&str]) -> (tempfile::TempDir, Vec<PathBuf>) {
+    let dir = tempfile::tempdir().unwrap();
+    let paths = names
+        .iter()
+        .map(|name| {
+            let dest = dir.path().join(name);
+            std::fs::copy(fixtures().join("images").join(name), &dest).unwrap();
+            dest
+        })
+        .collect();
+    (dir, paths)
+}
+
+/// The viewer launched as `camview --model tiny.pth IMAGE...`, settled.
+fn launch(images: &[PathBuf]) -> Harness<'static, CamviewApp> {
+    let launch = Launch {
+        model: ModelRequest::file(fixtures().join("models/tiny.pth")),
+        images: images.to_vec(),
+        started: Instant::now(),
+    };
+    let mut harness = Harness::builder()
+        .with_size([1280.0, 800.0])
+        .with_max_steps(50)
+        .build_eframe(|cc| CamviewApp::new(cc, launch).unwrap());
+    settle(&mut harness);
+    harness
+}
+
+/// Runs frames until the worker has nothing left to do, then until the UI is still.
+fn settle(harness: &mut Harness<'_, CamviewApp>) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        harness.step();
+        if harness.state().session.is_idle() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the viewer is still busy: {:?}",
+            harness.state().session.activity()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    harness.run();
+}
+
+fn click_at(harness: &Harness<'_, CamviewApp>, pos: Pos2) {
+    harness.event(Event::PointerMoved(pos));
+    for pressed in [true, false] {
+        harness.event(Event::PointerButton {
+            pos,
+            button: PointerButton::Primary,
+            pressed,
+            modifiers: Modifiers::NONE,
+        });
+    }
+}
+
+fn current_image(harness: &Harness<'_, CamviewApp>) -> PathBuf {
+    match &harness.state().session.image.as_ref().unwrap().origin {
+        ImageOrigin::File(p) => p.clone(),
+        other => panic!("not a file: {other:?}"),
+    }
+}
+
+/// The overlay the engine draws for this image and class, without annotations.
+fn engine_overlay(
+    image: &Path,
+    harness: &Harness<'_, CamviewApp>,
+    class: usize,
+    opacity: f32,
+) -> image::RgbImage {
+    let source = imaging::open_image(image).unwrap();
+    let analysis = harness.state().analysis().unwrap();
+    let heat = Heat::of(
+        analysis,
+        class,
+        Normalisation::PerMap,
+        source.width(),
+        source.height(),
+    );
+    let style = OverlayStyle {
+        opacity,
+        colormap: Colormap::Jet,
+        threshold: 0.0,
+        normalisation: Normalisation::PerMap,
+    };
+    blend(&source.rgb, &heat, &style)
+}
+
+#[derive(Debug)]
+struct DroppedPath(PathBuf);
+
+impl egui::DroppedFile for DroppedPath {
+    fn path(&self) -> &Path {
+        &self.0
+    }
+    fn bytes(&self) -> Result<Vec<u8>, String> {
+        std::fs::read(&self.0).map_err(|e| e.to_string())
+    }
+}
+
+#[test]
+fn pick_a_class_set_the_opacity_annotate_and_save() {
+    let (dir, images) = scratch(&["large.png"]);
+    let scan = &images[0];
+    let mut h = launch(&images);
+
+    // Launched on the image: the predicted class is chosen and the window names both files.
+    let analysis = h.state().analysis().expect("the image was analysed");
+    let predicted = analysis.predicted;
+    let other = analysis.ranked()[1];
+    assert_eq!(h.state().session.class, predicted);
+    assert!(
+        h.state().title().contains("large.png") && h.state().title().contains("tiny.pth"),
+        "{}",
+        h.state().title()
+    );
+
+    let network_ran_once = h.state().session.analysis.clone().unwrap();
+
+    // Another class, picked by its label.
+    h.get_by_label(&format!("class {other}")).click();
+    h.run();
+    assert_eq!(h.state().session.class, other);
+
+    // The opacity slider.
+    h.get_by_role_and_label(Role::Slider, "Opacity")
+        .set_value_accesskit(80.0);
+    h.run();
+    assert!((h.state().settings.opacity - 0.8).abs() < 1e-4);
+
+    // The overlay off with T, on again with its checkbox.
+    h.key_press(Key::T);
+    h.run();
+    assert!(!h.state().settings.show_overlay);
+    h.get_by_label("Show the heat map (T)").click();
+    h.run();
+    assert!(h.state().settings.show_overlay);
+
+    // None of this ran the network again.
+    assert!(Arc::ptr_eq(
+        &network_ran_once,
+        h.state().session.analysis.as_ref().unwrap()
+    ));
+
+    // A text note placed on the overlay.
+    h.get_by_label("Note").click();
+    h.run();
+    let pane = h.get_by_label("Overlay image").rect();
+    click_at(&h, pane.center());
+    h.run();
+    h.get_by_label("Note text:").type_text("lesion here");
+    h.key_press(Key::Enter);
+    h.run();
+    let marks = &h.state().session.annotations.items;
+    assert_eq!(marks.len(), 1, "the note was not placed");
+    assert!(matches!(&marks[0].shape, Shape::Note { text, .. } if text == "lesion here"));
+    let [x0, y0, x1, y1] = marks[0].bounds();
+
+    // Save with the defaults: `<image>_cam_<class>.png` beside the image.
+    h.get_by_label("Save overlay…").click();
+    h.run();
+    assert!(h.state().save_dialog_open());
+    h.get_by_label("Save").click();
+    settle(&mut h);
+    let saved = dir.path().join(format!("large_cam_class_{other}.png"));
+    assert!(saved.is_file(), "nothing at {}", saved.display());
+    let notice = h.state().session.notice.clone().unwrap();
+    assert!(
+        notice.text.contains(&saved.display().to_string()),
+        "{notice:?}"
+    );
+    h.get_by_label_contains("Saved ");
+
+    // The file: the image's size, the engine's overlay at 80% except where the note is, and
+    // the note's white ink there.
+    let written = image::open(&saved).unwrap().to_rgb8();
+    let source = imaging::open_image(scan).unwrap();
+    assert_eq!(written.dimensions(), source.rgb.dimensions());
+    let expected = engine_overlay(scan, &h, other, 0.8);
+    let near_note = |x: u32, y: u32| {
+        let (fx, fy) = (x as f32 + 0.5, y as f32 + 0.5);
+        fx > x0 - 4.0 && fx < x1 + 4.0 && fy > y0 - 4.0 && fy < y1 + 4.0
+    };
+    let (mut changed, mut white) = (0, 0);
+    for (x, y, p) in written.enumerate_pixels() {
+        if near_note(x, y) {
+            changed += usize::from(p != expected.get_pixel(x, y));
+            white += usize::from(p.0.iter().all(|&v| v > 200));
+        } else {
+            assert_eq!(
+                p,
+                expected.get_pixel(x, y),
+                "pixel {x},{y} away from the note"
+            );
+        }
+    }
+    assert!(
+        changed > 50 && white > 5,
+        "the note is not in the saved file ({changed} pixels changed, {white} white)"
+    );
+
+    // The sidecar holds the provenance and the note as data.
+    let sidecar: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join(format!("large_cam_class_{other}.png.json")))
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(sidecar["class"]["index"], other);
+    assert!((sidecar["opacity"].as_f64().unwrap() - 0.8).abs() < 1e-6);
+    assert_eq!(sidecar["annotations"][0]["shape"]["text"], "lesion here");
+    assert_eq!(sidecar["image"]["file"], scan.display().to_string());
+
+    // Saving again asks before replacing; the pixels follow the new opacity.
+    h.get_by_role_and_label(Role::Slider, "Opacity")
+        .set_value_accesskit(20.0);
+    h.run();
+    h.get_by_label("Save overlay…").click();
+    h.run();
+    h.get_by_label("Save").click();
+    h.run();
+    h.get_by_label_contains("already exists. Replace it?");
+    assert_eq!(
+        image::open(&saved).unwrap().to_rgb8(),
+        written,
+        "replaced without asking"
+    );
+    h.get_by_label("Replace").click();
+    settle(&mut h);
+    let rewritten = image::open(&saved).unwrap().to_rgb8();
+    let expected = engine_overlay(scan, &h, other, 0.2);
+    let mut moved = 0;
+    for (x, y, p) in rewritten.enumerate_pixels() {
+        if !near_note(x, y) {
+            assert_eq!(p, expected.get_pixel(x, y), "pixel {x},{y} at 20%");
+            if p != written.get_pixel(x, y) {
+                moved += 1;
+            }
+        }
+    }
+    let total = (written.width() * written.height()) as usize;
+    assert!(
+        moved > total / 2,
+        "only {moved} of {total} pixels changed with the opacity"
+    );
+    // The source image is untouched.
+    assert_eq!(
+        std::fs::read(scan).unwrap(),
+        std::fs::read(fixtures().join("images/large.png")).unwrap()
+    );
+}
+
+#[test]
+fn a_corrupt_file_dropped_on_the_window_shows_its_error_and_keeps_the_image() {
+    let (dir, images) = scratch(&["large.png"]);
+    let mut h = launch(&images);
+    let class = h.state().session.class;
+    let broken = dir.path().join("broken.png");
+    let mut bytes = std::fs::read(&images[0]).unwrap();
+    bytes.truncate(200);
+    std::fs::write(&broken, bytes).unwrap();
+
+    h.input_mut()
+        .dropped_files
+        .push(Arc::new(DroppedPath(broken.clone())));
+    settle(&mut h);
+
+    let notice = h.state().session.notice.clone().expect("an error is shown");
+    assert!(
+        notice.text.starts_with(&broken.display().to_string()),
+        "{notice:?}"
+    );
+    h.get_by_label_contains("broken.png");
+    assert_eq!(current_image(&h), images[0]);
+    assert!(h.state().analysis().is_some());
+    assert_eq!(h.state().session.class, class);
+    assert!(h.state().title().contains("large.png"));
+}
+
+#[test]
+fn a_bad_checkpoint_typed_in_the_open_field_keeps_the_model() {
+    let (dir, images) = scratch(&["rgb24.bmp"]);
+    let mut h = launch(&images);
+    let bad = dir.path().join("half.pth");
+    let bytes = std::fs::read(fixtures().join("models/tiny.pth")).unwrap();
+    std::fs::write(&bad, &bytes[..bytes.len() / 2]).unwrap();
+
+    let field = h.get_by_label("Open:");
+    field.focus();
+    field.type_text(&bad.display().to_string());
+    h.run();
+    h.key_press(Key::Enter);
+    settle(&mut h);
+
+    let notice = h.state().session.notice.clone().unwrap();
+    assert!(
+        notice.text.starts_with(&bad.display().to_string()),
+        "{notice:?}"
+    );
+    h.get_by_label_contains("half.pth");
+    let model = h.state().session.model.as_ref().unwrap();
+    assert!(model.info.file.ends_with("tiny.pth"));
+    assert!(h.state().analysis().is_some());
+
+    // A good one replaces the model, and the image is analysed again with it.
+    let field = h.get_by_label("Open:");
+    field.focus();
+    h.key_press_modifiers(Modifiers::COMMAND, Key::A);
+    h.get_by_label("Open:")
+        .type_text(&fixtures().join("models/tiny3.pth").display().to_string());
+    h.run();
+    h.key_press(Key::Enter);
+    settle(&mut h);
+    assert!(
+        h.state().title().contains("tiny3.pth"),
+        "{}",
+        h.state().title()
+    );
+    assert_eq!(h.state().analysis().unwrap().probabilities.len(), 2);
+    h.get_by_label("class 1");
+    assert!(h.query_by_label("class 2").is_none());
+}
+
+#[test]
+fn keys_walk_the_folder_and_the_classes() {
+    let (_dir, images) = scratch(&["gray8.png", "large.png", "rgb24.bmp"]);
+    let mut h = launch(&images[1..2]);
+    assert_eq!(current_image(&h), images[1]);
+
+    // Down moves to the next class by probability, Up back.
+    let ranked = h.state().analysis().unwrap().ranked();
+    assert_eq!(h.state().session.class, ranked[0]);
+    h.key_press(Key::ArrowDown);
+    h.run();
+    assert_eq!(h.state().session.class, ranked[1]);
+    h.key_press(Key::ArrowUp);
+    h.run();
+    assert_eq!(h.state().session.class, ranked[0]);
+
+    // Right / Page Down: the next image of the folder; Left / Page Up: the one before.
+    h.key_press(Key::ArrowRight);
+    settle(&mut h);
+    assert_eq!(current_image(&h), images[2]);
+    assert!(h.state().title().contains("rgb24.bmp"));
+    h.key_press(Key::PageUp);
+    settle(&mut h);
+    assert_eq!(current_image(&h), images[1]);
+    h.key_press(Key::PageUp);
+    settle(&mut h);
+    assert_eq!(current_image(&h), images[0]);
+    assert!(h.state().analysis().is_some());
+}
+
+#[test]
+fn annotations_undo_redo_and_delete_and_stay_with_their_image() {
+    let (_dir, images) = scratch(&["large.png", "rgb24.bmp"]);
+    let mut h = launch(&images);
+    let pane = h.get_by_label("Overlay image").rect();
+
+    // An arrow dragged across the overlay.
+    h.get_by_label("Arrow").click();
+    h.run();
+    let (from, to) = (pane.center() - egui::vec2(60.0, 0.0), pane.center());
+    h.event(Event::PointerMoved(from));
+    h.event(Event::PointerButton {
+        pos: from,
+        button: PointerButton::Primary,
+        pressed: true,
+        modifiers: Modifiers::NONE,
+    });
+    h.step();
+    for i in 1..=6 {
+        h.event(Event::PointerMoved(from + (to - from) * (i as f32 / 6.0)));
+        h.step();
+    }
+    h.event(Event::PointerButton {
+        pos: to,
+        button: PointerButton::Primary,
+        pressed: false,
+        modifiers: Modifiers::NONE,
+    });
+    h.run();
+    assert_eq!(h.state().session.annotations.items.len(), 1);
+    assert!(matches!(
+        h.state().session.annotations.items[0].shape,
+        Shape::Arrow { .. }
+    ));
+
+    // Undo, redo, delete (the new mark is selected).
+    h.get_by_label("Undo").click();
+    h.run();
+    assert!(h.state().session.annotations.items.is_empty());
+    h.key_press_modifiers(Modifiers::COMMAND | Modifiers::SHIFT, Key::Z);
+    h.run();
+    assert_eq!(h.state().session.annotations.items.len(), 1);
+    h.get_by_label("Select").click();
+    h.run();
+    click_at(&h, from + (to - from) * 0.5);
+    h.run();
+    assert_eq!(h.state().session.annotations.selected, Some(0));
+    h.key_press(Key::Delete);
+    h.run();
+    assert!(h.state().session.annotations.items.is_empty());
+    h.key_press_modifiers(Modifiers::COMMAND, Key::Z);
+    h.run();
+    assert_eq!(h.state().session.annotations.items.len(), 1);
+
+    // Another image has its own marks; coming back brings these back.
+    h.key_press(Key::ArrowRight);
+    settle(&mut h);
+    assert!(h.state().session.annotations.items.is_empty());
+    h.key_press(Key::ArrowLeft);
+    settle(&mut h);
+    assert_eq!(current_image(&h), images[0]);
+    assert_eq!(h.state().session.annotations.items.len(), 1);
+}
+
+#[test]
+fn the_save_window_refuses_the_source_and_a_missing_folder() {
+    let (dir, images) = scratch(&["rgb24.bmp"]);
+    let mut h = launch(&images);
+    h.get_by_label("Save overlay…").click();
+    h.run();
+    let field = h.get_by_label("File:");
+    field.focus();
+    h.key_press_modifiers(Modifiers::COMMAND, Key::A);
+    h.get_by_label("File:")
+        .type_text(&images[0].display().to_string());
+    h.run();
+    h.get_by_label("Save").click();
+    h.run();
+    h.get_by_label_contains("refusing to write over the source image");
+    assert!(h.state().save_dialog_open());
+
+    let elsewhere = dir.path().join("no/such/folder/out.png");
+    let field = h.get_by_label("File:");
+    field.focus();
+    h.key_press_modifiers(Modifiers::COMMAND, Key::A);
+    h.get_by_label("File:")
+        .type_text(&elsewhere.display().to_string());
+    h.run();
+    h.get_by_label("Save").click();
+    h.run();
+    h.get_by_label_contains("does not exist");
+    assert!(!elsewhere.exists());
+    h.get_by_label("Cancel").click();
+    h.run();
+    assert!(!h.state().save_dialog_open());
+    assert_eq!(
+        std::fs::read(&images[0]).unwrap(),
+        std::fs::read(fixtures().join("images/rgb24.bmp")).unwrap()
+    );
+}
+
+/// eframe's storage, in memory.
+#[derive(Default)]
+struct MemoryStorage(std::collections::HashMap<String, String>);
+
+impl eframe::Storage for MemoryStorage {
+    fn get_string(&self, key: &str) -> Option<String> {
+        self.0.get(key).cloned()
+    }
+    fn set_string(&mut self, key: &str, value: String) {
+        self.0.insert(key.to_string(), value);
+    }
+    fn remove_string(&mut self, key: &str) {
+        self.0.remove(key);
+    }
+    fn flush(&mut self) {}
+}
+
+#[test]
+fn settings_are_remembered_between_runs() {
+    let (dir, images) = scratch(&["rgb24.bmp"]);
+    let mut h = launch(&images);
+    h.get_by_role_and_label(Role::Slider, "Opacity")
+        .set_value_accesskit(70.0);
+    h.get_by_label("Colormap").click();
+    h.run();
+    h.get_by_label("turbo").click();
+    h.run();
+    h.key_press(Key::T);
+    h.run();
+    let mut storage = MemoryStorage::default();
+    eframe::App::save(h.state_mut(), &mut storage);
+    let storage: &'static MemoryStorage = Box::leak(Box::new(storage));
+
+    let next = Harness::builder()
+        .with_size([1280.0, 800.0])
+        .build_eframe(|cc| {
+            cc.storage = Some(storage);
+            // A model that never loads, so this run remembers nothing new.
+            let launch = Launch {
+                model: ModelRequest::file(PathBuf::from("no-such-model.pth")),
+                images: Vec::new(),
+                started: Instant::now(),
+            };
+            CamviewApp::new(cc, launch).unwrap()
+        });
+    let s = &next.state().settings;
+    assert!((s.opacity - 0.7).abs() < 1e-4);
+    assert_eq!(s.colormap, Colormap::Turbo);
+    assert!(!s.show_overlay);
+    let folder = std::fs::canonicalize(dir.path()).unwrap();
+    assert_eq!(s.last_folder.as_deref(), Some(folder.as_path()));
+    assert_eq!(s.recent_images, [folder.join("rgb24.bmp")]);
+    assert_eq!(
+        s.recent_models,
+        [std::fs::canonicalize(fixtures().join("models/tiny.pth")).unwrap()]
+    );
+}
+
+#[test]
+fn with_no_arguments_the_demo_opens_or_says_why_not() {
+    let mut h = Harness::builder()
+        .with_size([1280.0, 800.0])
+        .with_max_steps(50)
+        .build_eframe(|cc| CamviewApp::new(cc, Launch::demo()).unwrap());
+    settle(&mut h);
+    if camview::demo::demo_classifier().is_ok() && !camview::gui::demo_images().is_empty() {
+        assert!(
+            h.state().analysis().is_some(),
+            "the demo image was not analysed"
+        );
+        assert!(
+            h.state().first_heat_map().is_some(),
+            "no heat map on screen"
+        );
+    } else {
+        let notice = h.state().session.notice.clone().expect("an explanation");
+        assert!(notice.text.contains("demo model"), "{notice:?}");
+        h.get_by_label_contains("demo model");
+    }
+}
+
+#[test]
+fn copy_puts_the_composed_overlay_on_the_clipboard() {
+    let (_dir, images) = scratch(&["large.png"]);
+    let mut h = launch(&images);
+    h.get_by_label("Copy").click();
+    // The overlay is composed on the worker; its answer is copied on the frame it arrives.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let copied = loop {
+        h.step();
+        let copied = h
+            .output()
+            .platform_output
+            .commands
+            .iter()
+            .find_map(|c| match c {
+                egui::OutputCommand::CopyImage(image) => Some(image.size),
+                _ => None,
+            });
+        if let Some(size) = copied {
+            break size;
+        }
+        assert!(Instant::now() < deadline, "nothing was copied");
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    assert_eq!(copied, [300, 260]);
+    let notice = h.state().session.notice.clone().unwrap();
+    assert!(notice.text.starts_with("Copied the overlay"), "{notice:?}");
+}
+
+#[test]
+fn without_a_display_the_viewer_says_what_works_instead() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_camview"))
+        .env_remove("DISPLAY")
+        .env_remove("WAYLAND_DISPLAY")
+        .env_remove("WAYLAND_SOCKET")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no display") && err.contains("predict"),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_caption_band_and_colour_bar_add_rows_below_the_overlay() {
+    use camview::gui::save::{ComposeRequest, compose};
+    let (_dir, images) = scratch(&["rgb24.bmp"]);
+    let h = launch(&images);
+    let session = &h.state().session;
+    let plain = session
+        .compose_request(OverlayStyle::default(), false, false)
+        .unwrap();
+    let banded = ComposeRequest {
+        caption: true,
+        colour_bar: true,
+        ..plain.clone()
+    };
+    let (a, provenance) = compose(&plain);
+    let (b, _) = compose(&banded);
+    assert_eq!(a.dimensions(), (70, 52));
+    assert_eq!(b.width(), 70);
+    assert!(b.height() > 52);
+    for (x, y, p) in a.enumerate_pixels() {
+        assert_eq!(p, b.get_pixel(x, y));
+    }
+    assert_eq!(provenance.image.file, images[0].display().to_string());
+}
+
+#[test]
+fn with_the_heat_map_hidden_the_saved_file_is_the_image() {
+    let (dir, images) = scratch(&["rgb24.bmp"]);
+    let mut h = launch(&images);
+    h.key_press(Key::T);
+    h.run();
+    h.key_press_modifiers(Modifiers::COMMAND, Key::S);
+    h.run();
+    h.get_by_label_contains("The heat map is hidden");
+    h.get_by_label("Save").click();
+    settle(&mut h);
+    let class = h.state().session.class;
+    let saved = dir.path().join(format!("rgb24_cam_class_{class}.png"));
+    let written = image::open(&saved).unwrap().to_rgb8();
+    assert_eq!(written, imaging::open_image(&images[0]).unwrap().rgb);
+    let sidecar: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(format!("{}.json", saved.display())).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(sidecar["opacity"], 0.0);
+}
