@@ -451,24 +451,13 @@ fn render_command(args: &RenderArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-const IMAGE_EXTENSIONS: [&str; 6] = ["bmp", "png", "jpg", "jpeg", "tif", "tiff"];
-
 /// Files as given, and each folder's image files (sorted, not recursive).
 pub fn expand_inputs(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for input in inputs {
         if input.is_dir() {
-            let mut found: Vec<PathBuf> = std::fs::read_dir(input)
-                .with_context(|| format!("{}: cannot list the folder", input.display()))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| {
-                    p.is_file()
-                        && p.extension().is_some_and(|e| {
-                            IMAGE_EXTENSIONS.contains(&e.to_string_lossy().to_lowercase().as_str())
-                        })
-                })
-                .collect();
-            found.sort();
+            let found = imaging::image_files(input)
+                .with_context(|| format!("{}: cannot list the folder", input.display()))?;
             files.extend(found);
         } else {
             files.push(input.clone());

@@ -49,7 +49,7 @@ impl Launch {
 
 /// File extensions taken as models when a file is dropped or typed.
 const MODEL_EXTENSIONS: [&str; 4] = ["pth", "pt", "safetensors", "ckpt"];
-const IMAGE_EXTENSIONS: [&str; 6] = ["png", "bmp", "jpg", "jpeg", "tif", "tiff"];
+use crate::imaging::IMAGE_EXTENSIONS;
 
 /// Annotation colours offered as swatches.
 const SWATCHES: [(&str, [u8; 3]); 6] = [
@@ -68,20 +68,7 @@ fn is_model_file(path: &Path) -> bool {
 
 /// The images of a folder, sorted (not recursive).
 fn folder_images(dir: &Path) -> Vec<PathBuf> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut files: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.is_file()
-                && p.extension().is_some_and(|e| {
-                    IMAGE_EXTENSIONS.contains(&e.to_string_lossy().to_lowercase().as_str())
-                })
-        })
-        .collect();
-    files.sort();
-    files
+    crate::imaging::image_files(dir).unwrap_or_default()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

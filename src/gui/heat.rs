@@ -66,7 +66,7 @@ impl ScreenHeat {
             f64::from(height) / f64::from(image_height.max(1)),
         );
         let range = analysis.range(class, normalisation);
-        let values = upsample(&cam, &cam.scaled(range), width, height);
+        let values = cam.upsample(&cam.scaled(range), width, height);
         Self {
             width,
             height,
@@ -98,56 +98,6 @@ impl ScreenHeat {
             .collect();
         ColorImage::new([self.width as usize, self.height as usize], pixels)
     }
-}
-
-/// `ClassActivationMap::upsample`, computed separably: each map row is interpolated across the
-/// width once, then every output row is a blend of two of those. The arithmetic (and so every
-/// value) is the engine's; it is 5-10x faster, which the screen needs on every class change.
-fn upsample(cam: &ClassActivationMap, values: &[f32], width: u32, height: u32) -> Vec<f32> {
-    let r = cam.region;
-    let (mw, mh) = (cam.width, cam.height);
-    // As in the engine: pixel centres outside the region get no heat; PyTorch's half-pixel rule.
-    let axis = |n: u32, start: f64, len: f64, m: usize| -> Vec<Option<(usize, usize, f32)>> {
-        (0..n)
-            .map(|i| {
-                let centre = f64::from(i) + 0.5;
-                if centre < start || centre > start + len {
-                    return None;
-                }
-                let src = ((centre - start) * m as f64 / len - 0.5).max(0.0);
-                let i0 = (src.floor() as usize).min(m - 1);
-                let i1 = (i0 + 1).min(m - 1);
-                Some((i0, i1, (src - i0 as f64) as f32))
-            })
-            .collect()
-    };
-    let (w, h) = (width as usize, height as usize);
-    if mw == 0 || mh == 0 || values.len() < mw * mh {
-        return vec![f32::NAN; w * h];
-    }
-    let xs = axis(width, r.x, r.width, mw);
-    let ys = axis(height, r.y, r.height, mh);
-    let mut rows = vec![f32::NAN; mh * w];
-    for (j, row) in rows.chunks_exact_mut(w).enumerate() {
-        let map_row = &values[j * mw..(j + 1) * mw];
-        for (out, x) in row.iter_mut().zip(&xs) {
-            if let Some((x0, x1, lx)) = *x {
-                *out = map_row[x0] * (1.0 - lx) + map_row[x1] * lx;
-            }
-        }
-    }
-    let mut out = Vec::with_capacity(w * h);
-    for y in &ys {
-        match *y {
-            Some((y0, y1, ly)) => {
-                let top = &rows[y0 * w..(y0 + 1) * w];
-                let bottom = &rows[y1 * w..(y1 + 1) * w];
-                out.extend(top.iter().zip(bottom).map(|(t, b)| t * (1.0 - ly) + b * ly));
-            }
-            None => out.extend(std::iter::repeat_n(f32::NAN, w)),
-        }
-    }
-    out
 }
 
 /// The raw map value of `class` at image pixel `(x, y)` of a `width x height` image, computed
