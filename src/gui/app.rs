@@ -1034,21 +1034,12 @@ impl CamviewApp {
                     .labelled_by(label.id);
                 ui.end_row();
 
-                let label = ui.label("Opacity");
-                let mut percent = self.settings.opacity * 100.0;
-                if ui
-                    .add(
-                        egui::Slider::new(&mut percent, 0.0..=100.0)
-                            .suffix("%")
-                            .fixed_decimals(0),
-                    )
-                    .labelled_by(label.id)
-                    .on_hover_text("0% shows the image only, 100% the heat map only")
-                    .changed()
-                {
-                    self.settings.opacity = (percent / 100.0).clamp(0.0, 1.0);
-                }
-                ui.end_row();
+                percent_slider_ui(
+                    ui,
+                    "Opacity",
+                    &mut self.settings.opacity,
+                    "0% shows the image only, 100% the heat map only",
+                );
 
                 let label = ui.label("Colormap");
                 egui::ComboBox::from_id_salt("colormap")
@@ -1062,21 +1053,12 @@ impl CamviewApp {
                     .labelled_by(label.id);
                 ui.end_row();
 
-                let label = ui.label("Threshold");
-                let mut percent = self.settings.threshold * 100.0;
-                if ui
-                    .add(
-                        egui::Slider::new(&mut percent, 0.0..=100.0)
-                            .suffix("%")
-                            .fixed_decimals(0),
-                    )
-                    .labelled_by(label.id)
-                    .on_hover_text("Heat below this share of the scale is not drawn")
-                    .changed()
-                {
-                    self.settings.threshold = (percent / 100.0).clamp(0.0, 1.0);
-                }
-                ui.end_row();
+                percent_slider_ui(
+                    ui,
+                    "Threshold",
+                    &mut self.settings.threshold,
+                    "Heat below this share of the scale is not drawn",
+                );
 
                 ui.label("Scale");
                 ui.horizontal(|ui| {
@@ -1855,4 +1837,23 @@ impl eframe::App for CamviewApp {
     fn save(&mut self, storage: &mut dyn eframe::Storage) {
         eframe::set_value(storage, eframe::APP_KEY, &self.current_settings());
     }
+}
+
+/// A labelled 0-100% slider for a 0..1 setting, as one row of a grid.
+fn percent_slider_ui(ui: &mut egui::Ui, name: &str, value: &mut f32, hover: &str) {
+    let label = ui.label(name);
+    let mut percent = *value * 100.0;
+    if ui
+        .add(
+            egui::Slider::new(&mut percent, 0.0..=100.0)
+                .suffix("%")
+                .fixed_decimals(0),
+        )
+        .labelled_by(label.id)
+        .on_hover_text(hover)
+        .changed()
+    {
+        *value = (percent / 100.0).clamp(0.0, 1.0);
+    }
+    ui.end_row();
 }
