@@ -9,6 +9,7 @@ use eframe::egui::{Color32, ColorImage};
 
 use crate::explain::{Analysis, ClassActivationMap, Normalisation};
 use crate::imaging::Region;
+use crate::render::Heat;
 use crate::render::colormap::Lut;
 
 /// The longest side of the screen heat texture, in texels.
@@ -65,13 +66,12 @@ impl ScreenHeat {
             f64::from(width) / f64::from(image_width.max(1)),
             f64::from(height) / f64::from(image_height.max(1)),
         );
-        let range = analysis.range(class, normalisation);
-        let values = cam.upsample(&cam.scaled(range), width, height);
+        let heat = Heat::of_map(&cam, analysis.range(class, normalisation), width, height);
         Self {
             width,
             height,
-            values,
-            range,
+            values: heat.values,
+            range: heat.range,
         }
     }
 

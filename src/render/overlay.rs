@@ -4,7 +4,7 @@ use image::RgbImage;
 use serde::{Deserialize, Serialize};
 
 use super::colormap::{Colormap, Lut};
-use crate::explain::{Analysis, Normalisation};
+use crate::explain::{Analysis, ClassActivationMap, Normalisation};
 
 /// How a map is drawn; everything a person changes with the mouse.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -46,13 +46,17 @@ impl Heat {
         width: u32,
         height: u32,
     ) -> Self {
-        let cam = &analysis.cams[class];
         let range = analysis.range(class, normalisation);
-        let values = cam.upsample(&cam.scaled(range), width, height);
+        Self::of_map(&analysis.cams[class], range, width, height)
+    }
+
+    /// `cam` scaled by `range` to `[0, 1]` and upsampled onto a `width x height` grid over which
+    /// its region is expressed.
+    pub fn of_map(cam: &ClassActivationMap, range: (f32, f32), width: u32, height: u32) -> Self {
         Self {
             width,
             height,
-            values,
+            values: cam.upsample(&cam.scaled(range), width, height),
             range,
         }
     }
