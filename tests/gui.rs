@@ -12,13 +12,12 @@ use camview::gui::{CamviewApp, ImageOrigin, Launch, ModelRequest};
 use camview::imaging;
 use camview::render::annotation::Shape;
 use camview::render::{Colormap, Heat, OverlayStyle, blend};
-use eframe::egui::{self, Event, Key, Modifiers, PointerButton, Pos2, accesskit::Role};
+use eframe::egui::{self, Key, Modifiers, accesskit::Role};
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
-}
+mod common;
+use common::{click_at, drag, fixtures, launch_with, settle};
 
 /// Fixture images copied into a fresh folder, so that saved files land beside them.
 fn scratch(names: &[&str]) -> (tempfile::TempDir, Vec<PathBuf>) {
@@ -36,47 +35,11 @@ fn scratch(names: &[&str]) -> (tempfile::TempDir, Vec<PathBuf>) {
 
 /// The viewer launched as `camview --model tiny.pth IMAGE...`, settled.
 fn launch(images: &[PathBuf]) -> Harness<'static, CamviewApp> {
-    let launch = Launch {
-        model: ModelRequest::file(fixtures().join("models/tiny.pth")),
-        images: images.to_vec(),
-        started: Instant::now(),
-    };
-    let mut harness = Harness::builder()
-        .with_size([1280.0, 800.0])
-        .with_max_steps(50)
-        .build_eframe(|cc| CamviewApp::new(cc, launch).unwrap());
-    settle(&mut harness);
-    harness
-}
-
-/// Runs frames until the worker has nothing left to do, then until the UI is still.
-fn settle(harness: &mut Harness<'_, CamviewApp>) {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        harness.step();
-        if harness.state().session.is_idle() {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the viewer is still busy: {:?}",
-            harness.state().session.activity()
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    harness.run();
-}
-
-fn click_at(harness: &Harness<'_, CamviewApp>, pos: Pos2) {
-    harness.event(Event::PointerMoved(pos));
-    for pressed in [true, false] {
-        harness.event(Event::PointerButton {
-            pos,
-            button: PointerButton::Primary,
-            pressed,
-            modifiers: Modifiers::NONE,
-        });
-    }
+    launch_with(
+        fixtures().join("models/tiny.pth"),
+        images.to_vec(),
+        [1280.0, 800.0],
+    )
 }
 
 fn current_image(harness: &Harness<'_, CamviewApp>) -> PathBuf {
@@ -385,25 +348,7 @@ fn annotations_undo_redo_and_delete_and_stay_with_their_image() {
     h.get_by_label("Arrow").click();
     h.run();
     let (from, to) = (pane.center() - egui::vec2(60.0, 0.0), pane.center());
-    h.event(Event::PointerMoved(from));
-    h.event(Event::PointerButton {
-        pos: from,
-        button: PointerButton::Primary,
-        pressed: true,
-        modifiers: Modifiers::NONE,
-    });
-    h.step();
-    for i in 1..=6 {
-        h.event(Event::PointerMoved(from + (to - from) * (i as f32 / 6.0)));
-        h.step();
-    }
-    h.event(Event::PointerButton {
-        pos: to,
-        button: PointerButton::Primary,
-        pressed: false,
-        modifiers: Modifiers::NONE,
-    });
-    h.run();
+    drag(&mut h, from, to, 6);
     assert_eq!(h.state().session.annotations.items.len(), 1);
     assert!(matches!(
         h.state().session.annotations.items[0].shape,

@@ -4,40 +4,18 @@
 //! committing.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // helpers of tests
 
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
 
-use camview::gui::{CamviewApp, Launch, ModelRequest};
-use eframe::egui::{Event, Key, Modifiers, PointerButton, Pos2, accesskit::Role, vec2};
+use camview::gui::CamviewApp;
+use eframe::egui::{Key, accesskit::Role, vec2};
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
-}
+mod common;
+use common::{click_at, drag, fixtures, launch_with};
 
 fn harness(model: PathBuf, images: Vec<PathBuf>) -> Harness<'static, CamviewApp> {
-    let launch = Launch {
-        model: ModelRequest::file(model),
-        images,
-        started: Instant::now(),
-    };
-    let mut h = Harness::builder()
-        .with_size([1280.0, 760.0])
-        .with_max_steps(50)
-        .build_eframe(|cc| CamviewApp::new(cc, launch).unwrap());
-    settle(&mut h);
-    h
-}
-
-fn settle(h: &mut Harness<'_, CamviewApp>) {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while !h.state().session.is_idle() {
-        h.step();
-        assert!(Instant::now() < deadline, "the viewer is still busy");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    h.run();
+    launch_with(model, images, [1280.0, 760.0])
 }
 
 /// Hides what changes from run to run (the network's time) and the pointer, then compares.
@@ -49,28 +27,6 @@ fn snapshot(h: &mut Harness<'_, CamviewApp>, name: &str) {
         h.mask(rect);
     }
     h.snapshot(name);
-}
-
-fn drag(h: &mut Harness<'_, CamviewApp>, from: Pos2, to: Pos2) {
-    h.event(Event::PointerMoved(from));
-    h.event(Event::PointerButton {
-        pos: from,
-        button: PointerButton::Primary,
-        pressed: true,
-        modifiers: Modifiers::NONE,
-    });
-    h.step();
-    for i in 1..=8 {
-        h.event(Event::PointerMoved(from + (to - from) * (i as f32 / 8.0)));
-        h.step();
-    }
-    h.event(Event::PointerButton {
-        pos: to,
-        button: PointerButton::Primary,
-        pressed: false,
-        modifiers: Modifiers::NONE,
-    });
-    h.run();
 }
 
 #[test]
@@ -108,6 +64,7 @@ fn main_screen_with_settings_and_annotations() {
         &mut h,
         pane.center() + vec2(-120.0, -90.0),
         pane.center() + vec2(-20.0, -10.0),
+        8,
     );
     h.get_by_label("Ellipse").click();
     h.run();
@@ -115,19 +72,12 @@ fn main_screen_with_settings_and_annotations() {
         &mut h,
         pane.center() + vec2(-10.0, -40.0),
         pane.center() + vec2(90.0, 40.0),
+        8,
     );
     h.get_by_label("Note").click();
     h.run();
     let at = pane.center() + vec2(-150.0, -120.0);
-    h.event(Event::PointerMoved(at));
-    for pressed in [true, false] {
-        h.event(Event::PointerButton {
-            pos: at,
-            button: PointerButton::Primary,
-            pressed,
-            modifiers: Modifiers::NONE,
-        });
-    }
+    click_at(&h, at);
     h.run();
     h.get_by_label("Note text:").type_text("look here");
     h.key_press(Key::Enter);

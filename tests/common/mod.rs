@@ -1,0 +1,80 @@
+//! Helpers shared by the viewer's tests (tests/gui.rs, tests/gui_snapshots.rs).
+#![allow(clippy::unwrap_used, dead_code)] // each test crate uses a different subset
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use camview::gui::{CamviewApp, Launch, ModelRequest};
+use eframe::egui::{Event, Modifiers, PointerButton, Pos2};
+use egui_kittest::Harness;
+
+pub fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+/// The viewer launched as `camview --model MODEL IMAGE...` in a window of `size`, settled.
+pub fn launch_with(
+    model: PathBuf,
+    images: Vec<PathBuf>,
+    size: [f32; 2],
+) -> Harness<'static, CamviewApp> {
+    let launch = Launch {
+        model: ModelRequest::file(model),
+        images,
+        started: Instant::now(),
+    };
+    let mut harness = Harness::builder()
+        .with_size(size)
+        .with_max_steps(50)
+        .build_eframe(|cc| CamviewApp::new(cc, launch).unwrap());
+    settle(&mut harness);
+    harness
+}
+
+/// Runs frames until the worker has nothing left to do, then until the UI is still.
+pub fn settle(harness: &mut Harness<'_, CamviewApp>) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        harness.step();
+        if harness.state().session.is_idle() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the viewer is still busy: {:?}",
+            harness.state().session.activity()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    harness.run();
+}
+
+fn press(harness: &Harness<'_, CamviewApp>, pos: Pos2, pressed: bool) {
+    harness.event(Event::PointerButton {
+        pos,
+        button: PointerButton::Primary,
+        pressed,
+        modifiers: Modifiers::NONE,
+    });
+}
+
+pub fn click_at(harness: &Harness<'_, CamviewApp>, pos: Pos2) {
+    harness.event(Event::PointerMoved(pos));
+    press(harness, pos, true);
+    press(harness, pos, false);
+}
+
+/// Drags the primary button from `from` to `to` in `steps` moves, one frame each.
+pub fn drag(harness: &mut Harness<'_, CamviewApp>, from: Pos2, to: Pos2, steps: u32) {
+    harness.event(Event::PointerMoved(from));
+    press(harness, from, true);
+    harness.step();
+    for i in 1..=steps {
+        harness.event(Event::PointerMoved(
+            from + (to - from) * (i as f32 / steps as f32),
+        ));
+        harness.step();
+    }
+    press(harness, to, false);
+    harness.run();
+}
