@@ -423,6 +423,17 @@ mod tests {
     use super::*;
     use candle_core::Device;
 
+    fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+        (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar()
+            .unwrap()
+    }
+
     #[test]
     fn lowered_convolutions_equal_candle_s() {
         for (c_in, k, stride, padding, h, w) in [
@@ -442,14 +453,7 @@ mod tests {
             let direct = x.conv2d(&weight, padding, stride, 1, 1).unwrap();
             let lowered = conv.forward_t(&x, true).unwrap();
             assert_eq!(direct.dims(), lowered.dims());
-            let diff: f32 = (direct - lowered)
-                .unwrap()
-                .abs()
-                .unwrap()
-                .max_all()
-                .unwrap()
-                .to_scalar()
-                .unwrap();
+            let diff = max_abs_diff(&direct, &lowered);
             assert!(diff < 1e-4, "k{k} s{stride}: {diff}");
         }
     }
@@ -461,14 +465,7 @@ mod tests {
             let a = max_pool_3x3_s2_p1(&x, false).unwrap();
             let b = max_pool_3x3_s2_p1(&x, true).unwrap();
             assert_eq!(a.dims(), b.dims());
-            let diff: f32 = (a - b)
-                .unwrap()
-                .abs()
-                .unwrap()
-                .max_all()
-                .unwrap()
-                .to_scalar()
-                .unwrap();
+            let diff = max_abs_diff(&a, &b);
             assert_eq!(diff, 0.0, "{h}x{w}");
         }
     }
