@@ -72,6 +72,13 @@ pub struct TrainArgs {
     /// Network input size.
     #[arg(long, default_value_t = 128)]
     pub input_size: u32,
+    /// Layers per dense block, comma-separated (torchvision's `block_config`); the demo
+    /// model's when omitted.
+    #[arg(long, value_name = "N,N,..", value_delimiter = ',')]
+    pub blocks: Option<Vec<usize>>,
+    /// Growth rate (channels each dense layer adds); the demo model's when omitted.
+    #[arg(long, value_name = "K")]
+    pub growth: Option<usize>,
     /// Replace existing files.
     #[arg(long)]
     pub force: bool,
@@ -111,7 +118,21 @@ pub fn train_command(args: &TrainArgs) -> Result<ExitCode> {
     for path in [&args.out, &sidecar_path] {
         export::check_destination(path, args.force, &[])?;
     }
+    let mut model = train::demo_config();
+    if let Some(blocks) = &args.blocks {
+        if blocks.is_empty() || blocks.contains(&0) {
+            bail!("--blocks needs one or more positive layer counts, e.g. 6 or 3,4");
+        }
+        model.block_config.clone_from(blocks);
+    }
+    if let Some(growth) = args.growth {
+        if growth == 0 {
+            bail!("--growth must be positive");
+        }
+        model.growth_rate = growth;
+    }
     let config = TrainConfig {
+        model,
         epochs: args.epochs,
         batch_size: args.batch_size.max(1),
         learning_rate: args.learning_rate,
