@@ -207,7 +207,7 @@ struct ForwardMaps {
 }
 
 fn forward_maps(classifier: &Classifier, input: &Tensor) -> candle_core::Result<ForwardMaps> {
-    let out = classifier.net.forward(input)?;
+    let out = classifier.forward(input)?;
     let logits: Vec<f32> = out.logits.squeeze(0)?.to_vec1()?;
     let features = out.features.squeeze(0)?;
     let (weight, _) = classifier.net.classifier();

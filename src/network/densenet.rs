@@ -9,7 +9,7 @@ use candle_core::{D, Result, Tensor};
 use candle_nn::{BatchNorm, Linear, ModuleT, VarBuilder};
 
 /// Batch norm epsilon used by torchvision's DenseNet.
-const BN_EPS: f64 = 1e-5;
+pub(crate) const BN_EPS: f64 = 1e-5;
 
 /// The hyper-parameters that fix a DenseNet's tensors (dropout does not exist at inference).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

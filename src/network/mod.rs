@@ -2,9 +2,11 @@
 //! and preprocessing. Knows nothing of the GUI.
 
 pub mod densenet;
+pub mod fast;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
@@ -14,6 +16,7 @@ use sha2::{Digest, Sha256};
 use crate::checkpoint::{self, CheckpointError};
 use crate::imaging::preprocess::Preprocessing;
 pub use densenet::{DenseNet, DenseNetConfig, ForwardOutput};
+pub use fast::FastDenseNet;
 
 /// Why a model could not be loaded. Every message names the file.
 #[derive(Debug, thiserror::Error)]
@@ -68,7 +71,10 @@ pub struct ModelSidecar {
 /// A loaded, validated classifier ready to run.
 #[derive(Debug, Clone)]
 pub struct Classifier {
+    /// The differentiable network (training, gradient methods).
     pub net: DenseNet,
+    /// The same weights arranged for the inference engine (`Classifier::forward`).
+    pub engine: Arc<FastDenseNet>,
     pub info: ModelInfo,
     pub labels: Vec<String>,
     pub preprocessing: Preprocessing,
@@ -116,6 +122,8 @@ impl Classifier {
             .collect();
         let config = infer_config(file, &map)?;
         validate(file, &config, &map)?;
+        let engine = FastDenseNet::from_tensors(&config, &map)
+            .map_err(|e| ModelError::Network(e, file.into()))?;
         let vb = VarBuilder::from_tensors(map, DType::F32, &Device::Cpu);
         let net = DenseNet::new(&config, vb).map_err(|e| ModelError::Network(e, file.into()))?;
         let sidecar = sidecar.unwrap_or_default();
@@ -133,10 +141,17 @@ impl Classifier {
         };
         Ok(Self {
             net,
+            engine: Arc::new(engine),
             info,
             labels,
             preprocessing: sidecar.preprocessing.unwrap_or_default(),
         })
+    }
+
+    /// Inference forward pass through the engine: the logits and the final feature maps, as
+    /// `DenseNet::forward` gives them (no gradient).
+    pub fn forward(&self, x: &Tensor) -> candle_core::Result<ForwardOutput> {
+        self.engine.forward(x)
     }
 
     /// Resolves a class given as an index or a name (case-insensitive).

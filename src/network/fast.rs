@@ -1,0 +1,506 @@
+//! The inference engine: torchvision's DenseNet forward pass on plain `f32` buffers, for when no
+//! gradient is wanted (every forward of `predict`, `render`, `batch` and the viewer).
+//!
+//! Same maths as `densenet::DenseNet::forward` (which stays the differentiable path for
+//! training and gradient methods), arranged to do less work:
+//! - weights are converted once, at load time, into the matrices the products need;
+//! - batch norms that directly follow a convolution (norm0 after conv0, norm2 after conv1) are
+//!   folded into its weights and a bias; the others (norm1, the transitions' norm, norm5) are
+//!   applied with their ReLU while the next convolution's input is prepared;
+//! - each dense block has one feature buffer `[channels, h * w]` that layers append their 32
+//!   (growth rate) maps to, so nothing is ever concatenated;
+//! - 1x1 convolutions are one matrix product; a 3x3 convolution is one product of all nine
+//!   kernel taps with the input (`[9 * out, in] x [in, h * w]`) followed by a shifted sum of
+//!   the nine planes (no im2col copy nine times the input's size);
+//! - a transition averages 2x2 blocks *before* its 1x1 convolution (both are linear, so the
+//!   order does not change the result) and so multiplies 4x fewer columns.
+//!
+//! The products are candle's CPU matmul (the `gemm` crate, both cores through rayon), called on
+//! our buffers without going through `Tensor`s.
+
+use candle_core::backend::BackendStorage;
+use candle_core::{CpuStorage, DType, Device, Layout, Result, Tensor};
+use rayon::prelude::*;
+use std::collections::HashMap;
+
+use super::densenet::{BN_EPS, DenseNetConfig, ForwardOutput};
+
+/// Parallel element-wise passes split work into pieces of at least this many values.
+const MIN_PIECE: usize = 16 * 1024;
+
+/// A row-major `[rows, cols]` f32 matrix kept in candle's CPU storage so that it can be the
+/// left operand of candle's matmul without a copy.
+struct Matrix {
+    storage: CpuStorage,
+    rows: usize,
+    cols: usize,
+}
+
+impl Matrix {
+    fn new(values: Vec<f32>, rows: usize, cols: usize) -> Result<Self> {
+        if values.len() != rows * cols {
+            candle_core::bail!(
+                "matrix of {rows}x{cols} built from {} values",
+                values.len()
+            );
+        }
+        Ok(Self {
+            storage: CpuStorage::F32(values),
+            rows,
+            cols,
+        })
+    }
+
+    /// `self x rhs`, `rhs` being `[cols, n]` row-major. `rhs` is lent to candle's storage and
+    /// given back, so its allocation can be reused.
+    fn times(&self, rhs: Vec<f32>, n: usize) -> Result<(Vec<f32>, Vec<f32>)> {
+        let (m, k) = (self.rows, self.cols);
+        if rhs.len() < k * n {
+            candle_core::bail!("matmul: {} values for a {k}x{n} operand", rhs.len());
+        }
+        let rhs = CpuStorage::F32(rhs);
+        let product = self.storage.matmul(
+            &rhs,
+            (1, m, n, k),
+            &Layout::contiguous((m, k)),
+            &Layout::contiguous((k, n)),
+        )?;
+        match (product, rhs) {
+            (CpuStorage::F32(out), CpuStorage::F32(rhs)) => Ok((out, rhs)),
+            _ => candle_core::bail!("matmul: unexpected storage type"),
+        }
+    }
+}
+
+/// An inference batch norm as `y = x * scale + shift` per channel.
+struct Affine {
+    scale: Vec<f32>,
+    shift: Vec<f32>,
+}
+
+/// One dense layer: norm1 (applied while preparing conv1's input), conv1 with norm2 folded in
+/// (`bias` is norm2's shift), conv2's nine taps stacked `[(ky * 3 + kx) * growth + o, c]`.
+struct Layer {
+    norm1: Affine,
+    conv1: Matrix,
+    bias1: Vec<f32>,
+    conv2: Matrix,
+}
+
+struct Transition {
+    norm: Affine,
+    conv: Matrix,
+}
+
+struct Block {
+    layers: Vec<Layer>,
+    transition: Option<Transition>,
+}
+
+/// A DenseNet's weights arranged for the inference engine (see the module's documentation).
+pub struct FastDenseNet {
+    config: DenseNetConfig,
+    /// `[init, 3 * 7 * 7]` with norm0's scale folded in.
+    conv0: Matrix,
+    bias0: Vec<f32>,
+    blocks: Vec<Block>,
+    norm5: Affine,
+    /// `[classes, features]`
+    classifier: Vec<f32>,
+    classifier_bias: Vec<f32>,
+}
+
+impl std::fmt::Debug for FastDenseNet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FastDenseNet")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The tensors of a state dict, read as f32 whatever their stored type.
+struct Weights<'a> {
+    map: &'a HashMap<String, Tensor>,
+}
+
+impl Weights<'_> {
+    fn get(&self, key: &str) -> Result<Vec<f32>> {
+        let tensor = self
+            .map
+            .get(key)
+            .ok_or_else(|| candle_core::Error::Msg(format!("missing tensor {key}")))?;
+        tensor.to_dtype(DType::F32)?.flatten_all()?.to_vec1()
+    }
+
+    fn norm(&self, prefix: &str) -> Result<Affine> {
+        let weight = self.get(&format!("{prefix}.weight"))?;
+        let bias = self.get(&format!("{prefix}.bias"))?;
+        let mean = self.get(&format!("{prefix}.running_mean"))?;
+        let var = self.get(&format!("{prefix}.running_var"))?;
+        let scale: Vec<f64> = weight
+            .iter()
+            .zip(&var)
+            .map(|(&w, &v)| f64::from(w) / (f64::from(v) + BN_EPS).sqrt())
+            .collect();
+        let shift = bias
+            .iter()
+            .zip(&mean)
+            .zip(&scale)
+            .map(|((&b, &m), &s)| (f64::from(b) - f64::from(m) * s) as f32)
+            .collect();
+        Ok(Affine {
+            scale: scale.into_iter().map(|s| s as f32).collect(),
+            shift,
+        })
+    }
+
+    /// A convolution's `[out, rest]` weight with each output row multiplied by `scale`.
+    fn scaled_rows(&self, key: &str, scale: &[f32], rest: usize) -> Result<Matrix> {
+        let mut weight = self.get(key)?;
+        for (row, &s) in weight.chunks_exact_mut(rest.max(1)).zip(scale) {
+            row.iter_mut().for_each(|w| *w *= s);
+        }
+        Matrix::new(weight, scale.len(), rest)
+    }
+}
+
+impl FastDenseNet {
+    /// Arranges the weights of a validated state dict (see `network::validate`).
+    pub fn from_tensors(config: &DenseNetConfig, map: &HashMap<String, Tensor>) -> Result<Self> {
+        let w = Weights { map };
+        let init = config.num_init_features;
+        let norm0 = w.norm("features.norm0")?;
+        let conv0 = w.scaled_rows("features.conv0.weight", &norm0.scale, 3 * 49)?;
+        let growth = config.growth_rate;
+        let inner = config.bn_size * growth;
+        let mut channels = init;
+        let mut blocks = Vec::with_capacity(config.block_config.len());
+        for (i, &n_layers) in config.block_config.iter().enumerate() {
+            let mut layers = Vec::with_capacity(n_layers);
+            for j in 0..n_layers {
+                let p = format!("features.denseblock{}.denselayer{}", i + 1, j + 1);
+                let c_in = channels + j * growth;
+                let norm2 = w.norm(&format!("{p}.norm2"))?;
+                let conv1 = w.scaled_rows(&format!("{p}.conv1.weight"), &norm2.scale, c_in)?;
+                // [growth, inner, 3, 3] -> [(ky * 3 + kx) * growth + o, inner]
+                let k2 = w.get(&format!("{p}.conv2.weight"))?;
+                let mut taps = vec![0f32; 9 * growth * inner];
+                for o in 0..growth {
+                    for c in 0..inner {
+                        for tap in 0..9 {
+                            taps[(tap * growth + o) * inner + c] = k2[(o * inner + c) * 9 + tap];
+                        }
+                    }
+                }
+                layers.push(Layer {
+                    norm1: w.norm(&format!("{p}.norm1"))?,
+                    conv1,
+                    bias1: norm2.shift,
+                    conv2: Matrix::new(taps, 9 * growth, inner)?,
+                });
+            }
+            channels += n_layers * growth;
+            let transition = if i + 1 != config.block_config.len() {
+                let p = format!("features.transition{}", i + 1);
+                let t = Transition {
+                    norm: w.norm(&format!("{p}.norm"))?,
+                    conv: Matrix::new(w.get(&format!("{p}.conv.weight"))?, channels / 2, channels)?,
+                };
+                channels /= 2;
+                Some(t)
+            } else {
+                None
+            };
+            blocks.push(Block { layers, transition });
+        }
+        Ok(Self {
+            config: config.clone(),
+            conv0,
+            bias0: norm0.shift,
+            blocks,
+            norm5: w.norm("features.norm5")?,
+            classifier: w.get("classifier.weight")?,
+            classifier_bias: w.get("classifier.bias")?,
+        })
+    }
+
+    pub fn config(&self) -> &DenseNetConfig {
+        &self.config
+    }
+
+    /// Inference forward pass of `[batch, 3, h, w]`: the same logits and feature maps as
+    /// `DenseNet::forward`, as tensors on the CPU.
+    pub fn forward(&self, x: &Tensor) -> Result<ForwardOutput> {
+        let (n, c, h, w) = x.dims4()?;
+        if c != 3 {
+            candle_core::bail!("the network takes 3 colour channels, the input has {c}");
+        }
+        let input: Vec<f32> = x.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
+        let mut logits = Vec::with_capacity(n * self.config.num_classes);
+        let mut features = Vec::new();
+        let mut grid = (0, 0);
+        for image in input.chunks_exact(3 * h * w) {
+            let (l, f, fh, fw) = self.forward_image(image, h, w)?;
+            logits.extend(l);
+            features.extend(f);
+            grid = (fh, fw);
+        }
+        let channels = self.config.num_features();
+        Ok(ForwardOutput {
+            logits: Tensor::from_vec(logits, (n, self.config.num_classes), &Device::Cpu)?,
+            features: Tensor::from_vec(features, (n, channels, grid.0, grid.1), &Device::Cpu)?,
+        })
+    }
+
+    /// One `[3, h, w]` image: logits and `relu(norm5(..))` as `[channels, fh, fw]`.
+    fn forward_image(
+        &self,
+        image: &[f32],
+        h: usize,
+        w: usize,
+    ) -> Result<(Vec<f32>, Vec<f32>, usize, usize)> {
+        let (oh, ow) = (conv_out(h, 7, 2, 3)?, conv_out(w, 7, 2, 3)?);
+        let columns = im2col_7x7_s2(image, h, w, oh, ow);
+        let (mut x, _) = self.conv0.times(columns, oh * ow)?;
+        bias_relu(&mut x, &self.bias0, oh * ow);
+        let (mut h, mut w) = (conv_out(oh, 3, 2, 1)?, conv_out(ow, 3, 2, 1)?);
+        let mut channels = self.config.num_init_features;
+        let growth = self.config.growth_rate;
+        let mut buffer = max_pool_3x3_s2(&x, channels, oh, ow, h, w, self.block_width(0));
+        let mut scratch = Vec::new();
+        for (i, block) in self.blocks.iter().enumerate() {
+            let hw = h * w;
+            for layer in &block.layers {
+                scratch = layer.forward(&mut buffer, channels, growth, h, w, scratch)?;
+                channels += growth;
+            }
+            if let Some(t) = &block.transition {
+                let (ph, pw) = (h / 2, w / 2);
+                if ph == 0 || pw == 0 {
+                    candle_core::bail!("the input is too small for this network ({h}x{w} maps)");
+                }
+                let pooled = norm_relu_avg_pool(&buffer[..channels * hw], &t.norm, h, w);
+                let (mut next, _) = t.conv.times(pooled, ph * pw)?;
+                channels = t.conv.rows;
+                (h, w) = (ph, pw);
+                next.resize(self.block_width(i + 1) * h * w, 0.0);
+                buffer = next;
+            }
+        }
+        let hw = h * w;
+        buffer.truncate(channels * hw);
+        norm_relu(&mut buffer, &self.norm5, hw);
+        let pooled: Vec<f32> = buffer
+            .chunks_exact(hw)
+            .map(|map| (map.iter().map(|&v| f64::from(v)).sum::<f64>() / hw as f64) as f32)
+            .collect();
+        let logits = self
+            .classifier
+            .chunks_exact(channels)
+            .zip(&self.classifier_bias)
+            .map(|(row, &b)| {
+                let dot: f64 = row
+                    .iter()
+                    .zip(&pooled)
+                    .map(|(&w, &p)| f64::from(w) * f64::from(p))
+                    .sum();
+                (dot + f64::from(b)) as f32
+            })
+            .collect();
+        Ok((logits, buffer, h, w))
+    }
+
+    /// Channels of block `i`'s feature buffer once all its layers have appended theirs.
+    fn block_width(&self, i: usize) -> usize {
+        let mut channels = self.config.num_init_features;
+        for (j, &layers) in self.config.block_config.iter().enumerate() {
+            channels += layers * self.config.growth_rate;
+            if j == i {
+                return channels;
+            }
+            channels /= 2;
+        }
+        channels
+    }
+}
+
+impl Layer {
+    /// Appends this layer's `growth` maps to `buffer` (`[channels + growth.., h * w]`).
+    /// `scratch` is a reusable allocation, handed back.
+    fn forward(
+        &self,
+        buffer: &mut [f32],
+        channels: usize,
+        growth: usize,
+        h: usize,
+        w: usize,
+        mut scratch: Vec<f32>,
+    ) -> Result<Vec<f32>> {
+        let hw = h * w;
+        scratch.clear();
+        scratch.resize(channels * hw, 0.0);
+        // norm1 + relu1, written as conv1's input
+        scratch
+            .par_chunks_mut(hw)
+            .zip(buffer[..channels * hw].par_chunks(hw))
+            .zip(self.norm1.scale.par_iter().zip(&self.norm1.shift))
+            .with_min_len(MIN_PIECE / hw.max(1))
+            .for_each(|((out, x), (&s, &t))| {
+                for (o, &v) in out.iter_mut().zip(x) {
+                    *o = (v * s + t).max(0.0);
+                }
+            });
+        // conv1 (+ norm2 folded) + relu2
+        let (mut bottleneck, scratch) = self.conv1.times(scratch, hw)?;
+        bias_relu(&mut bottleneck, &self.bias1, hw);
+        // conv2: all nine taps at once, then the shifted sum into the feature buffer
+        let (taps, _) = self.conv2.times(bottleneck, hw)?;
+        let out = &mut buffer[channels * hw..(channels + growth) * hw];
+        out.par_chunks_mut(hw)
+            .enumerate()
+            .with_min_len(MIN_PIECE / (9 * hw).max(1))
+            .for_each(|(o, map)| sum_of_shifted_taps(&taps, growth, o, h, w, map));
+        Ok(scratch)
+    }
+}
+
+/// Output size of a convolution or pooling, or an error when the input is too small.
+fn conv_out(size: usize, kernel: usize, stride: usize, padding: usize) -> Result<usize> {
+    if size + 2 * padding < kernel {
+        candle_core::bail!("the input is too small for this network ({size} pixels)");
+    }
+    Ok((size + 2 * padding - kernel) / stride + 1)
+}
+
+/// conv0's input columns: `[(c * 7 + ky) * 7 + kx, oy * ow + ox]`, zero outside the image.
+fn im2col_7x7_s2(image: &[f32], h: usize, w: usize, oh: usize, ow: usize) -> Vec<f32> {
+    let mut columns = vec![0f32; 3 * 49 * oh * ow];
+    columns
+        .par_chunks_mut(oh * ow)
+        .enumerate()
+        .for_each(|(row, out)| {
+            let (c, ky, kx) = (row / 49, (row / 7) % 7, row % 7);
+            let plane = &image[c * h * w..(c + 1) * h * w];
+            // ix = 2 * ox + kx - 3 must lie in 0..w
+            let ox0 = (3usize.saturating_sub(kx)).div_ceil(2);
+            let ox1 = ((w + 3 - kx).div_ceil(2)).min(ow);
+            for oy in 0..oh {
+                let iy = 2 * oy + ky;
+                if iy < 3 || iy - 3 >= h || ox0 >= ox1 {
+                    continue;
+                }
+                let src = &plane[(iy - 3) * w..(iy - 2) * w];
+                let dst = &mut out[oy * ow..(oy + 1) * ow];
+                for ox in ox0..ox1 {
+                    dst[ox] = src[2 * ox + kx - 3];
+                }
+            }
+        });
+    columns
+}
+
+/// `x = max(x + bias[c], 0)` for each `[hw]` map `c`.
+fn bias_relu(x: &mut [f32], bias: &[f32], hw: usize) {
+    x.par_chunks_mut(hw)
+        .zip(bias.par_iter())
+        .with_min_len(MIN_PIECE / hw.max(1))
+        .for_each(|(map, &b)| map.iter_mut().for_each(|v| *v = (*v + b).max(0.0)));
+}
+
+/// `x = max(x * scale[c] + shift[c], 0)` for each `[hw]` map `c`.
+fn norm_relu(x: &mut [f32], norm: &Affine, hw: usize) {
+    x.par_chunks_mut(hw)
+        .zip(norm.scale.par_iter().zip(&norm.shift))
+        .with_min_len(MIN_PIECE / hw.max(1))
+        .for_each(|(map, (&s, &t))| map.iter_mut().for_each(|v| *v = (*v * s + t).max(0.0)));
+}
+
+/// torchvision's pool0 (3x3, stride 2, padding 1) of post-ReLU maps (so zero padding is
+/// exact), written into the first `channels` maps of a `[width, ph * pw]` buffer.
+fn max_pool_3x3_s2(
+    x: &[f32],
+    channels: usize,
+    h: usize,
+    w: usize,
+    ph: usize,
+    pw: usize,
+    width: usize,
+) -> Vec<f32> {
+    let mut out = vec![0f32; width * ph * pw];
+    out[..channels * ph * pw]
+        .par_chunks_mut(ph * pw)
+        .zip(x.par_chunks(h * w))
+        .for_each(|(dst, src)| {
+            for py in 0..ph {
+                let rows = (2 * py).saturating_sub(1)..(2 * py + 2).min(h);
+                for px in 0..pw {
+                    let cols = (2 * px).saturating_sub(1)..(2 * px + 2).min(w);
+                    let mut m = 0f32;
+                    for y in rows.clone() {
+                        for &v in &src[y * w + cols.start..y * w + cols.end] {
+                            m = m.max(v);
+                        }
+                    }
+                    dst[py * pw + px] = m;
+                }
+            }
+        });
+    out
+}
+
+/// A transition's `relu(norm(x))` averaged over 2x2 blocks (AvgPool2d(2): a last odd row or
+/// column is dropped), `[channels, (h / 2) * (w / 2)]`.
+fn norm_relu_avg_pool(x: &[f32], norm: &Affine, h: usize, w: usize) -> Vec<f32> {
+    let (ph, pw) = (h / 2, w / 2);
+    let mut out = vec![0f32; norm.scale.len() * ph * pw];
+    out.par_chunks_mut(ph * pw)
+        .zip(x.par_chunks(h * w))
+        .zip(norm.scale.par_iter().zip(&norm.shift))
+        .with_min_len(MIN_PIECE / (h * w).max(1))
+        .for_each(|((dst, src), (&s, &t))| {
+            let f = |v: f32| (v * s + t).max(0.0);
+            for py in 0..ph {
+                let top = &src[2 * py * w..];
+                let bottom = &src[(2 * py + 1) * w..];
+                for px in 0..pw {
+                    let sum = f(top[2 * px]) + f(top[2 * px + 1])
+                        + f(bottom[2 * px])
+                        + f(bottom[2 * px + 1]);
+                    dst[py * pw + px] = sum * 0.25;
+                }
+            }
+        });
+    out
+}
+
+/// Output map `o` of a 3x3 convolution (padding 1) from the nine taps' products
+/// `taps[(ky * 3 + kx) * growth + o]`: `out[y, x] = sum taps[..][y + ky - 1, x + kx - 1]`.
+fn sum_of_shifted_taps(taps: &[f32], growth: usize, o: usize, h: usize, w: usize, out: &mut [f32]) {
+    let hw = h * w;
+    // The centre tap covers every pixel: start from it instead of zeros.
+    let centre = &taps[(4 * growth + o) * hw..(4 * growth + o + 1) * hw];
+    out.copy_from_slice(centre);
+    for ky in 0..3 {
+        for kx in 0..3 {
+            if ky == 1 && kx == 1 {
+                continue;
+            }
+            let tap = ky * 3 + kx;
+            let plane = &taps[(tap * growth + o) * hw..(tap * growth + o + 1) * hw];
+            // y + ky - 1 in 0..h and x + kx - 1 in 0..w
+            let (y0, y1) = (1usize.saturating_sub(ky), (h + 1).saturating_sub(ky).min(h));
+            let (x0, x1) = (1usize.saturating_sub(kx), (w + 1).saturating_sub(kx).min(w));
+            if x0 >= x1 {
+                continue;
+            }
+            for y in y0..y1 {
+                let src_row = (y + ky - 1) * w;
+                let src = &plane[src_row + x0 + kx - 1..src_row + x1 + kx - 1];
+                let dst = &mut out[y * w + x0..y * w + x1];
+                for (d, &s) in dst.iter_mut().zip(src) {
+                    *d += s;
+                }
+            }
+        }
+    }
+}
