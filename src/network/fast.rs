@@ -39,10 +39,7 @@ struct Matrix {
 impl Matrix {
     fn new(values: Vec<f32>, rows: usize, cols: usize) -> Result<Self> {
         if values.len() != rows * cols {
-            candle_core::bail!(
-                "matrix of {rows}x{cols} built from {} values",
-                values.len()
-            );
+            candle_core::bail!("matrix of {rows}x{cols} built from {} values", values.len());
         }
         Ok(Self {
             storage: CpuStorage::F32(values),
@@ -383,7 +380,7 @@ fn im2col_7x7_s2(image: &[f32], h: usize, w: usize, oh: usize, ow: usize) -> Vec
             let plane = &image[c * h * w..(c + 1) * h * w];
             // ix = 2 * ox + kx - 3 must lie in 0..w
             let ox0 = (3usize.saturating_sub(kx)).div_ceil(2);
-            let ox1 = ((w + 3 - kx).div_ceil(2)).min(ow);
+            let ox1 = (w + 3).saturating_sub(kx).div_ceil(2).min(ow);
             for oy in 0..oh {
                 let iy = 2 * oy + ky;
                 if iy < 3 || iy - 3 >= h || ox0 >= ox1 {
@@ -463,7 +460,8 @@ fn norm_relu_avg_pool(x: &[f32], norm: &Affine, h: usize, w: usize) -> Vec<f32> 
                 let top = &src[2 * py * w..];
                 let bottom = &src[(2 * py + 1) * w..];
                 for px in 0..pw {
-                    let sum = f(top[2 * px]) + f(top[2 * px + 1])
+                    let sum = f(top[2 * px])
+                        + f(top[2 * px + 1])
                         + f(bottom[2 * px])
                         + f(bottom[2 * px + 1]);
                     dst[py * pw + px] = sum * 0.25;
@@ -499,6 +497,151 @@ fn sum_of_shifted_taps(taps: &[f32], growth: usize, o: usize, h: usize, w: usize
                 let dst = &mut out[y * w + x0..y * w + x1];
                 for (d, &s) in dst.iter_mut().zip(src) {
                     *d += s;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::network::DenseNet;
+    use candle_nn::VarBuilder;
+
+    /// A state dict of `config` with random weights and batch-norm statistics (so that every
+    /// fold and fusion is exercised), as a checkpoint would hold it.
+    fn random_tensors(config: &DenseNetConfig, dtype: DType) -> HashMap<String, Tensor> {
+        let cpu = &Device::Cpu;
+        config
+            .expected_tensors()
+            .into_iter()
+            .map(|(key, shape)| {
+                let is_norm_weight = key.contains(".norm") && key.ends_with(".weight");
+                let t = if key.ends_with("running_var") || is_norm_weight {
+                    Tensor::rand(0.5f32, 1.5, shape.as_slice(), cpu)
+                } else if key.ends_with(".bias") || key.ends_with("running_mean") {
+                    Tensor::rand(-0.3f32, 0.3, shape.as_slice(), cpu)
+                } else {
+                    let fan_in: usize = shape[1..].iter().product();
+                    Tensor::randn(0f32, (2.0 / fan_in as f32).sqrt(), shape.as_slice(), cpu)
+                };
+                (key, t.unwrap().to_dtype(dtype).unwrap())
+            })
+            .collect()
+    }
+
+    fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+        assert_eq!(a.dims(), b.dims(), "shapes differ");
+        (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar()
+            .unwrap()
+    }
+
+    fn max_abs(a: &Tensor) -> f32 {
+        a.abs().unwrap().max_all().unwrap().to_scalar().unwrap()
+    }
+
+    fn assert_engine_matches_candle(config: &DenseNetConfig, dtype: DType, x: &Tensor) {
+        let map = random_tensors(config, dtype);
+        let engine = FastDenseNet::from_tensors(config, &map).unwrap();
+        let vb = VarBuilder::from_tensors(map, DType::F32, &Device::Cpu);
+        let net = DenseNet::new(config, vb).unwrap();
+        let reference = net.forward(x).unwrap();
+        let fast = engine.forward(x).unwrap();
+        for (what, a, b) in [
+            ("logits", &fast.logits, &reference.logits),
+            ("features", &fast.features, &reference.features),
+        ] {
+            let diff = max_abs_diff(a, b);
+            let scale = max_abs(b).max(1.0);
+            assert!(
+                diff <= 1e-5 * scale,
+                "{config:?} {dtype:?} {:?}: {what} differ by {diff} (largest value {scale})",
+                x.dims()
+            );
+        }
+    }
+
+    fn custom(growth: usize, blocks: &[usize], init: usize, bn_size: usize) -> DenseNetConfig {
+        DenseNetConfig {
+            growth_rate: growth,
+            block_config: blocks.to_vec(),
+            num_init_features: init,
+            bn_size,
+            num_classes: 3,
+        }
+    }
+
+    #[test]
+    fn engine_equals_the_candle_network_on_random_weights() {
+        let cpu = &Device::Cpu;
+        for (config, (n, h, w)) in [
+            (custom(4, &[1, 2, 1], 8, 3), (1, 64, 64)),
+            (custom(4, &[1, 2, 1], 8, 3), (2, 37, 30)),
+            (custom(6, &[2, 3], 10, 2), (1, 33, 45)),
+            (custom(8, &[3], 16, 4), (1, 17, 9)),
+            (custom(5, &[2, 1, 2, 1], 7, 4), (1, 70, 67)),
+        ] {
+            let x = Tensor::randn(0f32, 1.0, (n, 3, h, w), cpu).unwrap();
+            assert_engine_matches_candle(&config, DType::F32, &x);
+        }
+    }
+
+    #[test]
+    fn engine_equals_the_candle_network_with_half_precision_weights() {
+        let x = Tensor::randn(0f32, 1.0, (1, 3, 49, 51), &Device::Cpu).unwrap();
+        for dtype in [DType::F16, DType::BF16] {
+            assert_engine_matches_candle(&custom(4, &[2, 2, 1], 8, 2), dtype, &x);
+        }
+    }
+
+    #[test]
+    fn densenet121_shapes_and_values_at_224() {
+        let x = Tensor::randn(0f32, 1.0, (1, 3, 224, 224), &Device::Cpu).unwrap();
+        assert_engine_matches_candle(&DenseNetConfig::densenet121(4), DType::F32, &x);
+    }
+
+    #[test]
+    fn an_input_too_small_is_an_error_not_a_panic() {
+        let config = custom(4, &[1, 1, 1], 8, 2);
+        let map = random_tensors(&config, DType::F32);
+        let engine = FastDenseNet::from_tensors(&config, &map).unwrap();
+        for size in [1, 3, 8] {
+            let x = Tensor::zeros((1, 3, size, size), DType::F32, &Device::Cpu).unwrap();
+            assert!(engine.forward(&x).is_err(), "{size}x{size}");
+        }
+        let x = Tensor::zeros((1, 3, 16, 16), DType::F32, &Device::Cpu).unwrap();
+        assert!(engine.forward(&x).is_ok());
+    }
+
+    #[test]
+    fn shifted_tap_sum_is_a_3x3_convolution() {
+        // one output map, every tap plane a distinct ramp: compare with the direct sum
+        let (h, w, growth) = (4, 5, 2);
+        let taps: Vec<f32> = (0..9 * growth * h * w).map(|i| (i % 97) as f32).collect();
+        for o in 0..growth {
+            let mut out = vec![0f32; h * w];
+            sum_of_shifted_taps(&taps, growth, o, h, w, &mut out);
+            for y in 0..h {
+                for x in 0..w {
+                    let mut expected = 0f32;
+                    for ky in 0..3 {
+                        for kx in 0..3 {
+                            let (sy, sx) = (y as isize + ky - 1, x as isize + kx - 1);
+                            if (0..h as isize).contains(&sy) && (0..w as isize).contains(&sx) {
+                                let tap = (ky * 3 + kx) as usize;
+                                expected += taps
+                                    [(tap * growth + o) * h * w + sy as usize * w + sx as usize];
+                            }
+                        }
+                    }
+                    assert_eq!(out[y * w + x], expected, "map {o} at ({y}, {x})");
                 }
             }
         }

@@ -1,0 +1,47 @@
+//! Times a checkpoint's load and forward pass (used by bench/compare_pytorch.sh).
+//!
+//! `cargo run --release --example time_forward -- CHECKPOINT [SIZE] [REPEATS] [--candle]`
+//! prints `load_ms`, then one line per timed forward, then the median.
+
+#![allow(clippy::expect_used, clippy::unwrap_used)] // a measuring tool: a failure is a bug to see
+use std::time::Instant;
+
+use camview::network::Classifier;
+use candle_core::{Device, Tensor};
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let candle = args.iter().any(|a| a == "--candle");
+    let args: Vec<&String> = args.iter().filter(|a| !a.starts_with("--")).collect();
+    let path = args.first().ok_or_else(|| {
+        anyhow::anyhow!("usage: time_forward CHECKPOINT [SIZE] [REPEATS] [--candle]")
+    })?;
+    let size: usize = args.get(1).map_or(Ok(224), |s| s.parse())?;
+    let repeats: usize = args.get(2).map_or(Ok(20), |s| s.parse())?;
+    let start = Instant::now();
+    let classifier = Classifier::load(std::path::Path::new(path.as_str()), None)?;
+    println!("load_ms {:.1}", start.elapsed().as_secs_f64() * 1e3);
+    let x = Tensor::randn(0f32, 1.0, (1, 3, size, size), &Device::Cpu)?;
+    let run = || -> anyhow::Result<f64> {
+        let start = Instant::now();
+        let out = if candle {
+            classifier.net.forward(&x)?
+        } else {
+            classifier.forward(&x)?
+        };
+        std::hint::black_box(out);
+        Ok(start.elapsed().as_secs_f64() * 1e3)
+    };
+    for _ in 0..3 {
+        run()?;
+    }
+    let mut times = Vec::with_capacity(repeats);
+    for _ in 0..repeats {
+        let ms = run()?;
+        println!("forward_ms {ms:.2}");
+        times.push(ms);
+    }
+    times.sort_by(f64::total_cmp);
+    println!("median_ms {:.2}", times[times.len() / 2]);
+    Ok(())
+}
