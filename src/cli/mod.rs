@@ -501,58 +501,127 @@ fn batch(args: &BatchArgs) -> Result<ExitCode> {
         indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} {wide_msg}")
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
-    let mut rows: Vec<BatchRow> = Vec::with_capacity(files.len());
-    let mut used_names = std::collections::HashSet::new();
-    for path in &files {
-        progress.set_message(path.display().to_string());
-        let result = (|| -> Result<Rendered> {
-            let a = analyse_file(&classifier, path)?;
-            let class = resolve_class(&classifier, args.class.as_deref(), a.analysis.predicted)?;
-            let name =
-                export::default_overlay_path(path, &classifier.labels[class], args.style.method);
-            let out = args.out.join(name.file_name().unwrap_or_default());
-            if !used_names.insert(out.clone()) {
-                bail!(
-                    "{}: another input already wrote {}",
-                    path.display(),
-                    out.display()
-                );
-            }
-            render_one(&classifier, &a, path, class, &args.style, &out).map_err(|e| {
-                if sources.contains(&out.as_path()) {
-                    anyhow!("{e:#}")
-                } else {
-                    e
-                }
-            })?;
-            Ok(Rendered {
-                analysed: a,
-                class,
-                overlay: out,
-            })
-        })();
-        match &result {
-            Ok(_) => {}
-            Err(e) => progress.suspend(|| eprintln!("camview: {e:#}")),
-        }
-        rows.push(BatchRow {
-            image: path.clone(),
-            result,
-        });
-        progress.inc(1);
-    }
+    let started = std::time::Instant::now();
+    let rows = batch_pipeline(&classifier, args, &files, &sources, &progress)?;
+    let seconds = started.elapsed().as_secs_f64();
     progress.finish_and_clear();
 
     let failures = rows.iter().filter(|r| r.result.is_err()).count();
     let csv = predictions_csv(&classifier, &rows)?;
     export::write_atomic(&csv_path, args.style.force, |w| w.write_all(&csv))?;
     eprintln!(
-        "camview: {} of {} images done, {failures} failed; wrote {}",
+        "camview: {} of {} images done, {failures} failed, in {seconds:.1} s ({:.1} images/s); wrote {}",
         rows.len() - failures,
         rows.len(),
+        rows.len() as f64 / seconds.max(1e-9),
         csv_path.display()
     );
     Ok(exit_for(failures))
+}
+
+/// Images in flight between two stages of the batch pipeline.
+const PIPELINE_DEPTH: usize = 2;
+
+/// `batch`'s work as three stages joined by bounded channels, so that decoding the next image
+/// and composing + writing the previous one overlap with the network: a decoder thread, the
+/// network on this thread, a writer thread. Rows come back in the order of `files`.
+fn batch_pipeline(
+    classifier: &Classifier,
+    args: &BatchArgs,
+    files: &[PathBuf],
+    sources: &[&Path],
+    progress: &indicatif::ProgressBar,
+) -> Result<Vec<BatchRow>> {
+    use std::sync::mpsc::sync_channel;
+    /// An analysed image with the class to draw and where its overlay goes.
+    type Prepared = Result<(Analysed, usize, PathBuf)>;
+    let (decoded_tx, decoded_rx) = sync_channel::<(PathBuf, Result<SourceImage>)>(PIPELINE_DEPTH);
+    let (analysed_tx, analysed_rx) = sync_channel::<(PathBuf, Prepared)>(PIPELINE_DEPTH);
+    std::thread::scope(|scope| {
+        let decoder = std::thread::Builder::new()
+            .name("camview-decode".into())
+            .spawn_scoped(scope, move || {
+                for path in files {
+                    let image = imaging::open_image(path).map_err(anyhow::Error::from);
+                    if decoded_tx.send((path.clone(), image)).is_err() {
+                        break;
+                    }
+                }
+            })
+            .context("cannot start the decoding thread")?;
+        let writer = std::thread::Builder::new()
+            .name("camview-write".into())
+            .spawn_scoped(scope, move || {
+                let mut rows = Vec::with_capacity(files.len());
+                for (path, analysed) in analysed_rx {
+                    progress.set_message(path.display().to_string());
+                    let result = analysed.and_then(|(a, class, out)| {
+                        render_one(classifier, &a, &path, class, &args.style, &out).map_err(
+                            |e| {
+                                if sources.contains(&out.as_path()) {
+                                    anyhow!("{e:#}")
+                                } else {
+                                    e
+                                }
+                            },
+                        )?;
+                        Ok(Rendered {
+                            analysed: a,
+                            class,
+                            overlay: out,
+                        })
+                    });
+                    if let Err(e) = &result {
+                        progress.suspend(|| eprintln!("camview: {e:#}"));
+                    }
+                    rows.push(BatchRow {
+                        image: path,
+                        result,
+                    });
+                    progress.inc(1);
+                }
+                rows
+            })
+            .context("cannot start the writing thread")?;
+        let mut used_names = std::collections::HashSet::new();
+        for (path, image) in decoded_rx {
+            let analysed = image.and_then(|image| {
+                let analysis = explain::analyse(
+                    classifier,
+                    &image.name,
+                    &image.rgb,
+                    &classifier.preprocessing,
+                )?;
+                let a = Analysed { image, analysis };
+                let class = resolve_class(classifier, args.class.as_deref(), a.analysis.predicted)?;
+                let name = export::default_overlay_path(
+                    &path,
+                    &classifier.labels[class],
+                    args.style.method,
+                );
+                let out = args.out.join(name.file_name().unwrap_or_default());
+                if !used_names.insert(out.clone()) {
+                    bail!(
+                        "{}: another input already wrote {}",
+                        path.display(),
+                        out.display()
+                    );
+                }
+                Ok((a, class, out))
+            });
+            if analysed_tx.send((path, analysed)).is_err() {
+                break;
+            }
+        }
+        drop(analysed_tx);
+        if let Err(panic) = decoder.join() {
+            std::panic::resume_unwind(panic);
+        }
+        match writer.join() {
+            Ok(rows) => Ok(rows),
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    })
 }
 
 fn predictions_csv(classifier: &Classifier, rows: &[BatchRow]) -> Result<Vec<u8>> {
