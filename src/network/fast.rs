@@ -107,6 +107,18 @@ pub struct FastDenseNet {
     classifier_bias: Vec<f32>,
 }
 
+/// A dense block's feature buffer between the engine's stages: `[capacity, height * width]`,
+/// of which the first `channels` maps are computed so far.
+#[derive(Clone)]
+pub struct FeatureMaps {
+    pub values: Vec<f32>,
+    pub channels: usize,
+    pub height: usize,
+    pub width: usize,
+    /// Reused between layers (the normalised input of conv1).
+    scratch: Vec<f32>,
+}
+
 impl std::fmt::Debug for FastDenseNet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FastDenseNet")
@@ -256,38 +268,118 @@ impl FastDenseNet {
         h: usize,
         w: usize,
     ) -> Result<(Vec<f32>, Vec<f32>, usize, usize)> {
+        let mut maps = self.stem(image, h, w)?;
+        for (i, block) in self.blocks.iter().enumerate() {
+            for j in 0..block.layers.len() {
+                self.dense_layer(i, j, &mut maps)?;
+            }
+            if block.transition.is_some() {
+                maps = self.transition(i, &maps)?;
+            }
+        }
+        let (logits, features) = self.head(maps)?;
+        Ok((logits, features.values, features.height, features.width))
+    }
+
+    /// The stem: conv0 (norm0 folded in), relu0 and pool0 of a `[3, h, w]` image, written into
+    /// the first dense block's feature buffer.
+    pub fn stem(&self, image: &[f32], h: usize, w: usize) -> Result<FeatureMaps> {
+        if image.len() != 3 * h * w {
+            candle_core::bail!("{} values for a 3x{h}x{w} image", image.len());
+        }
         let (oh, ow) = (conv_out(h, 7, 2, 3)?, conv_out(w, 7, 2, 3)?);
         let columns = im2col_7x7_s2(image, h, w, oh, ow);
         let (mut x, _) = self.conv0.times(columns, oh * ow)?;
         bias_relu(&mut x, &self.bias0, oh * ow);
-        let (mut h, mut w) = (conv_out(oh, 3, 2, 1)?, conv_out(ow, 3, 2, 1)?);
-        let mut channels = self.config.num_init_features;
+        let (ph, pw) = (conv_out(oh, 3, 2, 1)?, conv_out(ow, 3, 2, 1)?);
+        let channels = self.config.num_init_features;
+        Ok(FeatureMaps {
+            values: max_pool_3x3_s2(&x, channels, oh, ow, ph, pw, self.block_width(0)),
+            channels,
+            height: ph,
+            width: pw,
+            scratch: Vec::new(),
+        })
+    }
+
+    /// Dense layer `layer` of block `block`: appends its maps to `maps`.
+    pub fn dense_layer(&self, block: usize, layer: usize, maps: &mut FeatureMaps) -> Result<()> {
+        let l = self
+            .blocks
+            .get(block)
+            .and_then(|b| b.layers.get(layer))
+            .ok_or_else(|| candle_core::Error::Msg(format!("no dense layer {block}.{layer}")))?;
         let growth = self.config.growth_rate;
-        let mut buffer = max_pool_3x3_s2(&x, channels, oh, ow, h, w, self.block_width(0));
-        let mut scratch = Vec::new();
-        for (i, block) in self.blocks.iter().enumerate() {
-            let hw = h * w;
-            for layer in &block.layers {
-                scratch = layer.forward(&mut buffer, channels, growth, h, w, scratch)?;
-                channels += growth;
-            }
-            if let Some(t) = &block.transition {
-                let (ph, pw) = (h / 2, w / 2);
-                if ph == 0 || pw == 0 {
-                    candle_core::bail!("the input is too small for this network ({h}x{w} maps)");
-                }
-                let pooled = norm_relu_avg_pool(&buffer[..channels * hw], &t.norm, h, w);
-                let (mut next, _) = t.conv.times(pooled, ph * pw)?;
-                channels = t.conv.rows;
-                (h, w) = (ph, pw);
-                next.resize(self.block_width(i + 1) * h * w, 0.0);
-                buffer = next;
-            }
+        if l.conv1.cols != maps.channels
+            || maps.values.len() < (maps.channels + growth) * maps.height * maps.width
+        {
+            candle_core::bail!(
+                "dense layer {block}.{layer} takes {} channels, the buffer holds {}",
+                l.conv1.cols,
+                maps.channels
+            );
         }
-        let hw = h * w;
-        buffer.truncate(channels * hw);
-        norm_relu(&mut buffer, &self.norm5, hw);
-        let pooled: Vec<f32> = buffer
+        let scratch = std::mem::take(&mut maps.scratch);
+        maps.scratch = l.forward(
+            &mut maps.values,
+            maps.channels,
+            growth,
+            maps.height,
+            maps.width,
+            scratch,
+        )?;
+        maps.channels += growth;
+        Ok(())
+    }
+
+    /// The transition after block `block` (norm, relu, 2x2 average pool, then the 1x1
+    /// convolution): the next block's feature buffer.
+    pub fn transition(&self, block: usize, maps: &FeatureMaps) -> Result<FeatureMaps> {
+        let t = self
+            .blocks
+            .get(block)
+            .and_then(|b| b.transition.as_ref())
+            .ok_or_else(|| candle_core::Error::Msg(format!("no transition after block {block}")))?;
+        let (h, w) = (maps.height, maps.width);
+        let (ph, pw) = (h / 2, w / 2);
+        if ph == 0 || pw == 0 {
+            candle_core::bail!("the input is too small for this network ({h}x{w} maps)");
+        }
+        if t.conv.cols != maps.channels {
+            candle_core::bail!(
+                "transition {block} takes {} channels, the buffer holds {}",
+                t.conv.cols,
+                maps.channels
+            );
+        }
+        let pooled = norm_relu_avg_pool(&maps.values[..maps.channels * h * w], &t.norm, h, w);
+        let (mut next, _) = t.conv.times(pooled, ph * pw)?;
+        next.resize(self.block_width(block + 1) * ph * pw, 0.0);
+        Ok(FeatureMaps {
+            values: next,
+            channels: t.conv.rows,
+            height: ph,
+            width: pw,
+            scratch: Vec::new(),
+        })
+    }
+
+    /// norm5 + relu (the maps CAM weighs), global average pool and the classifier: the logits
+    /// and the final feature maps.
+    pub fn head(&self, mut maps: FeatureMaps) -> Result<(Vec<f32>, FeatureMaps)> {
+        let channels = self.config.num_features();
+        let hw = maps.height * maps.width;
+        if maps.channels != channels || maps.values.len() < channels * hw {
+            candle_core::bail!(
+                "the head takes {channels} channels, the buffer holds {}",
+                maps.channels
+            );
+        }
+        maps.values.truncate(channels * hw);
+        maps.scratch = Vec::new();
+        norm_relu(&mut maps.values, &self.norm5, hw);
+        let pooled: Vec<f32> = maps
+            .values
             .chunks_exact(hw)
             .map(|map| (map.iter().map(|&v| f64::from(v)).sum::<f64>() / hw as f64) as f32)
             .collect();
@@ -304,7 +396,7 @@ impl FastDenseNet {
                 (dot + f64::from(b)) as f32
             })
             .collect();
-        Ok((logits, buffer, h, w))
+        Ok((logits, maps))
     }
 
     /// Channels of block `i`'s feature buffer once all its layers have appended theirs.
