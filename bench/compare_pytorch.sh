@@ -7,7 +7,9 @@
 #
 # Without a checkpoint, a DenseNet-121 with random weights (and random batch-norm statistics)
 # is written to a temporary folder. Each round runs every engine in a fresh process: load,
-# 3 warm-up forwards, REPEATS timed forwards of a 1x3x224x224 input.
+# 3 warm-up forwards, REPEATS timed forwards of a 1x3x224x224 input (SIZE to change it).
+# THREADS=n runs both with n threads (torch.set_num_threads, RAYON_NUM_THREADS); by default
+# each picks its own (both use the 2 cores here).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-/work/venv}
@@ -16,6 +18,9 @@ CHECKPOINT=${1:-}
 ROUNDS=${2:-5}
 REPEATS=${3:-10}
 SIZE=${SIZE:-224}
+if [[ -n "${THREADS:-}" ]]; then
+    export THREADS RAYON_NUM_THREADS=$THREADS
+fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
@@ -27,7 +32,7 @@ cargo build --release --quiet --example time_forward
 CAMVIEW=target/release/examples/time_forward
 
 echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores"
-echo "torch: $("$PYTHON" -c 'import torch; print(torch.__version__, "threads", torch.get_num_threads())')"
+echo "torch: $("$PYTHON" -c 'import os, torch; os.environ.get("THREADS") and torch.set_num_threads(int(os.environ["THREADS"])); print(torch.__version__, "threads", torch.get_num_threads())'), camview threads: ${RAYON_NUM_THREADS:-default (cores)}"
 echo "load before: $(uptime | sed 's/.*load average/load average/')"
 for round in $(seq "$ROUNDS"); do
     "$PYTHON" bench/time_pytorch.py "$CHECKPOINT" "$SIZE" "$REPEATS" eager \

@@ -1,8 +1,9 @@
 """Times torchvision's DenseNet forward (used by compare_pytorch.sh; not part of CI).
 
 python time_pytorch.py CHECKPOINT SIZE REPEATS eager|channels_last
-prints one `forward_ms` line per timed forward, then `median_ms`.
+prints one `forward_ms` line per timed forward, then `median_ms`. THREADS sets torch's threads.
 """
+import os
 import statistics
 import sys
 import time
@@ -11,7 +12,8 @@ import torch
 import torchvision
 
 path, size, repeats, mode = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-torch.set_num_threads(int(torch.get_num_threads()))
+if os.environ.get("THREADS"):
+    torch.set_num_threads(int(os.environ["THREADS"]))
 if path.endswith(".safetensors"):
     from safetensors.torch import load_file
 

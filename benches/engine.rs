@@ -9,28 +9,89 @@ use std::hint::black_box;
 
 use camview::explain::{self, Analysis, ClassActivationMap, Method, Normalisation};
 use camview::imaging::Region;
-use camview::network::{DenseNet, DenseNetConfig};
+use camview::network::{DenseNet, DenseNetConfig, FastDenseNet};
 use camview::render::{Heat, OverlayStyle, blend};
 
-fn densenet121() -> DenseNet {
+/// DenseNet-121 with random weights: the candle network and the inference engine built from
+/// the same tensors.
+fn densenet121() -> (DenseNet, FastDenseNet) {
+    let config = DenseNetConfig::densenet121(2);
     let varmap = VarMap::new();
     let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
-    DenseNet::new(&DenseNetConfig::densenet121(2), vb).expect("build densenet121")
+    let net = DenseNet::new(&config, vb).expect("build densenet121");
+    let tensors = varmap
+        .data()
+        .lock()
+        .expect("varmap")
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_tensor().clone()))
+        .collect();
+    let engine = FastDenseNet::from_tensors(&config, &tensors).expect("engine");
+    (net, engine)
 }
 
 fn forward(c: &mut Criterion) {
-    let net = densenet121();
+    let (net, engine) = densenet121();
     let x = Tensor::randn(0f32, 1.0, (1, 3, 224, 224), &Device::Cpu).expect("input");
     let mut group = c.benchmark_group("densenet121");
-    group.sample_size(10);
+    group.sample_size(20);
     group.bench_function("forward_224", |b| {
+        b.iter(|| engine.forward(black_box(&x)).expect("forward"))
+    });
+    group.sample_size(10);
+    group.bench_function("forward_224_candle_differentiable", |b| {
         b.iter(|| net.forward(black_box(&x)).expect("forward"))
     });
     group.finish();
 }
 
+/// Each kind of layer of DenseNet-121 at 224, on the maps the real forward pass gives it.
+fn layers(c: &mut Criterion) {
+    let (_, engine) = densenet121();
+    let image: Vec<f32> = (0..3 * 224 * 224)
+        .map(|i| ((i % 255) as f32 / 128.0) - 1.0)
+        .collect();
+    let config = engine.config().clone();
+    let mut group = c.benchmark_group("densenet121_layers");
+    group.sample_size(20);
+    group.bench_function("stem_conv0_pool0_224", |b| {
+        b.iter(|| engine.stem(black_box(&image), 224, 224).expect("stem"))
+    });
+    let mut maps = engine.stem(&image, 224, 224).expect("stem");
+    for (i, &n_layers) in config.block_config.iter().enumerate() {
+        let size = maps.height;
+        for j in 0..n_layers {
+            if j == 0 || j + 1 == n_layers {
+                let mut at = maps.clone();
+                let channels = at.channels;
+                group.bench_function(
+                    format!("dense_layer_block{}_{}in_{size}x{size}", i + 1, channels),
+                    |b| {
+                        b.iter(|| {
+                            at.channels = channels;
+                            engine.dense_layer(i, j, &mut at).expect("layer")
+                        })
+                    },
+                );
+            }
+            engine.dense_layer(i, j, &mut maps).expect("layer");
+        }
+        if i + 1 < config.block_config.len() {
+            group.bench_function(
+                format!("transition{}_{}in_{size}x{size}", i + 1, maps.channels),
+                |b| b.iter(|| engine.transition(i, black_box(&maps)).expect("transition")),
+            );
+            maps = engine.transition(i, &maps).expect("transition");
+        }
+    }
+    group.bench_function("head_norm5_pool_classifier", |b| {
+        b.iter(|| engine.head(black_box(maps.clone())).expect("head"))
+    });
+    group.finish();
+}
+
 fn cam(c: &mut Criterion) {
-    let net = densenet121();
+    let (net, _) = densenet121();
     let features = Tensor::rand(0f32, 1.0, (1024, 7, 7), &Device::Cpu).expect("features");
     let (weight, _) = net.classifier();
     let one_class = weight.narrow(0, 1, 1).expect("row");
@@ -79,5 +140,5 @@ fn overlay(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, forward, cam, overlay);
+criterion_group!(benches, forward, layers, cam, overlay);
 criterion_main!(benches);
