@@ -28,6 +28,11 @@ use super::densenet::{BN_EPS, DenseNetConfig, ForwardOutput};
 /// Parallel element-wise passes split work into pieces of at least this many values.
 const MIN_PIECE: usize = 16 * 1024;
 
+/// How many maps of `size` values make a piece of parallel work (at least one).
+fn maps_per_piece(size: usize) -> usize {
+    (MIN_PIECE / size.max(1)).max(1)
+}
+
 /// A row-major `[rows, cols]` f32 matrix kept in candle's CPU storage so that it can be the
 /// left operand of candle's matmul without a copy.
 struct Matrix {
@@ -433,7 +438,7 @@ impl Layer {
             .par_chunks_mut(hw)
             .zip(buffer[..channels * hw].par_chunks(hw))
             .zip(self.norm1.scale.par_iter().zip(&self.norm1.shift))
-            .with_min_len(MIN_PIECE / hw.max(1))
+            .with_min_len(maps_per_piece(hw))
             .for_each(|((out, x), (&s, &t))| {
                 for (o, &v) in out.iter_mut().zip(x) {
                     *o = (v * s + t).max(0.0);
@@ -447,7 +452,7 @@ impl Layer {
         let out = &mut buffer[channels * hw..(channels + growth) * hw];
         out.par_chunks_mut(hw)
             .enumerate()
-            .with_min_len(MIN_PIECE / (9 * hw).max(1))
+            .with_min_len(maps_per_piece(9 * hw))
             .for_each(|(o, map)| sum_of_shifted_taps(&taps, growth, o, h, w, map));
         Ok(scratch)
     }
@@ -492,7 +497,7 @@ fn im2col_7x7_s2(image: &[f32], h: usize, w: usize, oh: usize, ow: usize) -> Vec
 fn bias_relu(x: &mut [f32], bias: &[f32], hw: usize) {
     x.par_chunks_mut(hw)
         .zip(bias.par_iter())
-        .with_min_len(MIN_PIECE / hw.max(1))
+        .with_min_len(maps_per_piece(hw))
         .for_each(|(map, &b)| map.iter_mut().for_each(|v| *v = (*v + b).max(0.0)));
 }
 
@@ -500,7 +505,7 @@ fn bias_relu(x: &mut [f32], bias: &[f32], hw: usize) {
 fn norm_relu(x: &mut [f32], norm: &Affine, hw: usize) {
     x.par_chunks_mut(hw)
         .zip(norm.scale.par_iter().zip(&norm.shift))
-        .with_min_len(MIN_PIECE / hw.max(1))
+        .with_min_len(maps_per_piece(hw))
         .for_each(|(map, (&s, &t))| map.iter_mut().for_each(|v| *v = (*v * s + t).max(0.0)));
 }
 
@@ -545,7 +550,7 @@ fn norm_relu_avg_pool(x: &[f32], norm: &Affine, h: usize, w: usize) -> Vec<f32> 
     out.par_chunks_mut(ph * pw)
         .zip(x.par_chunks(h * w))
         .zip(norm.scale.par_iter().zip(&norm.shift))
-        .with_min_len(MIN_PIECE / (h * w).max(1))
+        .with_min_len(maps_per_piece(h * w))
         .for_each(|((dst, src), (&s, &t))| {
             let f = |v: f32| (v * s + t).max(0.0);
             for py in 0..ph {
@@ -679,6 +684,8 @@ mod tests {
             (custom(6, &[2, 3], 10, 2), (1, 33, 45)),
             (custom(8, &[3], 16, 4), (1, 17, 9)),
             (custom(5, &[2, 1, 2, 1], 7, 4), (1, 70, 67)),
+            // conv0's maps larger than one piece of parallel work
+            (custom(4, &[1, 1], 8, 2), (1, 300, 261)),
         ] {
             let x = Tensor::randn(0f32, 1.0, (n, 3, h, w), cpu).unwrap();
             assert_engine_matches_candle(&config, DType::F32, &x);

@@ -95,8 +95,15 @@ impl Classifier {
         } else {
             None
         };
-        let tensors = checkpoint::read_state_dict_from_bytes(&file, &bytes)?;
-        Self::from_tensors(&file, &bytes, tensors, sidecar, labels)
+        // The digest (for provenance) and the parse are independent: one core each.
+        let (tensors, sha256) = rayon::join(
+            || checkpoint::read_state_dict_from_bytes(&file, &bytes),
+            || hex_sha256(&bytes),
+        );
+        let tensors = tensors?;
+        // The file's bytes are no longer needed: free them before the networks are built.
+        drop(bytes);
+        Self::from_tensors(&file, sha256, tensors, sidecar, labels)
     }
 
     /// Loads a model held in memory (the embedded demo model).
@@ -106,12 +113,12 @@ impl Classifier {
         sidecar: Option<ModelSidecar>,
     ) -> Result<Self, ModelError> {
         let tensors = checkpoint::read_state_dict_from_bytes(name, bytes)?;
-        Self::from_tensors(name, bytes, tensors, sidecar, None)
+        Self::from_tensors(name, hex_sha256(bytes), tensors, sidecar, None)
     }
 
     fn from_tensors(
         file: &str,
-        bytes: &[u8],
+        sha256: String,
         tensors: Vec<(String, Tensor)>,
         sidecar: Option<ModelSidecar>,
         labels_file: Option<&Path>,
@@ -134,7 +141,7 @@ impl Classifier {
         let labels = complete_labels(file, labels, config.num_classes)?;
         let info = ModelInfo {
             file: file.to_string(),
-            sha256: hex_sha256(bytes),
+            sha256,
             architecture: config.architecture_name(),
             num_classes: config.num_classes,
             config,
