@@ -141,3 +141,45 @@ fn train_writes_a_model_the_loader_accepts() {
         "densenet (growth 12, blocks 3-4, init 24, bn_size 4)"
     );
 }
+
+#[test]
+fn train_takes_the_architecture_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("m.safetensors");
+    let train = |extra: &[&str]| {
+        let mut args = vec![
+            "train",
+            "--synthetic",
+            "8",
+            "--epochs",
+            "2",
+            "--batch-size",
+            "4",
+            "--input-size",
+            "48",
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        camview(&args)
+    };
+    let bad = train(&["--blocks", "2,0"]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--blocks"));
+    assert!(!out.exists());
+    ok(&train(&["--blocks", "2", "--growth", "8"]));
+    let image = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/images/gray8.png");
+    let predict = camview(&[
+        "predict",
+        "--model",
+        out.to_str().unwrap(),
+        "--json",
+        image.to_str().unwrap(),
+    ]);
+    ok(&predict);
+    let v: serde_json::Value = serde_json::from_slice(&predict.stdout).unwrap();
+    assert_eq!(
+        v["model"]["architecture"],
+        "densenet (growth 8, blocks 2, init 24, bn_size 4)"
+    );
+}

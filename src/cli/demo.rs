@@ -2,11 +2,13 @@
 //! maps point at the lesions.
 
 use std::io::Write;
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
+use candle_core::Tensor;
 use clap::Args;
 use image::{GrayImage, RgbImage};
 use serde::Serialize;
@@ -82,6 +84,14 @@ pub struct TrainArgs {
     /// Replace existing files.
     #[arg(long)]
     pub force: bool,
+}
+
+/// Writes trained weights as `.safetensors` (atomically).
+fn save_trained(tensors: &[(String, Tensor)], path: &Path, force: bool) -> Result<()> {
+    let bytes = safetensors::serialize(tensors.iter().map(|(k, v)| (k.as_str(), v)), None)
+        .context("cannot serialise the weights")?;
+    export::write_atomic(path, force, |w| w.write_all(&bytes))?;
+    Ok(())
 }
 
 /// Reads `labels.csv` (image,label,...) of a demo-data folder.
@@ -177,6 +187,14 @@ pub fn train_command(args: &TrainArgs) -> Result<ExitCode> {
         )
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
+    let sidecar = ModelSidecar {
+        labels: Some(DEMO_LABELS.iter().map(|s| s.to_string()).collect()),
+        preprocessing: Some(config.preprocessing.clone()),
+    };
+    let sidecar_json = serde_json::to_vec_pretty(&sidecar)?;
+    // The model is saved after every epoch, so an interrupted run keeps its last epoch; a
+    // failed write stops the training.
+    let mut save_error = None;
     let reports = trainer.fit(
         &train_set,
         &validation,
@@ -184,26 +202,31 @@ pub fn train_command(args: &TrainArgs) -> Result<ExitCode> {
             bar.set_message(format!("loss {loss:.3}"));
             bar.inc(1);
         },
-        |r| {
+        |r, trainer| {
             bar.suspend(|| {
                 eprintln!(
                     "epoch {:>2}: train loss {:.4} acc {:.3} | validation loss {:.4} acc {:.3} | {:.0} s",
                     r.epoch, r.train_loss, r.train_accuracy, r.validation_loss, r.validation_accuracy, r.seconds
                 )
             });
+            let force = args.force || r.epoch > 1;
+            let saved = save_trained(&trainer.state_dict(), &args.out, force).and_then(|()| {
+                export::write_atomic(&sidecar_path, force, |w| w.write_all(&sidecar_json))
+                    .map_err(anyhow::Error::from)
+            });
+            match saved {
+                Ok(()) => ControlFlow::Continue(()),
+                Err(e) => {
+                    save_error = Some(e);
+                    ControlFlow::Break(())
+                }
+            }
         },
     )?;
     bar.finish_and_clear();
-    let tensors = trainer.state_dict();
-    let bytes = safetensors::serialize(tensors.iter().map(|(k, v)| (k.as_str(), v)), None)
-        .context("cannot serialise the weights")?;
-    export::write_atomic(&args.out, args.force, |w| w.write_all(&bytes))?;
-    let sidecar = ModelSidecar {
-        labels: Some(DEMO_LABELS.iter().map(|s| s.to_string()).collect()),
-        preprocessing: Some(config.preprocessing.clone()),
-    };
-    let json = serde_json::to_vec_pretty(&sidecar)?;
-    export::write_atomic(&sidecar_path, args.force, |w| w.write_all(&json))?;
+    if let Some(e) = save_error {
+        return Err(e);
+    }
     #[derive(Serialize)]
     struct Log<'a> {
         config: &'a TrainConfig,
