@@ -44,6 +44,7 @@ fn analysis_of(size: u32) -> Analysis {
     let cam = ClassActivationMap {
         class: 0,
         method: Method::Cam,
+        layer: camview::explain::Stage::Norm5,
         width: 7,
         height: 7,
         values,
@@ -57,6 +58,7 @@ fn analysis_of(size: u32) -> Analysis {
         region: Region::whole(size, size),
         input_size: (224, 224),
         features: Tensor::zeros((1, 7, 7), DType::F32, &Device::Cpu).expect("zeros"),
+        input: Tensor::zeros((1, 3, 8, 8), DType::F32, &Device::Cpu).expect("zeros"),
     }
 }
 
