@@ -644,7 +644,7 @@ impl CamviewApp {
             image.origin.path(),
             &image.origin.name(),
             &label,
-            Method::Cam,
+            (Method::Cam, crate::explain::Stage::Norm5),
             &fallback,
         );
         self.save_dialog = Some(SaveDialog {
