@@ -81,5 +81,100 @@ fn overlay(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, forward, cam, overlay);
+/// DenseNet-121 (random weights, 2 classes) as a classifier, and its analysis of a 224 x 224
+/// image: the forward pass every method starts from.
+fn densenet121_analysis() -> (camview::network::Classifier, Analysis) {
+    let net = densenet121();
+    let config = net.config().clone();
+    let classifier = camview::network::Classifier {
+        net,
+        info: camview::network::ModelInfo {
+            file: "bench".into(),
+            sha256: String::new(),
+            architecture: config.architecture_name(),
+            num_classes: 2,
+            config,
+        },
+        labels: vec!["a".into(), "b".into()],
+        preprocessing: camview::imaging::Preprocessing::default(),
+    };
+    let image = image::RgbImage::from_fn(224, 224, |x, y| {
+        image::Rgb([x as u8, y as u8, ((x * y) % 251) as u8])
+    });
+    let analysis =
+        explain::analyse(&classifier, "bench", &image, &classifier.preprocessing).expect("analyse");
+    (classifier, analysis)
+}
+
+/// Time per map (every class: 2) for each method at features.norm5 of DenseNet-121 at 224,
+/// from the cached forward pass (what switching method costs); Grad-CAM at the earlier
+/// layers (a forward up to the layer, the rest of the network and its backward pass); the
+/// faithfulness scores at the default 20 steps.
+fn methods(c: &mut Criterion) {
+    use camview::explain::faithfulness::{FaithfulnessOptions, faithfulness};
+    use camview::explain::methods::explain;
+    use camview::explain::{MethodOptions, NoProgress, Stage};
+    let (classifier, analysis) = densenet121_analysis();
+    let options = MethodOptions::default();
+    let mut group = c.benchmark_group("densenet121_224_map");
+    group.sample_size(10);
+    for method in Method::ALL {
+        group.bench_function(format!("{}_norm5", method.name()), |b| {
+            b.iter(|| {
+                explain(
+                    &classifier,
+                    &analysis,
+                    method,
+                    Stage::Norm5,
+                    &options,
+                    &NoProgress,
+                )
+                .expect("map")
+            })
+        });
+    }
+    for layer in [
+        Stage::DenseBlock(1),
+        Stage::Transition(2),
+        Stage::DenseBlock(3),
+    ] {
+        group.bench_function(format!("gradcam_{}", layer.name()), |b| {
+            b.iter(|| {
+                explain(
+                    &classifier,
+                    &analysis,
+                    Method::GradCam,
+                    layer,
+                    &options,
+                    &NoProgress,
+                )
+                .expect("map")
+            })
+        });
+    }
+    let map = explain(
+        &classifier,
+        &analysis,
+        Method::GradCam,
+        Stage::Norm5,
+        &options,
+        &NoProgress,
+    )
+    .expect("map");
+    group.bench_function("faithfulness_20_steps", |b| {
+        b.iter(|| {
+            faithfulness(
+                &classifier.net,
+                &analysis.input,
+                &map[1],
+                &FaithfulnessOptions::default(),
+                &NoProgress,
+            )
+            .expect("faithfulness")
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, forward, cam, overlay, methods);
 criterion_main!(benches);

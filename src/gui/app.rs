@@ -1083,10 +1083,6 @@ impl CamviewApp {
         self.map_progress_ui(ui);
 
         ui.add_space(8.0);
-        section(ui, "Faithfulness");
-        self.faithfulness_ui(ui);
-
-        ui.add_space(8.0);
         section(ui, "Legend");
         self.legend_ui(ui);
 
@@ -1098,6 +1094,10 @@ impl CamviewApp {
         section(ui, "Saving");
         ui.checkbox(&mut self.settings.caption, "Caption band under the image");
         ui.checkbox(&mut self.settings.colour_bar, "Colour bar with its scale");
+
+        ui.add_space(8.0);
+        section(ui, "Faithfulness");
+        self.faithfulness_ui(ui);
     }
 
     /// The method and layer pickers, as two rows of the heat map grid.
@@ -1344,9 +1344,9 @@ impl CamviewApp {
             ui.set_width(width);
             match range {
                 Some((lo, hi)) => {
-                    ui.label(format!("{lo:.2}"));
+                    ui.label(legend_number(lo, hi - lo));
                     ui.with_layout(Layout::right_to_left(Align::Center), |ui| {
-                        ui.label(format!("{hi:.2}"));
+                        ui.label(legend_number(hi, hi - lo));
                         let (method, _) = analysis_map_choice(self.session.analysis.as_deref());
                         ui.centered_and_justified(|ui| {
                             ui.weak(format!("{} value", method.title()))
@@ -1401,7 +1401,7 @@ impl CamviewApp {
             });
             ui.end_row();
             if let Some(analysis) = &self.session.analysis {
-                ui.label("CAM");
+                ui.label(analysis_map_choice(Some(analysis)).0.title());
                 match map_value_at(analysis, self.session.class, x, y) {
                     Some(v) => {
                         let (lo, hi) =
@@ -1439,8 +1439,15 @@ impl CamviewApp {
                 if let (Some(model), Some(analysis)) = (&self.session.model, &self.session.analysis)
                 {
                     let c = self.session.class;
+                    let (method, layer) = analysis_map_choice(Some(analysis));
+                    let at = if layer == Stage::Norm5 {
+                        String::new()
+                    } else {
+                        format!(" at {layer}")
+                    };
                     ui.weak(format!(
-                        "CAM of {} ({:.1}%)",
+                        "{}{at} of {} ({:.1}%)",
+                        method.title(),
                         model.labels.get(c).map_or("?", String::as_str),
                         100.0 * analysis.probabilities.get(c).copied().unwrap_or(0.0)
                     ));
@@ -2024,6 +2031,17 @@ impl eframe::App for CamviewApp {
     fn save(&mut self, storage: &mut dyn eframe::Storage) {
         eframe::set_value(storage, eframe::APP_KEY, &self.current_settings());
     }
+}
+
+/// A legend end with enough decimals to tell the ends apart (the gradient methods' maps can
+/// span 0.04 where CAM's spans 10).
+fn legend_number(v: f32, span: f32) -> String {
+    let decimals = if span > 0.0 {
+        (2 - span.log10().floor() as i32).clamp(0, 6) as usize
+    } else {
+        2
+    };
+    format!("{v:.decimals$}")
 }
 
 /// The method and layer of the maps on screen (what a saved overlay shows).
