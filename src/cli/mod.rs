@@ -44,6 +44,9 @@ pub struct Cli {
 pub struct ViewArgs {
     #[command(flatten)]
     pub model: ModelArgs,
+    /// The method and layer the viewer shows first.
+    #[command(flatten)]
+    pub map: MapArgs,
     /// Images (or folders) to open in the viewer; Left/Right walk through them.
     #[arg(value_name = "IMAGE")]
     pub images: Vec<PathBuf>,
@@ -350,6 +353,12 @@ fn view(args: &ViewArgs, started: std::time::Instant) -> Result<ExitCode> {
         },
         None => ModelSource::Demo,
     };
+    if args.map.method == Method::Cam && args.map.layer != Stage::Norm5 {
+        bail!(
+            "CAM is defined only at features.norm5; use --method gradcam (or another method) for {}",
+            args.map.layer
+        );
+    }
     let launch = crate::gui::Launch {
         model: crate::gui::ModelRequest {
             source,
@@ -357,6 +366,8 @@ fn view(args: &ViewArgs, started: std::time::Instant) -> Result<ExitCode> {
             geometry: args.model.geometry,
         },
         images: expand_inputs(&args.images)?,
+        method: args.map.method,
+        layer: args.map.layer,
         started,
     };
     crate::gui::run(launch).map_err(|e| anyhow!("{e}"))?;

@@ -29,6 +29,9 @@ use super::worker::{ImageOrigin, ModelRequest, Worker};
 pub struct Launch {
     pub model: ModelRequest,
     pub images: Vec<PathBuf>,
+    /// The method and layer to show first (`camview --method gradcam --layer ...`).
+    pub method: Method,
+    pub layer: Stage,
     /// When the process started, to report the time to the first heat map.
     pub started: Instant,
 }
@@ -43,6 +46,8 @@ impl Launch {
                 geometry: None,
             },
             images: Vec::new(),
+            method: Method::Cam,
+            layer: Stage::Norm5,
             started: Instant::now(),
         }
     }
@@ -222,6 +227,9 @@ impl CamviewApp {
         if launch.images.len() > 1 {
             session.playlist = launch.images.clone();
         }
+        // Shown once the forward pass is done (the layer is checked against the model then).
+        session.method = launch.method;
+        session.layer = launch.layer;
         // With the GPU's limit known now, the image is opened at once; otherwise (no wgpu, as
         // in tests) on the first frame.
         let max_side = cc
