@@ -174,6 +174,28 @@ fn methods(c: &mut Criterion) {
         })
     });
     group.finish();
+    // Exact Score-CAM (every one of norm5's 1024 channels) takes minutes a run: timed once,
+    // and only when asked (CAMVIEW_BENCH_SCORECAM_ALL=1).
+    if std::env::var_os("CAMVIEW_BENCH_SCORECAM_ALL").is_some() {
+        let all = MethodOptions {
+            score_cam_channels: None,
+            ..MethodOptions::default()
+        };
+        let start = std::time::Instant::now();
+        explain(
+            &classifier,
+            &analysis,
+            Method::ScoreCam,
+            Stage::Norm5,
+            &all,
+            &NoProgress,
+        )
+        .expect("map");
+        eprintln!(
+            "densenet121_224_map/scorecam_all_channels_norm5: {:.1} s (one run)",
+            start.elapsed().as_secs_f64()
+        );
+    }
 }
 
 criterion_group!(benches, forward, cam, overlay, methods);

@@ -461,8 +461,8 @@ fn settings_are_remembered_between_runs() {
             // A model that never loads, so this run remembers nothing new.
             let launch = Launch {
                 model: ModelRequest::file(PathBuf::from("no-such-model.pth")),
-                images: Vec::new(),
                 started: Instant::now(),
+                ..Launch::demo()
             };
             CamviewApp::new(cc, launch).unwrap()
         });

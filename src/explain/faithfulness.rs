@@ -221,36 +221,24 @@ fn gaussian_blur(
         .collect();
     let sum: f32 = kernel.iter().sum();
     kernel.iter_mut().for_each(|k| *k /= sum);
-    let mut tmp = vec![0f32; x.len()];
-    let mut out = vec![0f32; x.len()];
-    for c in 0..channels {
-        let plane = c * w * h;
-        for y in 0..h {
-            for xo in 0..w {
-                let mut s = 0.0;
-                for (t, k) in kernel.iter().enumerate() {
-                    let xi = xo as isize + t as isize - half;
-                    if (0..w as isize).contains(&xi) {
-                        s += k * x[plane + y * w + xi as usize];
-                    }
+    // One 1-D pass along rows (step 1, length w) or columns (step w, length h) of each plane.
+    let pass = |src: &[f32], step: usize, len: usize| -> Vec<f32> {
+        let mut out = vec![0f32; src.len()];
+        for (i, o) in out.iter_mut().enumerate() {
+            let at = (i / step) % len; // position along the pass
+            let mut s = 0.0;
+            for (t, k) in kernel.iter().enumerate() {
+                let j = at as isize + t as isize - half;
+                if (0..len as isize).contains(&j) {
+                    s += k * src[(i as isize + (j - at as isize) * step as isize) as usize];
                 }
-                tmp[plane + y * w + xo] = s;
             }
+            *o = s;
         }
-        for y in 0..h {
-            for xo in 0..w {
-                let mut s = 0.0;
-                for (t, k) in kernel.iter().enumerate() {
-                    let yi = y as isize + t as isize - half;
-                    if (0..h as isize).contains(&yi) {
-                        s += k * tmp[plane + yi as usize * w + xo];
-                    }
-                }
-                out[plane + y * w + xo] = s;
-            }
-        }
-    }
-    out
+        out
+    };
+    debug_assert_eq!(x.len(), channels * w * h);
+    pass(&pass(x, 1, w), w, h)
 }
 
 /// Faithfulness over a data set: means of the per-image scores.
