@@ -78,6 +78,15 @@ fn demo_data_then_eval_on_the_folder_and_on_the_fly_agree() {
         assert_eq!(a[key], b[key], "{key}");
     }
     assert_eq!(a["images"], 6);
+    // The faithfulness columns, over the positive scans.
+    let f = &a["faithfulness"];
+    assert_eq!(f, &b["faithfulness"]);
+    assert_eq!(f["images"], a["positives"]);
+    for key in ["deletion_auc", "insertion_auc"] {
+        let v = f[key].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&v), "{key} = {v}");
+    }
+    assert!(f["average_drop"].as_f64().unwrap() >= 0.0);
     for key in [
         "accuracy",
         "pointing_game",

@@ -117,6 +117,8 @@ pub struct Session {
     pub faithfulness: Option<(FaithfulnessKey, Faithfulness)>,
     /// The faithfulness job in flight.
     pub faithfulness_pending: Option<(FaithfulnessKey, Arc<WorkProgress>)>,
+    /// Scores that could not be computed (the error was shown once; not asked again).
+    faithfulness_failed: Option<FaithfulnessKey>,
     pub annotations: AnnotationLayer,
     /// Marks of images shown before, so going back to an image brings its marks back.
     stash: HashMap<ImageOrigin, AnnotationLayer>,
@@ -150,6 +152,7 @@ impl Session {
             map_progress: None,
             faithfulness: None,
             faithfulness_pending: None,
+            faithfulness_failed: None,
             annotations: AnnotationLayer::default(),
             stash: HashMap::new(),
             playlist: Vec::new(),
@@ -624,7 +627,10 @@ impl Session {
                 };
                 match result {
                     Ok(scores) => self.faithfulness = Some((key, scores)),
-                    Err(e) => self.error(e),
+                    Err(e) => {
+                        self.faithfulness_failed = Some(key);
+                        self.error(e);
+                    }
                 }
             }
             Answer::Clipboard(result) => {
