@@ -531,3 +531,73 @@ fn cam_is_only_defined_at_norm5() {
     .unwrap();
     assert_eq!(maps[1].values, a.cams[1].values);
 }
+
+#[test]
+fn score_cam_reports_progress_stops_when_cancelled_and_can_keep_fewer_channels() {
+    use explain::{ExplainError, Method, MethodOptions, Progress, Stage};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    /// Cancels once the first batch is reported.
+    struct StopAfterFirstBatch(AtomicUsize, AtomicUsize);
+    impl Progress for StopAfterFirstBatch {
+        fn report(&self, done: usize, total: usize) {
+            self.0.store(done, Ordering::Relaxed);
+            self.1.store(total, Ordering::Relaxed);
+        }
+        fn cancelled(&self) -> bool {
+            self.0.load(Ordering::Relaxed) > 0
+        }
+    }
+    let tiny = model("tiny.pth");
+    let a = analyse(&tiny, "rgb24.bmp", &Preprocessing::default());
+    let stage = Stage::DenseBlock(1); // 32 channels
+    let options = |channels| MethodOptions {
+        score_cam_channels: channels,
+        score_cam_batch: 4,
+    };
+    let progress = StopAfterFirstBatch(AtomicUsize::new(0), AtomicUsize::new(0));
+    let result = explain::methods::explain(
+        &tiny,
+        &a,
+        Method::ScoreCam,
+        stage,
+        &options(None),
+        &progress,
+    );
+    assert!(matches!(result, Err(ExplainError::Cancelled)), "{result:?}");
+    assert_eq!(progress.0.load(Ordering::Relaxed), 4);
+    assert_eq!(progress.1.load(Ordering::Relaxed), 32);
+
+    let all = explain::methods::explain(
+        &tiny,
+        &a,
+        Method::ScoreCam,
+        stage,
+        &options(None),
+        &explain::NoProgress,
+    )
+    .unwrap();
+    let few = explain::methods::explain(
+        &tiny,
+        &a,
+        Method::ScoreCam,
+        stage,
+        &options(Some(8)),
+        &explain::NoProgress,
+    )
+    .unwrap();
+    let same = explain::methods::explain(
+        &tiny,
+        &a,
+        Method::ScoreCam,
+        stage,
+        &options(Some(32)),
+        &explain::NoProgress,
+    )
+    .unwrap();
+    assert_eq!(
+        all[0].values, same[0].values,
+        "keeping every channel is the exact map"
+    );
+    assert_ne!(all[0].values, few[0].values);
+    assert!(few[0].values.iter().all(|v| *v >= 0.0));
+}
