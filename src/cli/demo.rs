@@ -14,7 +14,8 @@ use image::{GrayImage, RgbImage};
 use serde::Serialize;
 
 use super::ModelArgs;
-use crate::explain::{self, scores};
+use crate::explain::faithfulness::{self, FaithfulnessOptions, FaithfulnessSummary};
+use crate::explain::{self, NoProgress, scores};
 use crate::export;
 use crate::imaging::{self, Geometry};
 use crate::network::{Classifier, ModelSidecar};
@@ -270,6 +271,12 @@ pub struct EvalArgs {
     /// One JSON object instead of text.
     #[arg(long)]
     pub json: bool,
+    /// The maps scored (localisation and faithfulness).
+    #[command(flatten)]
+    pub map: super::MapArgs,
+    /// Steps of the deletion and insertion curves; 0 skips the faithfulness scores.
+    #[arg(long, default_value_t = 20)]
+    pub steps: u16,
 }
 
 /// The scores `camview eval` reports.
@@ -288,6 +295,9 @@ pub struct EvalReport {
     /// Over positive images: share of the image the mask covers (the energy a map spread
     /// evenly would score).
     pub mask_share: f32,
+    /// Over positive images, for the positive class's map: deletion and insertion AUC,
+    /// Average Drop, Increase in Confidence (absent with --steps 0).
+    pub faithfulness: Option<FaithfulnessSummary>,
     pub seconds: f32,
 }
 
@@ -345,19 +355,26 @@ fn evaluate(
     items: impl Iterator<Item = Result<Item>>,
     positive: usize,
     total: usize,
+    args: &EvalArgs,
 ) -> Result<EvalReport> {
+    let mut faithful = Vec::new();
+    let faithfulness_options = FaithfulnessOptions {
+        steps: usize::from(args.steps),
+        ..FaithfulnessOptions::default()
+    };
     let start = Instant::now();
     let bar = indicatif::ProgressBar::new(total as u64);
     let (mut probabilities, mut labels, mut right) = (Vec::new(), Vec::new(), 0usize);
     let (mut pointing, mut iou, mut energy, mut share) = (0f32, 0f32, 0f32, 0f32);
     for item in items {
         let item = item?;
-        let a = explain::analyse(
+        let mut a = explain::analyse(
             classifier,
             &item.name,
             &item.image,
             &classifier.preprocessing,
         )?;
+        args.map.apply_to(classifier, &mut a, &item.name)?;
         let is_positive = item.mask.is_some();
         probabilities.push(a.probabilities[positive]);
         labels.push(is_positive);
@@ -369,6 +386,18 @@ fn evaluate(
             iou += scores::iou_at(&map, mask, 0.2);
             energy += scores::energy_inside(&map, mask);
             share += mask.iter().filter(|m| **m).count() as f32 / mask.len() as f32;
+            if args.steps > 0 {
+                faithful.push(
+                    faithfulness::faithfulness(
+                        &classifier.net,
+                        &a.input,
+                        cam,
+                        &faithfulness_options,
+                        &NoProgress,
+                    )
+                    .with_context(|| format!("{}: cannot score the map", item.name))?,
+                );
+            }
         }
         bar.inc(1);
     }
@@ -391,6 +420,7 @@ fn evaluate(
         mean_iou_at_20: per_positive(iou),
         energy_inside_mask: per_positive(energy),
         mask_share: per_positive(share),
+        faithfulness: (args.steps > 0).then(|| FaithfulnessSummary::of(&faithful)),
         seconds: start.elapsed().as_secs_f32(),
     })
 }
@@ -414,12 +444,18 @@ pub fn eval_command(args: &EvalArgs) -> Result<ExitCode> {
                     mask: scan.positive.then(|| mask_bits(&scan.mask)),
                 })
             });
-            evaluate(&classifier, items, positive, n as usize)?
+            evaluate(&classifier, items, positive, n as usize, args)?
         }
         (None, Some(images), Some(masks)) => {
             let items = folder_items(images, masks)?;
             let total = items.len();
-            evaluate(&classifier, items.into_iter().map(Ok), positive, total)?
+            evaluate(
+                &classifier,
+                items.into_iter().map(Ok),
+                positive,
+                total,
+                args,
+            )?
         }
         _ => bail!("give --synthetic N, or --images DIR with --masks DIR"),
     };
@@ -441,6 +477,9 @@ pub fn eval_command(args: &EvalArgs) -> Result<ExitCode> {
             "energy in mask   {:.4} (mask covers {:.4} of the image)",
             report.energy_inside_mask, report.mask_share
         );
+        if let Some(f) = &report.faithfulness {
+            super::print_faithfulness_summary(f);
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

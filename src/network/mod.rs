@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 
 use crate::checkpoint::{self, CheckpointError};
 use crate::imaging::preprocess::Preprocessing;
-pub use densenet::{DenseNet, DenseNetConfig, ForwardOutput};
+pub use densenet::{DenseNet, DenseNetConfig, ForwardOutput, Stage};
 
 /// Why a model could not be loaded. Every message names the file.
 #[derive(Debug, thiserror::Error)]
