@@ -105,6 +105,7 @@ fn analysis_of(size: u32) -> Analysis {
     let cam = ClassActivationMap {
         class: 0,
         method: Method::Cam,
+        layer: camview::explain::Stage::Norm5,
         width: 7,
         height: 7,
         values,
@@ -118,6 +119,7 @@ fn analysis_of(size: u32) -> Analysis {
         region: Region::whole(size, size),
         input_size: (224, 224),
         features: Tensor::zeros((1, 7, 7), DType::F32, &Device::Cpu).expect("zeros"),
+        input: Tensor::zeros((1, 3, 8, 8), DType::F32, &Device::Cpu).expect("zeros"),
     }
 }
 
@@ -140,5 +142,120 @@ fn overlay(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, forward, layers, cam, overlay);
+/// DenseNet-121 (random weights, 2 classes) as a classifier, and its analysis of a 224 x 224
+/// image: the forward pass every method starts from.
+fn densenet121_analysis() -> (camview::network::Classifier, Analysis) {
+    let (net, engine) = densenet121();
+    let config = net.config().clone();
+    let classifier = camview::network::Classifier {
+        net,
+        engine: std::sync::Arc::new(engine),
+        info: camview::network::ModelInfo {
+            file: "bench".into(),
+            sha256: String::new(),
+            architecture: config.architecture_name(),
+            num_classes: 2,
+            config,
+        },
+        labels: vec!["a".into(), "b".into()],
+        preprocessing: camview::imaging::Preprocessing::default(),
+    };
+    let image = image::RgbImage::from_fn(224, 224, |x, y| {
+        image::Rgb([x as u8, y as u8, ((x * y) % 251) as u8])
+    });
+    let analysis =
+        explain::analyse(&classifier, "bench", &image, &classifier.preprocessing).expect("analyse");
+    (classifier, analysis)
+}
+
+/// Time per map (every class: 2) for each method at features.norm5 of DenseNet-121 at 224,
+/// from the cached forward pass (what switching method costs). Score-CAM, Grad-CAM at the
+/// earlier layers (a forward pass up to the layer, the rest of the network and its backward
+/// pass) and the faithfulness scores take seconds a run, too long for criterion's ten samples
+/// on a shared 2-core machine: with CAMVIEW_BENCH_SLOW=1 they are timed once each (best of
+/// two), and exact Score-CAM (all 1024 channels) with CAMVIEW_BENCH_SCORECAM_ALL=1.
+fn methods(c: &mut Criterion) {
+    use camview::explain::methods::explain;
+    use camview::explain::{MethodOptions, NoProgress, Stage};
+    let (classifier, analysis) = densenet121_analysis();
+    let options = MethodOptions::default();
+    let mut group = c.benchmark_group("densenet121_224_map");
+    group.sample_size(10);
+    for method in Method::ALL.into_iter().filter(|m| *m != Method::ScoreCam) {
+        group.bench_function(format!("{}_norm5", method.name()), |b| {
+            b.iter(|| {
+                explain(
+                    &classifier,
+                    &analysis,
+                    method,
+                    Stage::Norm5,
+                    &options,
+                    &NoProgress,
+                )
+                .expect("map")
+            })
+        });
+    }
+    group.finish();
+    slow_methods(&classifier, &analysis);
+}
+
+fn slow_methods(classifier: &camview::network::Classifier, analysis: &Analysis) {
+    use camview::explain::faithfulness::{FaithfulnessOptions, faithfulness};
+    use camview::explain::methods::explain;
+    use camview::explain::{MethodOptions, NoProgress, Stage};
+    let once = |name: &str, runs: usize, f: &dyn Fn()| {
+        let best = (0..runs)
+            .map(|_| {
+                let start = std::time::Instant::now();
+                f();
+                start.elapsed().as_secs_f64()
+            })
+            .fold(f64::INFINITY, f64::min);
+        eprintln!("densenet121_224_map/{name}: {best:.2} s (best of {runs})");
+    };
+    let options = MethodOptions::default();
+    let map = |method, layer, options: &MethodOptions| {
+        explain(classifier, analysis, method, layer, options, &NoProgress).expect("map")
+    };
+    if std::env::var_os("CAMVIEW_BENCH_SLOW").is_some() {
+        once("forward_224_batch1", 2, &|| {
+            classifier.net.forward(&analysis.input).expect("forward");
+        });
+        once("scorecam_norm5_64_channels", 2, &|| {
+            map(Method::ScoreCam, Stage::Norm5, &options);
+        });
+        for layer in [
+            Stage::DenseBlock(1),
+            Stage::Transition(2),
+            Stage::DenseBlock(3),
+        ] {
+            once(&format!("gradcam_{}", layer.name()), 2, &|| {
+                map(Method::GradCam, layer, &options);
+            });
+        }
+        let grad_cam = map(Method::GradCam, Stage::Norm5, &options);
+        once("faithfulness_20_steps", 2, &|| {
+            faithfulness(
+                &classifier.net,
+                &analysis.input,
+                &grad_cam[1],
+                &FaithfulnessOptions::default(),
+                &NoProgress,
+            )
+            .expect("faithfulness");
+        });
+    }
+    if std::env::var_os("CAMVIEW_BENCH_SCORECAM_ALL").is_some() {
+        let all = MethodOptions {
+            score_cam_channels: None,
+            ..MethodOptions::default()
+        };
+        once("scorecam_norm5_all_1024_channels", 1, &|| {
+            map(Method::ScoreCam, Stage::Norm5, &all);
+        });
+    }
+}
+
+criterion_group!(benches, forward, layers, cam, overlay, methods);
 criterion_main!(benches);

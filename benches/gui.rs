@@ -17,6 +17,7 @@ fn analysis_of(size: u32) -> Analysis {
     let cam = |phase: f32| ClassActivationMap {
         class: 0,
         method: Method::Cam,
+        layer: camview::explain::Stage::Norm5,
         width: 7,
         height: 7,
         values: (0..49).map(|i| (i as f32 * 0.37 + phase).sin()).collect(),
@@ -30,6 +31,7 @@ fn analysis_of(size: u32) -> Analysis {
         region: Region::whole(size, size),
         input_size: (224, 224),
         features: Tensor::zeros((1, 7, 7), DType::F32, &Device::Cpu).expect("zeros"),
+        input: Tensor::zeros((1, 3, 8, 8), DType::F32, &Device::Cpu).expect("zeros"),
     }
 }
 

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use image::{ImageFormat, RgbImage};
 use serde::{Deserialize, Serialize};
 
-use crate::explain::{Analysis, ClassActivationMap, Method, Normalisation};
+use crate::explain::{Analysis, ClassActivationMap, Method, Normalisation, Stage};
 use crate::imaging::Region;
 use crate::network::{Classifier, ModelInfo};
 use crate::render::{Annotation, Colormap, OverlayStyle};
@@ -34,6 +34,9 @@ pub struct Provenance {
     pub class: ClassRecord,
     pub predicted: ClassRecord,
     pub method: Method,
+    /// The layer the map explains (older sidecars, CAM only, have none: norm5).
+    #[serde(default)]
+    pub layer: Stage,
     pub opacity: f32,
     pub colormap: Colormap,
     pub threshold: f32,
@@ -84,6 +87,7 @@ impl Provenance {
             class: record(class),
             predicted: record(analysis.predicted),
             method: analysis.cams[class].method,
+            layer: analysis.cams[class].layer,
             opacity: style.opacity,
             colormap: style.colormap,
             threshold: style.threshold,
@@ -117,8 +121,9 @@ impl Provenance {
                 100.0 * self.predicted.probability
             ),
             format!(
-                "{}  |  {}  |  {}",
-                self.method.name().to_uppercase(),
+                "{} at {}  |  {}  |  {}",
+                self.method.title(),
+                self.layer,
                 model,
                 self.model.architecture
             ),
@@ -126,8 +131,9 @@ impl Provenance {
     }
 }
 
-/// The default overlay name: `<image stem>_cam_<class label>.png` beside the image.
-pub fn default_overlay_path(image: &Path, label: &str, method: Method) -> PathBuf {
+/// The default overlay name: `<image stem>_<method>_<class label>.png` beside the image, with
+/// the layer after the method when it is not norm5 (`scan_gradcam-denseblock3_lesion.png`).
+pub fn default_overlay_path(image: &Path, label: &str, method: Method, layer: Stage) -> PathBuf {
     let stem = image
         .file_stem()
         .map_or("image".into(), |s| s.to_string_lossy());
@@ -141,7 +147,15 @@ pub fn default_overlay_path(image: &Path, label: &str, method: Method) -> PathBu
             }
         })
         .collect();
-    image.with_file_name(format!("{stem}_{}_{label}.png", method.name()))
+    let method = match layer {
+        Stage::Norm5 => method.name().to_string(),
+        other => format!(
+            "{}-{}",
+            method.name(),
+            other.name().trim_start_matches("features.")
+        ),
+    };
+    image.with_file_name(format!("{stem}_{method}_{label}.png"))
 }
 
 /// The JSON sidecar written beside an overlay: `<overlay>.json`.
@@ -382,7 +396,12 @@ mod tests {
 
     #[test]
     fn default_names() {
-        let p = default_overlay_path(Path::new("/data/scan 1.bmp"), "lesion/benign", Method::Cam);
+        let p = default_overlay_path(
+            Path::new("/data/scan 1.bmp"),
+            "lesion/benign",
+            Method::Cam,
+            Stage::Norm5,
+        );
         assert_eq!(p, Path::new("/data/scan 1_cam_lesion_benign.png"));
         assert_eq!(
             sidecar_path(&p),

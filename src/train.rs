@@ -1,6 +1,8 @@
 //! Training a torchvision-style DenseNet with candle-nn on the CPU: the demo model is made this
 //! way, through the same `DenseNet` (and so the same key names) as users' checkpoints.
 
+use std::ops::ControlFlow;
+
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarBuilder, VarMap};
 use image::RgbImage;
@@ -207,13 +209,14 @@ impl Trainer {
     }
 
     /// Trains for the configured epochs; `on_step` is called after every batch (for progress)
-    /// and `on_epoch` after every epoch.
+    /// and `on_epoch` after every epoch with the trainer as it stands (e.g. to save it), and
+    /// may stop the training early with `ControlFlow::Break`.
     pub fn fit(
         &mut self,
         train: &[Sample],
         validation: &[Sample],
         mut on_step: impl FnMut(usize, f32),
-        mut on_epoch: impl FnMut(&EpochReport),
+        mut on_epoch: impl FnMut(&EpochReport, &Self) -> ControlFlow<()>,
     ) -> Result<Vec<EpochReport>, TrainError> {
         let mut reports = Vec::new();
         let steps_per_epoch = train.len().div_ceil(self.config.batch_size.max(1));
@@ -246,8 +249,11 @@ impl Trainer {
                 validation_accuracy,
                 seconds: start.elapsed().as_secs_f32(),
             };
-            on_epoch(&report);
+            let flow = on_epoch(&report, self);
             reports.push(report);
+            if flow.is_break() {
+                break;
+            }
         }
         Ok(reports)
     }

@@ -440,3 +440,138 @@ fn without_a_model_the_embedded_demo_model_is_used() {
     assert_eq!(v["labels"], serde_json::json!(["normal", "lesion"]));
     assert_eq!(v["model"]["file"], "embedded:camview-demo");
 }
+
+#[test]
+fn method_and_layer_reach_the_raw_map_the_name_and_the_sidecar() {
+    let (dir, img) = scratch("rgb24.bmp");
+    let raw = dir.path().join("raw.npy");
+    let o = camview(&[
+        "render",
+        "--model",
+        &model(),
+        "--method",
+        "gradcam++",
+        "--layer",
+        "features.denseblock2",
+        "--raw-cam",
+        raw.to_str().unwrap(),
+        "--json",
+        img.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(v["method"], "gradcam++");
+    assert_eq!(v["layer"], "features.denseblock2");
+    let overlay = PathBuf::from(v["overlay"].as_str().unwrap());
+    let name = overlay.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(name.starts_with("rgb24_gradcam++-denseblock2_"), "{name}");
+    let sidecar: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(v["sidecar"].as_str().unwrap()).unwrap())
+            .unwrap();
+    assert_eq!(sidecar["method"], "gradcam++");
+    assert_eq!(sidecar["layer"], "features.denseblock2");
+    // At the layer's resolution (224 / 8 = 28 at denseblock2), after the method's ReLU.
+    let map = Tensor::read_npy(&raw).unwrap();
+    assert_eq!(map.dims(), [28, 28]);
+    let min: f32 = map.min_all().unwrap().to_scalar().unwrap();
+    assert!(min >= 0.0, "negative values after the ReLU: {min}");
+}
+
+#[test]
+fn every_method_name_is_accepted_and_bad_layers_are_explained() {
+    let (_dir, img) = scratch("gray8.png");
+    for method in [
+        "cam",
+        "gradcam",
+        "gradcam++",
+        "xgradcam",
+        "hirescam",
+        "layercam",
+        "scorecam",
+        "eigencam",
+    ] {
+        let o = camview(&[
+            "predict",
+            "--model",
+            &model(),
+            "--map",
+            "--method",
+            method,
+            "--json",
+            img.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{method}: {}", stderr(&o));
+        let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+        assert_eq!(v["map"]["method"], method);
+    }
+    let o = camview(&[
+        "render",
+        "--model",
+        &model(),
+        "--method",
+        "cam",
+        "--layer",
+        "features.transition1",
+        img.to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(
+        err.contains("gray8.png") && err.contains("features.norm5"),
+        "{err}"
+    );
+    let o = camview(&[
+        "render",
+        "--model",
+        &model(),
+        "--method",
+        "gradcam",
+        "--layer",
+        "features.transition9",
+        img.to_str().unwrap(),
+    ]);
+    let err = stderr(&o);
+    assert!(
+        err.contains("gray8.png")
+            && err.contains("features.transition9")
+            && err.contains("features.transition3"),
+        "{err}"
+    );
+    let o = camview(&["render", "--layer", "block2", img.to_str().unwrap()]);
+    assert!(
+        stderr(&o).contains("unknown layer 'block2'"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn faithfulness_json_has_both_curves_and_a_summary() {
+    let o = camview(&[
+        "faithfulness",
+        "--model",
+        &model(),
+        "--method",
+        "gradcam",
+        "--steps",
+        "4",
+        "--json",
+        image("rgb24.bmp").to_str().unwrap(),
+        image("gray8.png").to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    for v in &lines[..2] {
+        assert_eq!(v["method"], "gradcam");
+        assert_eq!(v["deletion"]["probabilities"].as_array().unwrap().len(), 5);
+        assert_eq!(v["insertion"]["fractions"][4], 1.0);
+        let auc = v["deletion"]["auc"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&auc), "{auc}");
+    }
+    assert_eq!(lines[2]["summary"]["images"], 2);
+}

@@ -461,8 +461,8 @@ fn settings_are_remembered_between_runs() {
             // A model that never loads, so this run remembers nothing new.
             let launch = Launch {
                 model: ModelRequest::file(PathBuf::from("no-such-model.pth")),
-                images: Vec::new(),
                 started: Instant::now(),
+                ..Launch::demo()
             };
             CamviewApp::new(cc, launch).unwrap()
         });
@@ -592,4 +592,85 @@ fn with_the_heat_map_hidden_the_saved_file_is_the_image() {
     )
     .unwrap();
     assert_eq!(sidecar["opacity"], 0.0);
+}
+
+#[test]
+fn method_and_layer_pickers_reuse_the_forward_pass_and_faithfulness_plots_the_curves() {
+    use camview::explain::{Method, Stage};
+    let (_dir, images) = scratch(&["large.png"]);
+    let mut h = launch(&images);
+    let forward = h.state().session.last_analysis;
+    let cam = h.state().analysis().unwrap().clone();
+    assert_eq!(cam.cams[0].method, Method::Cam);
+
+    // Grad-CAM from the method picker: computed on the worker, from the same forward pass.
+    h.get_by_label("Method").click();
+    h.run();
+    h.get_by_label("Grad-CAM").click();
+    settle(&mut h);
+    let shown = h.state().analysis().unwrap().clone();
+    assert_eq!(shown.cams[0].method, Method::GradCam);
+    assert_eq!(shown.cams[0].layer, Stage::Norm5);
+    assert_eq!(shown.logits, cam.logits);
+    assert_eq!(
+        h.state().session.last_analysis,
+        forward,
+        "the network ran again"
+    );
+    assert!(h.query_by_label("Grad-CAM value").is_some(), "legend");
+
+    // A finer layer from the layer picker: the map has that layer's resolution (224 / 8).
+    h.get_by_label("Layer").click();
+    h.run();
+    h.get_by_label("features.denseblock2").click();
+    settle(&mut h);
+    let fine = h.state().analysis().unwrap().clone();
+    assert_eq!(fine.cams[0].layer, Stage::DenseBlock(2));
+    assert_eq!((fine.cams[0].width, fine.cams[0].height), (28, 28));
+
+    // CAM exists only at norm5: picking it moves the layer there, at once (no work).
+    h.get_by_label("Method").click();
+    h.run();
+    h.get_by_label("CAM").click();
+    h.run();
+    assert_eq!(h.state().session.layer, Stage::Norm5);
+    assert!(!h.state().session.is_busy(camview::gui::TaskKind::Explain));
+    assert_eq!(h.state().analysis().unwrap().cams[0].method, Method::Cam);
+
+    // Back to Grad-CAM at denseblock2: cached, shown within the frame.
+    h.get_by_label("Method").click();
+    h.run();
+    h.get_by_label("Grad-CAM").click();
+    h.run();
+    h.get_by_label("Layer").click();
+    h.run();
+    h.get_by_label("features.denseblock2").click();
+    h.run();
+    assert!(!h.state().session.is_busy(camview::gui::TaskKind::Explain));
+    assert_eq!(
+        h.state().analysis().unwrap().cams[0].values,
+        fine.cams[0].values
+    );
+
+    // Another class recomposes from the cache too.
+    let other = fine.ranked()[1];
+    h.get_by_label(&format!("class {other}")).click();
+    h.run();
+    assert_eq!(h.state().session.class, other);
+    assert!(h.state().session.is_idle());
+
+    // The faithfulness panel: both curves and their AUCs for this map and class.
+    h.get_by_label("Score the map (deletion, insertion)")
+        .click();
+    settle(&mut h);
+    let (key, scores) = h.state().session.faithfulness.clone().expect("scores");
+    assert_eq!(key.class, other);
+    assert_eq!(key.generation, h.state().session.analysis_generation);
+    assert_eq!(scores.deletion.probabilities.len(), key.steps + 1);
+    assert!(h.query_by_label("Deletion AUC").is_some());
+    let shown_auc = format!("{:.3}", scores.insertion.auc);
+    assert!(
+        h.query_by_label(&shown_auc).is_some(),
+        "insertion AUC {shown_auc} not shown"
+    );
 }

@@ -94,3 +94,26 @@ fn first_run_without_a_model() {
     assert!(notice.text.starts_with("no-such-model.pth: "), "{notice:?}");
     snapshot(&mut h, "first_run_without_a_model");
 }
+
+#[test]
+fn grad_cam_at_a_finer_layer_with_the_faithfulness_curves() {
+    // Taller, so the faithfulness panel at the bottom of the controls is in view.
+    let mut h = launch_with(
+        fixtures().join("models/tiny.pth"),
+        vec![fixtures().join("images/large.png")],
+        [1280.0, 1000.0],
+    );
+    h.get_by_label("Method").click();
+    h.run();
+    h.get_by_label("Grad-CAM").click();
+    common::settle(&mut h);
+    h.get_by_label("Layer").click();
+    h.run();
+    h.get_by_label("features.denseblock3").click();
+    common::settle(&mut h);
+    h.get_by_label("Score the map (deletion, insertion)")
+        .click();
+    common::settle(&mut h);
+    assert!(h.state().session.faithfulness.is_some());
+    snapshot(&mut h, "main_screen_gradcam_faithfulness");
+}

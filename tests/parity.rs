@@ -351,3 +351,253 @@ fn turbo_is_the_polynomial_approximation_of_opencv_s_table() {
         "mean {mean}"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// The Grad-CAM family against pytorch-grad-cam 1.5.7 (tests/fixtures/make_gradcam_fixtures.py):
+// the reduced DenseNet `tiny` on photo.jpg (PIL's decoding) at Resize((128, 128)).
+//
+// Definitional differences, and how the test bridges them:
+// - pytorch-grad-cam returns `scale_cam_image(relu(map))`: min-max scaled with
+//   `(x - min) / (1e-7 + max - min)` and resized with `cv2.resize` (bilinear, half-pixel
+//   centres) to the input size. Ours is the map at the layer's resolution after the ReLU
+//   (`--raw-cam`), and the renderer scales it on its own grid and upsamples it with the same
+//   half-pixel rule; their public output is also scaled a second time after the resize
+//   (`aggregate_multi_layers`), which ours is not (the colour bar shows the map's own range). So we compare (1) our map with theirs before scaling (`*.raw.npy`,
+//   relative to the map's largest value) and (2) our map put through their scaling and
+//   resizing with their public output (`*.out.npy`, absolute, on a 0..1 scale).
+// - The target `norm5` is relu(features.norm5) in both (the generator hooks a non-inplace
+//   ReLU module; see its docstring for why hooking `features.norm5` itself differs).
+// - Eigen-CAM: the sign of an SVD vector is arbitrary (LAPACK's); ours is fixed by
+//   pytorch-grad-cam's own sign correction (flip when |min| > |max|). The test accepts
+//   relu(+projection) or relu(-projection).
+// ---------------------------------------------------------------------------------------------
+
+/// Relative error allowed on raw maps (their float32 NumPy arithmetic vs ours; the worst
+/// measured is 7.8e-5, Grad-CAM++ at denseblock1, whose weights divide small numbers).
+const FAMILY_RAW_TOLERANCE: f32 = 2e-4;
+/// Absolute error allowed on the scaled, resized 0..1 maps.
+const FAMILY_OUT_TOLERANCE: f32 = 1e-4;
+
+fn family_npy(name: &str) -> Vec<f32> {
+    npy_f32(&format!("gradcam/{name}"))
+}
+
+/// pytorch-grad-cam's `scale_cam_image(map, size)` then `aggregate_multi_layers`' second
+/// `scale_cam_image`: `(x - min) / (1e-7 + max - min)`, bilinear half-pixel resizing (cv2's
+/// INTER_LINEAR upsampling, which equals PyTorch's `align_corners=False`) to `size x size`, and
+/// the same scaling again (resizing moves the extremes: no output pixel centre falls on an
+/// input pixel centre).
+fn scale_and_resize_like_pytorch_grad_cam(
+    map: &explain::ClassActivationMap,
+    size: u32,
+) -> Vec<f32> {
+    let (lo, hi) = map.min_max();
+    let scaled: Vec<f32> = map
+        .values
+        .iter()
+        .map(|v| (v - lo) / (1e-7 + (hi - lo)))
+        .collect();
+    let mut on_input = map.clone();
+    on_input.region = Region::whole(size, size);
+    let resized = on_input.upsample(&scaled, size, size);
+    let (lo, hi) = resized
+        .iter()
+        .fold((f32::INFINITY, f32::NEG_INFINITY), |(l, u), &v| {
+            (l.min(v), u.max(v))
+        });
+    resized
+        .iter()
+        .map(|v| (v - lo) / (1e-7 + (hi - lo)))
+        .collect()
+}
+
+#[test]
+fn grad_cam_family_matches_pytorch_grad_cam() {
+    use explain::{Method, MethodOptions, NoProgress, Stage};
+    let tiny = model("tiny.pth");
+    let preprocessing = Preprocessing {
+        input_size: 128,
+        ..Default::default()
+    };
+    let a = explain::analyse(
+        &tiny,
+        "photo.jpg",
+        &png("photo_jpg.rgb.png"),
+        &preprocessing,
+    )
+    .unwrap();
+    let options = MethodOptions {
+        score_cam_channels: None,
+        ..Default::default()
+    };
+    let mut report = Vec::new();
+    for layer in ["denseblock1", "transition2", "denseblock3", "norm5"] {
+        let stage: Stage = layer.parse().unwrap();
+        for method in Method::ALL.into_iter().filter(|m| *m != Method::Cam) {
+            let maps = explain::methods::explain(&tiny, &a, method, stage, &options, &NoProgress)
+                .unwrap_or_else(|e| panic!("{method} at {layer}: {e}"));
+            let name = method.name();
+            for class in [0usize, 2] {
+                let ours = &maps[class];
+                let what = format!("{name} at {layer}, class {class}");
+                if method == Method::EigenCam {
+                    if class != 0 {
+                        continue;
+                    }
+                    let projection = family_npy(&format!("eigencam.{layer}.projection.npy"));
+                    let err = [1.0f32, -1.0]
+                        .iter()
+                        .map(|s| {
+                            let theirs: Vec<f32> =
+                                projection.iter().map(|p| (s * p).max(0.0)).collect();
+                            relative_diff(&ours.values, &theirs)
+                        })
+                        .fold(f32::INFINITY, f32::min);
+                    assert!(
+                        err <= FAMILY_RAW_TOLERANCE,
+                        "{what}: differs by {err} (relative) for either sign"
+                    );
+                    report.push(format!("{what}: raw {err:.2e}"));
+                } else {
+                    let theirs = family_npy(&format!("{name}.{layer}.c{class}.raw.npy"));
+                    let err = relative_diff(&ours.values, &theirs);
+                    assert!(
+                        err <= FAMILY_RAW_TOLERANCE,
+                        "{what}: raw maps differ by {err} (relative)"
+                    );
+                    report.push(format!("{what}: raw {err:.2e}"));
+                }
+                let out = format!("{name}.{layer}.c{class}.out.npy");
+                if fixtures().join("expected/gradcam").join(&out).exists()
+                    && method != Method::EigenCam
+                {
+                    let theirs = family_npy(&out);
+                    let err =
+                        max_abs_diff(&scale_and_resize_like_pytorch_grad_cam(ours, 128), &theirs);
+                    assert!(
+                        err <= FAMILY_OUT_TOLERANCE,
+                        "{what}: scaled 128x128 maps differ by {err}"
+                    );
+                    report.push(format!("{what}: scaled+resized {err:.2e}"));
+                }
+            }
+        }
+    }
+    eprintln!("{}", report.join("\n"));
+}
+
+/// Largest absolute difference relative to the reference's largest magnitude.
+fn relative_diff(ours: &[f32], theirs: &[f32]) -> f32 {
+    let scale = theirs.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-12);
+    max_abs_diff(ours, theirs) / scale
+}
+
+#[test]
+fn cam_is_only_defined_at_norm5() {
+    use explain::{Method, MethodOptions, NoProgress, Stage};
+    let tiny = model("tiny.pth");
+    let a = analyse(&tiny, "rgb24.bmp", &Preprocessing::default());
+    let err = explain::methods::explain(
+        &tiny,
+        &a,
+        Method::Cam,
+        Stage::DenseBlock(2),
+        &MethodOptions::default(),
+        &NoProgress,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("features.norm5"), "{err}");
+    let err = explain::methods::explain(
+        &tiny,
+        &a,
+        Method::GradCam,
+        Stage::Transition(4),
+        &MethodOptions::default(),
+        &NoProgress,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("features.transition3"), "{err}");
+    // At norm5, CAM through the method API is the analysis's own CAM.
+    let maps = explain::methods::explain(
+        &tiny,
+        &a,
+        Method::Cam,
+        Stage::Norm5,
+        &MethodOptions::default(),
+        &NoProgress,
+    )
+    .unwrap();
+    assert_eq!(maps[1].values, a.cams[1].values);
+}
+
+#[test]
+fn score_cam_reports_progress_stops_when_cancelled_and_can_keep_fewer_channels() {
+    use explain::{ExplainError, Method, MethodOptions, Progress, Stage};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    /// Cancels once the first batch is reported.
+    struct StopAfterFirstBatch(AtomicUsize, AtomicUsize);
+    impl Progress for StopAfterFirstBatch {
+        fn report(&self, done: usize, total: usize) {
+            self.0.store(done, Ordering::Relaxed);
+            self.1.store(total, Ordering::Relaxed);
+        }
+        fn cancelled(&self) -> bool {
+            self.0.load(Ordering::Relaxed) > 0
+        }
+    }
+    let tiny = model("tiny.pth");
+    let a = analyse(&tiny, "rgb24.bmp", &Preprocessing::default());
+    let stage = Stage::DenseBlock(1); // 32 channels
+    let options = |channels| MethodOptions {
+        score_cam_channels: channels,
+        score_cam_batch: 4,
+    };
+    let progress = StopAfterFirstBatch(AtomicUsize::new(0), AtomicUsize::new(0));
+    let result = explain::methods::explain(
+        &tiny,
+        &a,
+        Method::ScoreCam,
+        stage,
+        &options(None),
+        &progress,
+    );
+    assert!(matches!(result, Err(ExplainError::Cancelled)), "{result:?}");
+    assert_eq!(progress.0.load(Ordering::Relaxed), 4);
+    assert_eq!(progress.1.load(Ordering::Relaxed), 32);
+
+    let all = explain::methods::explain(
+        &tiny,
+        &a,
+        Method::ScoreCam,
+        stage,
+        &options(None),
+        &explain::NoProgress,
+    )
+    .unwrap();
+    let few = explain::methods::explain(
+        &tiny,
+        &a,
+        Method::ScoreCam,
+        stage,
+        &options(Some(8)),
+        &explain::NoProgress,
+    )
+    .unwrap();
+    let same = explain::methods::explain(
+        &tiny,
+        &a,
+        Method::ScoreCam,
+        stage,
+        &options(Some(32)),
+        &explain::NoProgress,
+    )
+    .unwrap();
+    assert_eq!(
+        all[0].values, same[0].values,
+        "keeping every channel is the exact map"
+    );
+    assert_ne!(all[0].values, few[0].values);
+    assert!(few[0].values.iter().all(|v| *v >= 0.0));
+}

@@ -2,17 +2,20 @@
 //! maps point at the lesions.
 
 use std::io::Write;
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
+use candle_core::Tensor;
 use clap::Args;
 use image::{GrayImage, RgbImage};
 use serde::Serialize;
 
 use super::ModelArgs;
-use crate::explain::{self, scores};
+use crate::explain::faithfulness::{self, FaithfulnessOptions, FaithfulnessSummary};
+use crate::explain::{self, NoProgress, scores};
 use crate::export;
 use crate::imaging::{self, Geometry};
 use crate::network::{Classifier, ModelSidecar};
@@ -82,6 +85,14 @@ pub struct TrainArgs {
     /// Replace existing files.
     #[arg(long)]
     pub force: bool,
+}
+
+/// Writes trained weights as `.safetensors` (atomically).
+fn save_trained(tensors: &[(String, Tensor)], path: &Path, force: bool) -> Result<()> {
+    let bytes = safetensors::serialize(tensors.iter().map(|(k, v)| (k.as_str(), v)), None)
+        .context("cannot serialise the weights")?;
+    export::write_atomic(path, force, |w| w.write_all(&bytes))?;
+    Ok(())
 }
 
 /// Reads `labels.csv` (image,label,...) of a demo-data folder.
@@ -177,6 +188,14 @@ pub fn train_command(args: &TrainArgs) -> Result<ExitCode> {
         )
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
+    let sidecar = ModelSidecar {
+        labels: Some(DEMO_LABELS.iter().map(|s| s.to_string()).collect()),
+        preprocessing: Some(config.preprocessing.clone()),
+    };
+    let sidecar_json = serde_json::to_vec_pretty(&sidecar)?;
+    // The model is saved after every epoch, so an interrupted run keeps its last epoch; a
+    // failed write stops the training.
+    let mut save_error = None;
     let reports = trainer.fit(
         &train_set,
         &validation,
@@ -184,26 +203,31 @@ pub fn train_command(args: &TrainArgs) -> Result<ExitCode> {
             bar.set_message(format!("loss {loss:.3}"));
             bar.inc(1);
         },
-        |r| {
+        |r, trainer| {
             bar.suspend(|| {
                 eprintln!(
                     "epoch {:>2}: train loss {:.4} acc {:.3} | validation loss {:.4} acc {:.3} | {:.0} s",
                     r.epoch, r.train_loss, r.train_accuracy, r.validation_loss, r.validation_accuracy, r.seconds
                 )
             });
+            let force = args.force || r.epoch > 1;
+            let saved = save_trained(&trainer.state_dict(), &args.out, force).and_then(|()| {
+                export::write_atomic(&sidecar_path, force, |w| w.write_all(&sidecar_json))
+                    .map_err(anyhow::Error::from)
+            });
+            match saved {
+                Ok(()) => ControlFlow::Continue(()),
+                Err(e) => {
+                    save_error = Some(e);
+                    ControlFlow::Break(())
+                }
+            }
         },
     )?;
     bar.finish_and_clear();
-    let tensors = trainer.state_dict();
-    let bytes = safetensors::serialize(tensors.iter().map(|(k, v)| (k.as_str(), v)), None)
-        .context("cannot serialise the weights")?;
-    export::write_atomic(&args.out, args.force, |w| w.write_all(&bytes))?;
-    let sidecar = ModelSidecar {
-        labels: Some(DEMO_LABELS.iter().map(|s| s.to_string()).collect()),
-        preprocessing: Some(config.preprocessing.clone()),
-    };
-    let json = serde_json::to_vec_pretty(&sidecar)?;
-    export::write_atomic(&sidecar_path, args.force, |w| w.write_all(&json))?;
+    if let Some(e) = save_error {
+        return Err(e);
+    }
     #[derive(Serialize)]
     struct Log<'a> {
         config: &'a TrainConfig,
@@ -247,6 +271,12 @@ pub struct EvalArgs {
     /// One JSON object instead of text.
     #[arg(long)]
     pub json: bool,
+    /// The maps scored (localisation and faithfulness).
+    #[command(flatten)]
+    pub map: super::MapArgs,
+    /// Steps of the deletion and insertion curves; 0 skips the faithfulness scores.
+    #[arg(long, default_value_t = 20)]
+    pub steps: u16,
 }
 
 /// The scores `camview eval` reports.
@@ -265,6 +295,9 @@ pub struct EvalReport {
     /// Over positive images: share of the image the mask covers (the energy a map spread
     /// evenly would score).
     pub mask_share: f32,
+    /// Over positive images, for the positive class's map: deletion and insertion AUC,
+    /// Average Drop, Increase in Confidence (absent with --steps 0).
+    pub faithfulness: Option<FaithfulnessSummary>,
     pub seconds: f32,
 }
 
@@ -322,19 +355,26 @@ fn evaluate(
     items: impl Iterator<Item = Result<Item>>,
     positive: usize,
     total: usize,
+    args: &EvalArgs,
 ) -> Result<EvalReport> {
+    let mut faithful = Vec::new();
+    let faithfulness_options = FaithfulnessOptions {
+        steps: usize::from(args.steps),
+        ..FaithfulnessOptions::default()
+    };
     let start = Instant::now();
     let bar = indicatif::ProgressBar::new(total as u64);
     let (mut probabilities, mut labels, mut right) = (Vec::new(), Vec::new(), 0usize);
     let (mut pointing, mut iou, mut energy, mut share) = (0f32, 0f32, 0f32, 0f32);
     for item in items {
         let item = item?;
-        let a = explain::analyse(
+        let mut a = explain::analyse(
             classifier,
             &item.name,
             &item.image,
             &classifier.preprocessing,
         )?;
+        args.map.apply_to(classifier, &mut a, &item.name)?;
         let is_positive = item.mask.is_some();
         probabilities.push(a.probabilities[positive]);
         labels.push(is_positive);
@@ -346,6 +386,18 @@ fn evaluate(
             iou += scores::iou_at(&map, mask, 0.2);
             energy += scores::energy_inside(&map, mask);
             share += mask.iter().filter(|m| **m).count() as f32 / mask.len() as f32;
+            if args.steps > 0 {
+                faithful.push(
+                    faithfulness::faithfulness(
+                        &classifier.net,
+                        &a.input,
+                        cam,
+                        &faithfulness_options,
+                        &NoProgress,
+                    )
+                    .with_context(|| format!("{}: cannot score the map", item.name))?,
+                );
+            }
         }
         bar.inc(1);
     }
@@ -368,6 +420,7 @@ fn evaluate(
         mean_iou_at_20: per_positive(iou),
         energy_inside_mask: per_positive(energy),
         mask_share: per_positive(share),
+        faithfulness: (args.steps > 0).then(|| FaithfulnessSummary::of(&faithful)),
         seconds: start.elapsed().as_secs_f32(),
     })
 }
@@ -391,12 +444,18 @@ pub fn eval_command(args: &EvalArgs) -> Result<ExitCode> {
                     mask: scan.positive.then(|| mask_bits(&scan.mask)),
                 })
             });
-            evaluate(&classifier, items, positive, n as usize)?
+            evaluate(&classifier, items, positive, n as usize, args)?
         }
         (None, Some(images), Some(masks)) => {
             let items = folder_items(images, masks)?;
             let total = items.len();
-            evaluate(&classifier, items.into_iter().map(Ok), positive, total)?
+            evaluate(
+                &classifier,
+                items.into_iter().map(Ok),
+                positive,
+                total,
+                args,
+            )?
         }
         _ => bail!("give --synthetic N, or --images DIR with --masks DIR"),
     };
@@ -418,6 +477,9 @@ pub fn eval_command(args: &EvalArgs) -> Result<ExitCode> {
             "energy in mask   {:.4} (mask covers {:.4} of the image)",
             report.energy_inside_mask, report.mask_share
         );
+        if let Some(f) = &report.faithfulness {
+            super::print_faithfulness_summary(f);
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

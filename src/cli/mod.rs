@@ -13,7 +13,8 @@ use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
 
-use crate::explain::{self, Analysis, Method, Normalisation};
+use crate::explain::faithfulness::{self, FaithfulnessOptions, FaithfulnessSummary};
+use crate::explain::{self, Analysis, Method, MethodOptions, Normalisation, Stage};
 use crate::export::{self, ImageRecord, Provenance};
 use crate::imaging::{self, Geometry, SourceImage};
 use crate::network::{Classifier, ModelInfo, ModelSource};
@@ -43,6 +44,9 @@ pub struct Cli {
 pub struct ViewArgs {
     #[command(flatten)]
     pub model: ModelArgs,
+    /// The method and layer the viewer shows first.
+    #[command(flatten)]
+    pub map: MapArgs,
     /// Images (or folders) to open in the viewer; Left/Right walk through them.
     #[arg(value_name = "IMAGE")]
     pub images: Vec<PathBuf>,
@@ -62,6 +66,9 @@ pub enum Command {
     Train(demo::TrainArgs),
     /// Classification and localisation scores (pointing game, IoU, energy) of a model.
     Eval(demo::EvalArgs),
+    /// How faithful a map is to the model: deletion and insertion curves and their AUC,
+    /// Average Drop and Increase in Confidence.
+    Faithfulness(FaithfulnessArgs),
 }
 
 #[derive(Debug, Args)]
@@ -103,6 +110,109 @@ impl ModelArgs {
     }
 }
 
+/// Which map: the method, the layer it explains, and the methods' options.
+#[derive(Debug, Clone, Args)]
+pub struct MapArgs {
+    /// Explanation method: cam, gradcam, gradcam++, xgradcam, hirescam, layercam, scorecam,
+    /// eigencam.
+    #[arg(long, value_enum, default_value = "cam")]
+    pub method: Method,
+    /// Target layer: features.denseblockN, features.transitionN, or features.norm5 (the
+    /// default: norm5 after torchvision's final ReLU, the maps CAM weighs).
+    #[arg(long, default_value = "features.norm5", value_name = "NAME", value_parser = parse_stage)]
+    pub layer: Stage,
+    /// Score-CAM: run the N channels with the strongest activation only ('all': every
+    /// channel, as pytorch-grad-cam does; one forward pass per channel).
+    #[arg(long, default_value = "64", value_name = "N|all", value_parser = parse_channels)]
+    pub scorecam_channels: ChannelLimit,
+}
+
+/// `--scorecam-channels`: a number, or `all`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChannelLimit(pub Option<usize>);
+
+fn parse_channels(s: &str) -> Result<ChannelLimit, String> {
+    if s.eq_ignore_ascii_case("all") {
+        return Ok(ChannelLimit(None));
+    }
+    match s.parse::<usize>() {
+        Ok(n) if n > 0 => Ok(ChannelLimit(Some(n))),
+        _ => Err(format!("'{s}' is not a positive number or 'all'")),
+    }
+}
+
+fn parse_stage(s: &str) -> Result<Stage, String> {
+    s.parse()
+}
+
+impl MapArgs {
+    fn options(&self) -> MethodOptions {
+        MethodOptions {
+            score_cam_channels: self.scorecam_channels.0,
+            ..MethodOptions::default()
+        }
+    }
+
+    fn is_plain_cam(&self) -> bool {
+        self.method == Method::Cam && self.layer == Stage::Norm5
+    }
+
+    /// Replaces the analysis's maps (CAM at norm5) by this method's at this layer.
+    fn apply(&self, classifier: &Classifier, a: &mut Analysed) -> Result<()> {
+        self.apply_to(classifier, &mut a.analysis, &a.image.name)
+    }
+
+    /// `apply` for an analysis of the image called `name`.
+    pub(crate) fn apply_to(
+        &self,
+        classifier: &Classifier,
+        analysis: &mut Analysis,
+        name: &str,
+    ) -> Result<()> {
+        if self.is_plain_cam() {
+            return Ok(());
+        }
+        let progress = BarProgress::new(&format!("{} {name}", self.method));
+        let maps = explain::methods::explain(
+            classifier,
+            analysis,
+            self.method,
+            self.layer,
+            &self.options(),
+            &progress,
+        );
+        progress.0.finish_and_clear();
+        analysis.cams = maps
+            .with_context(|| format!("{name}: cannot compute {} at {}", self.method, self.layer))?;
+        Ok(())
+    }
+}
+
+/// A progress bar on standard error for the slow methods (shown only after a second).
+pub(crate) struct BarProgress(pub(crate) indicatif::ProgressBar);
+
+impl BarProgress {
+    pub(crate) fn new(message: &str) -> Self {
+        let bar = indicatif::ProgressBar::hidden().with_style(
+            indicatif::ProgressStyle::with_template("{msg} {bar:30} {pos}/{len}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar.set_message(message.to_string());
+        Self(bar)
+    }
+}
+
+impl explain::Progress for BarProgress {
+    fn report(&self, done: usize, total: usize) {
+        self.0.set_length(total as u64);
+        self.0.set_position(done as u64);
+        if self.0.is_hidden() && self.0.elapsed().as_secs_f32() > 1.0 && done < total {
+            self.0
+                .set_draw_target(indicatif::ProgressDrawTarget::stderr());
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct PredictArgs {
     #[command(flatten)]
@@ -110,6 +220,12 @@ pub struct PredictArgs {
     /// One JSON object per line instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Also compute the predicted class's map and report where it peaks (with --method,
+    /// --layer; off by default, as predict needs only the forward pass).
+    #[arg(long)]
+    pub map: bool,
+    #[command(flatten)]
+    pub map_args: MapArgs,
     /// Images to classify.
     #[arg(required = true, value_name = "IMAGE")]
     pub images: Vec<PathBuf>,
@@ -117,9 +233,8 @@ pub struct PredictArgs {
 
 #[derive(Debug, Args)]
 pub struct StyleArgs {
-    /// Explanation method.
-    #[arg(long, value_enum, default_value = "cam")]
-    pub method: Method,
+    #[command(flatten)]
+    pub map: MapArgs,
     /// Opacity of the heat map, 0 to 1.
     #[arg(long, default_value_t = 0.4, value_parser = unit_interval)]
     pub opacity: f32,
@@ -177,7 +292,8 @@ pub struct RenderArgs {
     /// Output image (.png, .bmp, .jpg, .tif); default `<image>_cam_<class>.png` beside the image.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
-    /// Also write the raw map (float32, h x w, before normalisation) as NumPy .npy.
+    /// Also write the method's map at the layer's resolution (float32, h x w, after the
+    /// method's own ReLU, before any normalisation) as NumPy .npy.
     #[arg(long, value_name = "FILE.npy")]
     pub raw_cam: Option<PathBuf>,
     /// Print the provenance as JSON on standard output.
@@ -214,6 +330,7 @@ pub fn main() -> ExitCode {
         Some(Command::DemoData(args)) => demo::demo_data(&args),
         Some(Command::Train(args)) => demo::train_command(&args),
         Some(Command::Eval(args)) => demo::eval_command(&args),
+        Some(Command::Faithfulness(args)) => faithfulness_command(&args),
     };
     match result {
         Ok(code) => code,
@@ -236,6 +353,12 @@ fn view(args: &ViewArgs, started: std::time::Instant) -> Result<ExitCode> {
         },
         None => ModelSource::Demo,
     };
+    if args.map.method == Method::Cam && args.map.layer != Stage::Norm5 {
+        bail!(
+            "CAM is defined only at features.norm5; use --method gradcam (or another method) for {}",
+            args.map.layer
+        );
+    }
     let launch = crate::gui::Launch {
         model: crate::gui::ModelRequest {
             source,
@@ -243,6 +366,8 @@ fn view(args: &ViewArgs, started: std::time::Instant) -> Result<ExitCode> {
             geometry: args.model.geometry,
         },
         images: expand_inputs(&args.images)?,
+        method: args.map.method,
+        layer: args.map.layer,
         started,
     };
     crate::gui::run(launch).map_err(|e| anyhow!("{e}"))?;
@@ -276,6 +401,47 @@ struct PredictRecord<'a> {
     probabilities: &'a [f32],
     predicted: usize,
     labels: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    map: Option<MapPeak>,
+}
+
+/// Where the predicted class's map peaks (`predict --map`).
+#[derive(Serialize)]
+struct MapPeak {
+    method: Method,
+    layer: Stage,
+    /// The map's size (the layer's resolution).
+    width: usize,
+    height: usize,
+    /// The peak's centre in image pixels.
+    peak: (f64, f64),
+    /// The raw map's range.
+    range: (f32, f32),
+}
+
+impl MapPeak {
+    fn of(a: &Analysed, class: usize, args: &MapArgs) -> Self {
+        let map = &a.analysis.cams[class];
+        let best = map
+            .values
+            .iter()
+            .enumerate()
+            .max_by(|x, y| x.1.total_cmp(y.1))
+            .map_or(0, |(i, _)| i);
+        let (col, row) = (best % map.width.max(1), best / map.width.max(1));
+        let r = map.region;
+        Self {
+            method: args.method,
+            layer: args.layer,
+            width: map.width,
+            height: map.height,
+            peak: (
+                r.x + (col as f64 + 0.5) * r.width / map.width.max(1) as f64,
+                r.y + (row as f64 + 0.5) * r.height / map.height.max(1) as f64,
+            ),
+            range: map.min_max(),
+        }
+    }
 }
 
 fn predict(args: &PredictArgs) -> Result<ExitCode> {
@@ -283,7 +449,12 @@ fn predict(args: &PredictArgs) -> Result<ExitCode> {
     let mut failures = 0;
     let stdout = std::io::stdout();
     for path in &args.images {
-        let a = match analyse_file(&classifier, path) {
+        let a = match analyse_file(&classifier, path).and_then(|mut a| {
+            if args.map {
+                args.map_args.apply(&classifier, &mut a)?;
+            }
+            Ok(a)
+        }) {
             Ok(a) => a,
             Err(e) => {
                 eprintln!("camview: {e:#}");
@@ -291,6 +462,9 @@ fn predict(args: &PredictArgs) -> Result<ExitCode> {
                 continue;
             }
         };
+        let peak = args
+            .map
+            .then(|| MapPeak::of(&a, a.analysis.predicted, &args.map_args));
         let mut out = stdout.lock();
         if args.json {
             let record = PredictRecord {
@@ -302,6 +476,7 @@ fn predict(args: &PredictArgs) -> Result<ExitCode> {
                 probabilities: &a.analysis.probabilities,
                 predicted: a.analysis.predicted,
                 labels: &classifier.labels,
+                map: peak,
             };
             writeln!(out, "{}", serde_json::to_string(&record)?)?;
         } else {
@@ -313,6 +488,13 @@ fn predict(args: &PredictArgs) -> Result<ExitCode> {
                 classifier.labels[p],
                 100.0 * a.analysis.probabilities[p]
             )?;
+            if let Some(m) = &peak {
+                writeln!(
+                    out,
+                    "  {} at {}: peak at ({:.0}, {:.0})",
+                    m.method, m.layer, m.peak.0, m.peak.1
+                )?;
+            }
             for c in a.analysis.ranked().into_iter().take(5) {
                 writeln!(
                     out,
@@ -405,10 +587,16 @@ fn render_one(
 
 fn render_command(args: &RenderArgs) -> Result<ExitCode> {
     let classifier = args.model.load()?;
-    let a = analyse_file(&classifier, &args.image)?;
+    let mut a = analyse_file(&classifier, &args.image)?;
     let class = resolve_class(&classifier, args.class.as_deref(), a.analysis.predicted)?;
+    args.style.map.apply(&classifier, &mut a)?;
     let out = args.out.clone().unwrap_or_else(|| {
-        export::default_overlay_path(&args.image, &classifier.labels[class], args.style.method)
+        export::default_overlay_path(
+            &args.image,
+            &classifier.labels[class],
+            args.style.map.method,
+            args.style.map.layer,
+        )
     });
     if let Some(raw) = &args.raw_cam {
         export::check_destination(raw, args.style.force, &[&args.image])?;
@@ -449,6 +637,126 @@ fn render_command(args: &RenderArgs) -> Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Debug, Args)]
+pub struct FaithfulnessArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub map: MapArgs,
+    /// Class whose map is scored, by index or name; each image's predicted class by default.
+    #[arg(long, value_name = "INDEX|NAME")]
+    pub class: Option<String>,
+    /// Steps of the deletion and insertion curves (one forward pass per step and curve).
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u16).range(1..))]
+    pub steps: u16,
+    /// One JSON object per image (with both curves), then one with the summary.
+    #[arg(long)]
+    pub json: bool,
+    /// Images (or folders) to score.
+    #[arg(required = true, value_name = "IMAGE")]
+    pub images: Vec<PathBuf>,
+}
+
+#[derive(Serialize)]
+struct FaithfulnessRecord<'a> {
+    image: String,
+    method: Method,
+    layer: Stage,
+    label: &'a str,
+    #[serde(flatten)]
+    scores: &'a faithfulness::Faithfulness,
+}
+
+fn faithfulness_command(args: &FaithfulnessArgs) -> Result<ExitCode> {
+    let classifier = args.model.load()?;
+    let files = expand_inputs(&args.images)?;
+    let options = FaithfulnessOptions {
+        steps: usize::from(args.steps),
+        ..FaithfulnessOptions::default()
+    };
+    let mut failures = 0;
+    let mut all = Vec::new();
+    for path in &files {
+        let result = (|| -> Result<faithfulness::Faithfulness> {
+            let mut a = analyse_file(&classifier, path)?;
+            let class = resolve_class(&classifier, args.class.as_deref(), a.analysis.predicted)?;
+            args.map.apply(&classifier, &mut a)?;
+            let progress = BarProgress::new(&format!("faithfulness {}", a.image.name));
+            let scores = faithfulness::faithfulness(
+                &classifier.net,
+                &a.analysis.input,
+                &a.analysis.cams[class],
+                &options,
+                &progress,
+            );
+            progress.0.finish_and_clear();
+            scores.with_context(|| format!("{}: cannot score the map", path.display()))
+        })();
+        let scores = match result {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("camview: {e:#}");
+                failures += 1;
+                continue;
+            }
+        };
+        let label = &classifier.labels[scores.class];
+        if args.json {
+            let record = FaithfulnessRecord {
+                image: path.display().to_string(),
+                method: args.map.method,
+                layer: args.map.layer,
+                label,
+                scores: &scores,
+            };
+            println!("{}", serde_json::to_string(&record)?);
+        } else {
+            println!(
+                "{}: {label} ({:.1}%), {} at {}: deletion AUC {:.4}, insertion AUC {:.4}, \
+                 drop {:.1}%, confidence {}",
+                path.display(),
+                100.0 * scores.probability,
+                args.map.method,
+                args.map.layer,
+                scores.deletion.auc,
+                scores.insertion.auc,
+                scores.drop_percent,
+                if scores.increase {
+                    "increased"
+                } else {
+                    "did not increase"
+                }
+            );
+        }
+        all.push(scores);
+    }
+    let summary = FaithfulnessSummary::of(&all);
+    if args.json {
+        #[derive(Serialize)]
+        struct Summary {
+            summary: FaithfulnessSummary,
+        }
+        println!("{}", serde_json::to_string(&Summary { summary })?);
+    } else if all.len() > 1 {
+        print_faithfulness_summary(&summary);
+    }
+    Ok(exit_for(failures))
+}
+
+/// The summary lines `faithfulness` and `eval` print.
+pub(crate) fn print_faithfulness_summary(s: &FaithfulnessSummary) {
+    println!(
+        "deletion AUC     {:.4} (lower is better; mean of {} maps)",
+        s.deletion_auc, s.images
+    );
+    println!("insertion AUC    {:.4} (higher is better)", s.insertion_auc);
+    println!("average drop     {:.2}% (lower is better)", s.average_drop);
+    println!(
+        "increase in conf {:.2}% (higher is better)",
+        s.increase_in_confidence
+    );
 }
 
 /// Files as given, and each folder's image files (sorted, not recursive).
@@ -597,7 +905,8 @@ fn batch_pipeline(
                 let name = export::default_overlay_path(
                     &path,
                     &classifier.labels[class],
-                    args.style.method,
+                    args.style.map.method,
+                    args.style.map.layer,
                 );
                 let out = args.out.join(name.file_name().unwrap_or_default());
                 if !used_names.insert(out.clone()) {

@@ -1,7 +1,12 @@
 //! The explanation maths: one forward pass gives an `Analysis`; class activation maps for any
 //! class come from it without running the network again.
 
+pub mod faithfulness;
+pub mod methods;
 pub mod scores;
+
+pub use crate::network::Stage;
+pub use methods::{ExplainError, LayerActivations, MethodOptions, NoProgress, Progress};
 
 use candle_core::Tensor;
 use image::RgbImage;
@@ -10,19 +15,103 @@ use serde::{Deserialize, Serialize};
 use crate::imaging::{PreprocessError, Preprocessing, Region};
 use crate::network::Classifier;
 
-/// How a map was computed. Only CAM so far; the names are the CLI's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
+/// How a map was computed. The names are the CLI's; every method but `cam` follows
+/// pytorch-grad-cam's definition exactly (see `methods`).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, clap::ValueEnum,
+)]
 pub enum Method {
-    /// Zhou et al. 2016: the classifier's weights applied to the final feature maps.
+    /// Zhou et al. 2016: the classifier's weights applied to the final feature maps (norm5 only).
+    #[default]
+    #[serde(rename = "cam")]
+    #[value(name = "cam")]
     Cam,
+    /// Selvaraju et al. 2017: channels weighted by their mean gradient.
+    #[serde(rename = "gradcam")]
+    #[value(name = "gradcam")]
+    GradCam,
+    /// Chattopadhyay et al. 2018: higher-order gradient weights.
+    #[serde(rename = "gradcam++")]
+    #[value(name = "gradcam++")]
+    GradCamPlusPlus,
+    /// Fu et al. 2020: gradients weighted by the normalised activation.
+    #[serde(rename = "xgradcam")]
+    #[value(name = "xgradcam")]
+    XGradCam,
+    /// Draelos and Carin 2020: gradient times activation, element-wise, summed over channels.
+    #[serde(rename = "hirescam")]
+    #[value(name = "hirescam")]
+    HiResCam,
+    /// Jiang et al. 2021: positive gradient times activation, element-wise.
+    #[serde(rename = "layercam")]
+    #[value(name = "layercam")]
+    LayerCam,
+    /// Wang et al. 2020: channels weighted by the class score of the input masked by them.
+    #[serde(rename = "scorecam")]
+    #[value(name = "scorecam")]
+    ScoreCam,
+    /// Muhammad and Yeasin 2020: first principal component of the activations (class-agnostic).
+    #[serde(rename = "eigencam")]
+    #[value(name = "eigencam")]
+    EigenCam,
 }
 
 impl Method {
+    pub const ALL: [Method; 8] = [
+        Self::Cam,
+        Self::GradCam,
+        Self::GradCamPlusPlus,
+        Self::XGradCam,
+        Self::HiResCam,
+        Self::LayerCam,
+        Self::ScoreCam,
+        Self::EigenCam,
+    ];
+
+    /// The CLI's name.
     pub fn name(self) -> &'static str {
         match self {
             Self::Cam => "cam",
+            Self::GradCam => "gradcam",
+            Self::GradCamPlusPlus => "gradcam++",
+            Self::XGradCam => "xgradcam",
+            Self::HiResCam => "hirescam",
+            Self::LayerCam => "layercam",
+            Self::ScoreCam => "scorecam",
+            Self::EigenCam => "eigencam",
         }
+    }
+
+    /// The name people write in papers (the viewer's picker, captions).
+    pub fn title(self) -> &'static str {
+        match self {
+            Self::Cam => "CAM",
+            Self::GradCam => "Grad-CAM",
+            Self::GradCamPlusPlus => "Grad-CAM++",
+            Self::XGradCam => "XGrad-CAM",
+            Self::HiResCam => "HiResCAM",
+            Self::LayerCam => "LayerCAM",
+            Self::ScoreCam => "Score-CAM",
+            Self::EigenCam => "Eigen-CAM",
+        }
+    }
+
+    /// Whether the method back-propagates the class score.
+    pub fn uses_gradients(self) -> bool {
+        matches!(
+            self,
+            Self::GradCam
+                | Self::GradCamPlusPlus
+                | Self::XGradCam
+                | Self::HiResCam
+                | Self::LayerCam
+        )
+    }
+}
+
+impl std::fmt::Display for Method {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
     }
 }
 
@@ -45,6 +134,8 @@ pub enum AnalysisError {
 pub struct ClassActivationMap {
     pub class: usize,
     pub method: Method,
+    /// The stage whose activations it weighs.
+    pub layer: Stage,
     pub width: usize,
     pub height: usize,
     /// Row-major, before any normalisation.
@@ -156,6 +247,9 @@ pub struct Analysis {
     pub input_size: (u32, u32),
     /// `A`, `[num_features, h, w]`, kept for other methods.
     pub features: Tensor,
+    /// The network's input `[1, 3, H, W]`, kept for the methods and scores that run the
+    /// network again (Score-CAM, faithfulness, other layers).
+    pub input: Tensor,
 }
 
 impl Analysis {
@@ -253,6 +347,7 @@ pub fn analyse(
         .map(|(class, values)| ClassActivationMap {
             class,
             method: Method::Cam,
+            layer: Stage::Norm5,
             width: w,
             height: h,
             values,
@@ -272,6 +367,7 @@ pub fn analyse(
         region: input.region,
         input_size: input.pixels.dimensions(),
         features,
+        input: input.tensor,
     })
 }
 
@@ -283,6 +379,7 @@ mod tests {
         ClassActivationMap {
             class: 0,
             method: Method::Cam,
+            layer: Stage::Norm5,
             width: w,
             height: h,
             values,

@@ -11,7 +11,8 @@ use eframe::egui::{
     Vec2, WidgetInfo, pos2, vec2,
 };
 
-use crate::explain::{Analysis, Method, Normalisation};
+use crate::explain::faithfulness::{DEFAULT_STEPS, Faithfulness};
+use crate::explain::{Analysis, Method, Normalisation, Stage};
 use crate::network::ModelSource;
 use crate::render::Colormap;
 
@@ -28,6 +29,9 @@ use super::worker::{ImageOrigin, ModelRequest, Worker};
 pub struct Launch {
     pub model: ModelRequest,
     pub images: Vec<PathBuf>,
+    /// The method and layer to show first (`camview --method gradcam --layer ...`).
+    pub method: Method,
+    pub layer: Stage,
     /// When the process started, to report the time to the first heat map.
     pub started: Instant,
 }
@@ -42,6 +46,8 @@ impl Launch {
                 geometry: None,
             },
             images: Vec::new(),
+            method: Method::Cam,
+            layer: Stage::Norm5,
             started: Instant::now(),
         }
     }
@@ -202,6 +208,9 @@ pub struct CamviewApp {
     pane_rects: [Option<Rect>; 2],
     show_keys: bool,
     timing_log: bool,
+    /// The faithfulness panel is open (its scores are computed while it is).
+    pub show_faithfulness: bool,
+    pub faithfulness_steps: usize,
 }
 
 impl CamviewApp {
@@ -218,6 +227,9 @@ impl CamviewApp {
         if launch.images.len() > 1 {
             session.playlist = launch.images.clone();
         }
+        // Shown once the forward pass is done (the layer is checked against the model then).
+        session.method = launch.method;
+        session.layer = launch.layer;
         // With the GPU's limit known now, the image is opened at once; otherwise (no wgpu, as
         // in tests) on the first frame.
         let max_side = cc
@@ -241,6 +253,8 @@ impl CamviewApp {
             pane_rects: [None, None],
             show_keys: false,
             timing_log: std::env::var_os("CAMVIEW_TIMING").is_some(),
+            show_faithfulness: false,
+            faithfulness_steps: DEFAULT_STEPS,
         };
         if let Some(side) = max_side {
             app.start_launch(side);
@@ -644,7 +658,7 @@ impl CamviewApp {
             image.origin.path(),
             &image.origin.name(),
             &label,
-            Method::Cam,
+            analysis_map_choice(self.session.analysis.as_deref()),
             &fallback,
         );
         self.save_dialog = Some(SaveDialog {
@@ -796,6 +810,11 @@ impl CamviewApp {
                     ui.close();
                 }
                 ui.checkbox(&mut self.settings.show_overlay, "Show the heat map (T)");
+                self.map_progress_ui(ui);
+
+                ui.add_space(8.0);
+                section(ui, "Faithfulness");
+                self.faithfulness_ui(ui);
                 ui.separator();
                 if ui
                     .add(egui::Button::new("Previous image").shortcut_text("Left / Page Up"))
@@ -1024,16 +1043,7 @@ impl CamviewApp {
             .num_columns(2)
             .spacing([8.0, 6.0])
             .show(ui, |ui| {
-                let label = ui.label("Method");
-                egui::ComboBox::from_id_salt("method")
-                    .selected_text("CAM")
-                    .show_ui(ui, |ui| {
-                        let _ = ui.selectable_label(true, "CAM (class activation map)");
-                    })
-                    .response
-                    .labelled_by(label.id);
-                ui.end_row();
-
+                self.map_choice_ui(ui);
                 percent_slider_ui(
                     ui,
                     "Opacity",
@@ -1078,6 +1088,7 @@ impl CamviewApp {
                 ui.end_row();
             });
         ui.checkbox(&mut self.settings.show_overlay, "Show the heat map (T)");
+        self.map_progress_ui(ui);
 
         ui.add_space(8.0);
         section(ui, "Legend");
@@ -1091,6 +1102,175 @@ impl CamviewApp {
         section(ui, "Saving");
         ui.checkbox(&mut self.settings.caption, "Caption band under the image");
         ui.checkbox(&mut self.settings.colour_bar, "Colour bar with its scale");
+
+        ui.add_space(8.0);
+        section(ui, "Faithfulness");
+        self.faithfulness_ui(ui);
+    }
+
+    /// The method and layer pickers, as two rows of the heat map grid.
+    fn map_choice_ui(&mut self, ui: &mut egui::Ui) {
+        let (mut method, mut layer) = (self.session.method, self.session.layer);
+        let label = ui.label("Method");
+        egui::ComboBox::from_id_salt("method")
+            .selected_text(method.title())
+            .show_ui(ui, |ui| {
+                for m in Method::ALL {
+                    ui.selectable_value(&mut method, m, m.title())
+                        .on_hover_text(method_help(m));
+                }
+            })
+            .response
+            .labelled_by(label.id)
+            .on_hover_text(method_help(method));
+        ui.end_row();
+
+        let stages = self
+            .session
+            .model
+            .as_ref()
+            .map(|m| m.net.stages())
+            .unwrap_or_else(|| vec![Stage::Norm5]);
+        let label = ui.label("Layer");
+        egui::ComboBox::from_id_salt("layer")
+            .selected_text(layer.name())
+            .show_ui(ui, |ui| {
+                for s in stages {
+                    ui.selectable_value(&mut layer, s, s.name());
+                }
+            })
+            .response
+            .labelled_by(label.id)
+            .on_hover_text(
+                "The layer whose activations the map weighs. features.norm5 is norm5 after \
+                 torchvision's final ReLU (what CAM uses); earlier layers give finer maps.",
+            );
+        ui.end_row();
+
+        let mut recompute = false;
+        if method == Method::ScoreCam {
+            ui.label("");
+            recompute = ui
+                .checkbox(
+                    &mut self.session.score_cam_all_channels,
+                    "Every channel (slow)",
+                )
+                .on_hover_text(
+                    "Score-CAM runs the network once per channel. By default it uses the 64 \
+                     most active channels; tick this for the exact map over all of them.",
+                )
+                .changed();
+            ui.end_row();
+        }
+
+        if (method, layer) != (self.session.method, self.session.layer) || recompute {
+            // CAM exists only at norm5: a finer layer switches to Grad-CAM, CAM to norm5.
+            if method != self.session.method && method == Method::Cam {
+                layer = Stage::Norm5;
+            } else if layer != self.session.layer && method == Method::Cam && layer != Stage::Norm5
+            {
+                method = Method::GradCam;
+                self.session
+                    .info("CAM is defined only at features.norm5: showing Grad-CAM at this layer");
+            }
+            self.session.choose_map(method, layer);
+        }
+    }
+
+    /// A progress bar and a Stop button while a method's maps are computed.
+    fn map_progress_ui(&mut self, ui: &mut egui::Ui) {
+        let Some(progress) = self.session.map_progress.clone() else {
+            return;
+        };
+        ui.horizontal(|ui| {
+            ui.add(
+                egui::ProgressBar::new(progress.fraction())
+                    .desired_width(160.0)
+                    .text(format!(
+                        "{} {:.0}%",
+                        self.session.method.title(),
+                        100.0 * progress.fraction()
+                    )),
+            );
+            if ui
+                .button("Stop")
+                .on_hover_text("Stop computing these maps")
+                .clicked()
+            {
+                self.session.cancel_maps();
+            }
+        });
+    }
+
+    /// Deletion and insertion curves with their AUCs, Average Drop and confidence change of
+    /// the map on screen, computed on the worker while the panel is open.
+    fn faithfulness_ui(&mut self, ui: &mut egui::Ui) {
+        let was_open = self.show_faithfulness;
+        ui.checkbox(
+            &mut self.show_faithfulness,
+            "Score the map (deletion, insertion)",
+        )
+        .on_hover_text(
+            "Removes (deletion) or restores (insertion) pixels in the map's order and \
+                 follows the class probability: a faithful map makes it fall fast and rise fast.",
+        );
+        if !self.show_faithfulness {
+            if was_open {
+                self.session.stop_faithfulness();
+            }
+            return;
+        }
+        ui.horizontal(|ui| {
+            let label = ui.label("Steps");
+            ui.add(egui::DragValue::new(&mut self.faithfulness_steps).range(2..=200))
+                .labelled_by(label.id);
+        });
+        self.session.want_faithfulness(self.faithfulness_steps);
+        if let Some((_, progress)) = &self.session.faithfulness_pending {
+            ui.add(
+                egui::ProgressBar::new(progress.fraction())
+                    .desired_width(200.0)
+                    .show_percentage(),
+            );
+        }
+        let current = self.session.faithfulness.as_ref().filter(|(k, _)| {
+            k.generation == self.session.analysis_generation && k.class == self.session.class
+        });
+        let Some((_, scores)) = current else {
+            if self.session.faithfulness_pending.is_none() {
+                ui.weak("Waiting for the map…");
+            }
+            return;
+        };
+        faithfulness_plot_ui(ui, scores);
+        egui::Grid::new("faithfulness-scores")
+            .num_columns(2)
+            .spacing([8.0, 2.0])
+            .show(ui, |ui| {
+                ui.label("Deletion AUC");
+                ui.label(format!("{:.3}", scores.deletion.auc))
+                    .on_hover_text("Lower is better");
+                ui.end_row();
+                ui.label("Insertion AUC");
+                ui.label(format!("{:.3}", scores.insertion.auc))
+                    .on_hover_text("Higher is better");
+                ui.end_row();
+                ui.label("Drop");
+                ui.label(format!("{:.1}%", scores.drop_percent))
+                    .on_hover_text(
+                        "Fall of the class probability when the image is multiplied by the map \
+                     (Average Drop's term; lower is better)",
+                    );
+                ui.end_row();
+                ui.label("Confidence");
+                ui.label(if scores.increase {
+                    "increased"
+                } else {
+                    "not increased"
+                })
+                .on_hover_text("Increase in Confidence's term for this image");
+                ui.end_row();
+            });
     }
 
     fn classes_ui(&mut self, ui: &mut egui::Ui) {
@@ -1172,10 +1352,13 @@ impl CamviewApp {
             ui.set_width(width);
             match range {
                 Some((lo, hi)) => {
-                    ui.label(format!("{lo:.2}"));
+                    ui.label(legend_number(lo, hi - lo));
                     ui.with_layout(Layout::right_to_left(Align::Center), |ui| {
-                        ui.label(format!("{hi:.2}"));
-                        ui.centered_and_justified(|ui| ui.weak("CAM value"));
+                        ui.label(legend_number(hi, hi - lo));
+                        let (method, _) = analysis_map_choice(self.session.analysis.as_deref());
+                        ui.centered_and_justified(|ui| {
+                            ui.weak(format!("{} value", method.title()))
+                        });
                     });
                 }
                 None => {
@@ -1226,7 +1409,7 @@ impl CamviewApp {
             });
             ui.end_row();
             if let Some(analysis) = &self.session.analysis {
-                ui.label("CAM");
+                ui.label(analysis_map_choice(Some(analysis)).0.title());
                 match map_value_at(analysis, self.session.class, x, y) {
                     Some(v) => {
                         let (lo, hi) =
@@ -1264,8 +1447,15 @@ impl CamviewApp {
                 if let (Some(model), Some(analysis)) = (&self.session.model, &self.session.analysis)
                 {
                     let c = self.session.class;
+                    let (method, layer) = analysis_map_choice(Some(analysis));
+                    let at = if layer == Stage::Norm5 {
+                        String::new()
+                    } else {
+                        format!(" at {layer}")
+                    };
                     ui.weak(format!(
-                        "CAM of {} ({:.1}%)",
+                        "{}{at} of {} ({:.1}%)",
+                        method.title(),
                         model.labels.get(c).map_or("?", String::as_str),
                         100.0 * analysis.probabilities.get(c).copied().unwrap_or(0.0)
                     ));
@@ -1357,6 +1547,18 @@ impl CamviewApp {
         }
         if pane == Pane::Overlay && self.session.is_busy(TaskKind::Analysis) {
             busy_badge(&painter, rect, "Running the network…");
+        } else if pane == Pane::Overlay && self.session.is_busy(TaskKind::Explain) {
+            let (shown, layer) = analysis_map_choice(self.session.analysis.as_deref());
+            busy_badge(
+                &painter,
+                rect,
+                &format!(
+                    "Computing {} at {}… (showing {} at {layer})",
+                    self.session.method.title(),
+                    self.session.layer,
+                    shown.title()
+                ),
+            );
         }
         if pane == Pane::Overlay && !self.settings.show_overlay {
             busy_badge(&painter, rect, "Heat map hidden (T shows it)");
@@ -1837,6 +2039,81 @@ impl eframe::App for CamviewApp {
     fn save(&mut self, storage: &mut dyn eframe::Storage) {
         eframe::set_value(storage, eframe::APP_KEY, &self.current_settings());
     }
+}
+
+/// A legend end with enough decimals to tell the ends apart (the gradient methods' maps can
+/// span 0.04 where CAM's spans 10).
+fn legend_number(v: f32, span: f32) -> String {
+    let decimals = if span > 0.0 {
+        (2 - span.log10().floor() as i32).clamp(0, 6) as usize
+    } else {
+        2
+    };
+    format!("{v:.decimals$}")
+}
+
+/// The method and layer of the maps on screen (what a saved overlay shows).
+fn analysis_map_choice(analysis: Option<&Analysis>) -> (Method, Stage) {
+    analysis
+        .and_then(|a| a.cams.first())
+        .map_or((Method::Cam, Stage::Norm5), |m| (m.method, m.layer))
+}
+
+/// One line on what a method does, for its tooltip.
+fn method_help(method: Method) -> &'static str {
+    match method {
+        Method::Cam => "The classifier's weights over the final maps (norm5 only)",
+        Method::GradCam => "Channels weighted by their mean gradient",
+        Method::GradCamPlusPlus => "Channels weighted by positive higher-order gradients",
+        Method::XGradCam => "Gradients weighted by the normalised activations",
+        Method::HiResCam => "Gradient times activation, element by element",
+        Method::LayerCam => "Positive gradient times activation, element by element",
+        Method::ScoreCam => {
+            "Channels weighted by the class score of the image masked by them (slow)"
+        }
+        Method::EigenCam => {
+            "First principal component of the activations (the same for every class)"
+        }
+    }
+}
+
+/// The deletion and insertion curves: class probability against the fraction of pixels.
+fn faithfulness_plot_ui(ui: &mut egui::Ui, scores: &Faithfulness) {
+    use egui_plot::{Legend, Line, Plot};
+    let points = |c: &crate::explain::faithfulness::Curve| -> Vec<[f64; 2]> {
+        c.fractions
+            .iter()
+            .zip(&c.probabilities)
+            .map(|(&x, &y)| [f64::from(x), f64::from(y)])
+            .collect()
+    };
+    Plot::new("faithfulness-curves")
+        .height(150.0)
+        .legend(Legend::default())
+        .include_x(0.0)
+        .include_x(1.0)
+        .include_y(0.0)
+        .include_y(1.0)
+        .allow_drag(false)
+        .allow_zoom(false)
+        .allow_scroll(false)
+        .x_axis_label("fraction of pixels")
+        .show(ui, |plot| {
+            plot.line(
+                Line::new(
+                    format!("Deletion (AUC {:.3})", scores.deletion.auc),
+                    points(&scores.deletion),
+                )
+                .color(Color32::from_rgb(220, 80, 60)),
+            );
+            plot.line(
+                Line::new(
+                    format!("Insertion (AUC {:.3})", scores.insertion.auc),
+                    points(&scores.insertion),
+                )
+                .color(Color32::from_rgb(60, 140, 220)),
+            );
+        });
 }
 
 /// A labelled 0-100% slider for a 0..1 setting, as one row of a grid.

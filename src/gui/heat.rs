@@ -127,6 +127,7 @@ mod tests {
         let cam = ClassActivationMap {
             class: 0,
             method: Method::Cam,
+            layer: crate::explain::Stage::Norm5,
             width: 7,
             height: 7,
             values,
@@ -140,6 +141,7 @@ mod tests {
             region,
             input_size: (224, 224),
             features: Tensor::zeros((1, 7, 7), DType::F32, &Device::Cpu).unwrap(),
+            input: Tensor::zeros((1, 3, 8, 8), DType::F32, &Device::Cpu).unwrap(),
         }
     }
 

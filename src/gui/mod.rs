@@ -17,6 +17,7 @@ pub mod view;
 pub mod worker;
 
 pub use app::{CamviewApp, Launch};
+pub use session::{Session, TaskKind};
 pub use worker::{ImageOrigin, ModelRequest};
 
 use eframe::egui;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use image::RgbImage;
 
-use crate::explain::{Analysis, Method};
+use crate::explain::{Analysis, Method, Stage};
 use crate::export::{self, ImageRecord, Provenance};
 use crate::imaging::SourceImage;
 use crate::network::Classifier;
@@ -93,12 +93,12 @@ pub fn default_destination(
     image_file: Option<&Path>,
     image_name: &str,
     label: &str,
-    method: Method,
+    (method, layer): (Method, Stage),
     fallback_dir: &Path,
 ) -> PathBuf {
     match image_file {
-        Some(path) => export::default_overlay_path(path, label, method),
-        None => export::default_overlay_path(&fallback_dir.join(image_name), label, method),
+        Some(path) => export::default_overlay_path(path, label, method, layer),
+        None => export::default_overlay_path(&fallback_dir.join(image_name), label, method, layer),
     }
 }
 

@@ -9,14 +9,19 @@ use std::time::{Duration, Instant};
 
 use eframe::egui::ColorImage;
 
-use crate::explain::Analysis;
+use crate::explain::faithfulness::{Faithfulness, FaithfulnessOptions};
+use crate::explain::{
+    Analysis, ClassActivationMap, LayerActivations, Method, MethodOptions, Stage,
+};
 use crate::imaging::SourceImage;
 use crate::network::Classifier;
 use crate::render::OverlayStyle;
 
 use super::annotate::AnnotationLayer;
 use super::save::ComposeRequest;
-use super::worker::{Answer, ImageOrigin, Job, ModelRequest, Outcome, Purpose, Worker};
+use super::worker::{
+    Answer, ExplainedMaps, ImageOrigin, Job, ModelRequest, Outcome, Purpose, WorkProgress, Worker,
+};
 
 /// The kinds of work in flight; a new request of a kind replaces the one before.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -26,6 +31,18 @@ pub enum TaskKind {
     Analysis,
     Save,
     Clipboard,
+    /// A method's maps (Grad-CAM and the rest).
+    Explain,
+    Faithfulness,
+}
+
+/// What a faithfulness result belongs to: the displayed maps (their generation), the class and
+/// the number of steps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FaithfulnessKey {
+    pub generation: u64,
+    pub class: usize,
+    pub steps: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -77,9 +94,31 @@ pub struct Session {
     /// The request being loaded.
     pending_model: Option<ModelRequest>,
     pub image: Option<CurrentImage>,
-    /// The analysis of `image` by `model`, once the network has run.
+    /// What is on screen: the forward pass's analysis with the maps of the chosen method and
+    /// layer once they are computed (until then, those of the method before).
     pub analysis: Option<Arc<Analysis>>,
+    /// The forward pass's own analysis (CAM at norm5), the start of every other method.
+    base: Option<Arc<Analysis>>,
     pub class: usize,
+    /// The method and layer the user chose (the maps on screen may still be the previous ones
+    /// while these are computed: `analysis.cams[..].method` says what is drawn).
+    pub method: Method,
+    pub layer: Stage,
+    /// Score-CAM over every channel (exact, slow on large models) instead of the strongest 64.
+    pub score_cam_all_channels: bool,
+    /// Maps computed for the current image, by method and layer: switching back costs nothing.
+    maps: HashMap<(Method, Stage, bool), Vec<ClassActivationMap>>,
+    /// Activations computed for the current image, by layer: a new method at a layer already
+    /// seen runs no forward pass up to it.
+    activations: HashMap<Stage, Arc<LayerActivations>>,
+    /// Progress of the maps being computed.
+    pub map_progress: Option<Arc<WorkProgress>>,
+    /// The latest faithfulness scores and what they are of.
+    pub faithfulness: Option<(FaithfulnessKey, Faithfulness)>,
+    /// The faithfulness job in flight.
+    pub faithfulness_pending: Option<(FaithfulnessKey, Arc<WorkProgress>)>,
+    /// Scores that could not be computed (the error was shown once; not asked again).
+    faithfulness_failed: Option<FaithfulnessKey>,
     pub annotations: AnnotationLayer,
     /// Marks of images shown before, so going back to an image brings its marks back.
     stash: HashMap<ImageOrigin, AnnotationLayer>,
@@ -103,7 +142,17 @@ impl Session {
             pending_model: None,
             image: None,
             analysis: None,
+            base: None,
             class: 0,
+            method: Method::Cam,
+            layer: Stage::Norm5,
+            score_cam_all_channels: false,
+            maps: HashMap::new(),
+            activations: HashMap::new(),
+            map_progress: None,
+            faithfulness: None,
+            faithfulness_pending: None,
+            faithfulness_failed: None,
             annotations: AnnotationLayer::default(),
             stash: HashMap::new(),
             playlist: Vec::new(),
@@ -130,6 +179,8 @@ impl Session {
             TaskKind::Model,
             TaskKind::Image,
             TaskKind::Analysis,
+            TaskKind::Explain,
+            TaskKind::Faithfulness,
             TaskKind::Save,
             TaskKind::Clipboard,
         ];
@@ -194,6 +245,159 @@ impl Session {
             classifier,
             image: source,
         });
+    }
+
+    /// Shows `method` at `layer`: at once if its maps are cached (or it is CAM at norm5),
+    /// otherwise once the worker has computed them.
+    pub fn choose_map(&mut self, method: Method, layer: Stage) {
+        self.method = method;
+        self.layer = layer;
+        self.show_choice();
+    }
+
+    fn map_key(&self) -> (Method, Stage, bool) {
+        let all = self.method == Method::ScoreCam && self.score_cam_all_channels;
+        (self.method, self.layer, all)
+    }
+
+    fn display(&mut self, analysis: Arc<Analysis>) {
+        self.analysis = Some(analysis);
+        self.analysis_generation += 1;
+    }
+
+    fn stop_maps(&mut self) {
+        if let Some(p) = self.map_progress.take() {
+            p.cancel();
+        }
+        self.tasks.remove(&TaskKind::Explain);
+    }
+
+    fn show_choice(&mut self) {
+        let Some(base) = self.base.clone() else {
+            return;
+        };
+        if self.method == Method::Cam && self.layer == Stage::Norm5 {
+            self.stop_maps();
+            self.display(base);
+            return;
+        }
+        if let Some(maps) = self.maps.get(&self.map_key()) {
+            let shown = Analysis {
+                cams: maps.clone(),
+                ..(*base).clone()
+            };
+            self.stop_maps();
+            self.display(Arc::new(shown));
+            return;
+        }
+        let Some(model) = self.model.clone() else {
+            return;
+        };
+        self.stop_maps();
+        let progress = Arc::new(WorkProgress::default());
+        self.map_progress = Some(Arc::clone(&progress));
+        let (method, layer) = (self.method, self.layer);
+        let activations = self.activations.get(&layer).cloned();
+        let options = MethodOptions {
+            score_cam_channels: if self.score_cam_all_channels {
+                None
+            } else {
+                MethodOptions::default().score_cam_channels
+            },
+            ..MethodOptions::default()
+        };
+        let label = format!("Computing {} at {layer}…", method.title());
+        self.submit(TaskKind::Explain, label, |ticket| Job::Explain {
+            ticket,
+            classifier: model,
+            analysis: base,
+            method,
+            layer,
+            activations,
+            options,
+            progress,
+        });
+    }
+
+    /// Stops computing the chosen maps and goes back to the method on screen.
+    pub fn cancel_maps(&mut self) {
+        self.stop_maps();
+        self.revert_choice();
+        self.info("Stopped computing the maps");
+    }
+
+    /// The choice becomes what is on screen again.
+    fn revert_choice(&mut self) {
+        if let Some(map) = self.analysis.as_ref().and_then(|a| a.cams.first()) {
+            self.method = map.method;
+            self.layer = map.layer;
+        }
+    }
+
+    fn take_maps(&mut self, result: Result<ExplainedMaps, String>) {
+        self.map_progress = None;
+        match result {
+            Ok(e) => {
+                let all = e.method == Method::ScoreCam && self.score_cam_all_channels;
+                self.activations.insert(e.layer, e.activations);
+                self.maps.insert((e.method, e.layer, all), e.maps);
+                self.show_choice();
+            }
+            Err(e) => {
+                self.revert_choice();
+                self.error(e);
+            }
+        }
+    }
+
+    /// Asks for the faithfulness scores of the map on screen, unless they are known or being
+    /// computed (called every frame while the panel is open).
+    pub fn want_faithfulness(&mut self, steps: usize) {
+        let (Some(model), Some(analysis)) = (self.model.clone(), self.analysis.clone()) else {
+            return;
+        };
+        if self.is_busy(TaskKind::Explain) || self.is_busy(TaskKind::Analysis) {
+            return; // the map on screen is about to change
+        }
+        let key = FaithfulnessKey {
+            generation: self.analysis_generation,
+            class: self.class,
+            steps,
+        };
+        if self.faithfulness.as_ref().is_some_and(|(k, _)| *k == key)
+            || self
+                .faithfulness_pending
+                .as_ref()
+                .is_some_and(|(k, _)| *k == key)
+        {
+            return;
+        }
+        if let Some((_, p)) = self.faithfulness_pending.take() {
+            p.cancel();
+        }
+        let progress = Arc::new(WorkProgress::default());
+        self.faithfulness_pending = Some((key, Arc::clone(&progress)));
+        let class = self.class;
+        let label = "Scoring the map's faithfulness…".to_string();
+        self.submit(TaskKind::Faithfulness, label, |ticket| Job::Faithfulness {
+            ticket,
+            classifier: model,
+            analysis,
+            class,
+            options: FaithfulnessOptions {
+                steps,
+                ..FaithfulnessOptions::default()
+            },
+            progress,
+        });
+    }
+
+    /// Stops the faithfulness job (the panel was closed).
+    pub fn stop_faithfulness(&mut self) {
+        if let Some((_, p)) = self.faithfulness_pending.take() {
+            p.cancel();
+        }
+        self.tasks.remove(&TaskKind::Faithfulness);
     }
 
     /// Everything needed to compose the overlay as it is now, if there is one.
@@ -325,6 +529,14 @@ impl Session {
                         self.model = Some(Arc::new(*classifier));
                         self.model_request = request;
                         self.analysis = None;
+                        self.forget_maps();
+                        if !self
+                            .model
+                            .as_ref()
+                            .is_some_and(|m| m.net.stages().contains(&self.layer))
+                        {
+                            self.layer = Stage::Norm5;
+                        }
                         self.class = 0;
                         self.analyse();
                     }
@@ -354,6 +566,7 @@ impl Session {
                             source: loaded.source,
                         });
                         self.analysis = None;
+                        self.forget_maps();
                         self.tasks.remove(&TaskKind::Analysis);
                         self.analyse();
                         if self.model.is_none() && !self.is_busy(TaskKind::Model) {
@@ -372,9 +585,12 @@ impl Session {
                 match result {
                     Ok(analysis) => {
                         self.class = analysis.predicted;
-                        self.analysis = Some(Arc::new(analysis));
-                        self.analysis_generation += 1;
+                        self.forget_maps();
+                        let analysis = Arc::new(analysis);
+                        self.base = Some(Arc::clone(&analysis));
+                        self.display(analysis);
                         self.last_analysis = Some(elapsed);
+                        self.show_choice();
                     }
                     Err(e) => self.error(e),
                 }
@@ -397,6 +613,26 @@ impl Session {
                     Err(e) => self.error(e),
                 }
             }
+            Answer::Maps(result) => {
+                if self.expects(TaskKind::Explain, ticket) {
+                    self.take_maps(result);
+                }
+            }
+            Answer::Faithfulness(result) => {
+                if !self.expects(TaskKind::Faithfulness, ticket) {
+                    return;
+                }
+                let Some((key, _)) = self.faithfulness_pending.take() else {
+                    return;
+                };
+                match result {
+                    Ok(scores) => self.faithfulness = Some((key, scores)),
+                    Err(e) => {
+                        self.faithfulness_failed = Some(key);
+                        self.error(e);
+                    }
+                }
+            }
             Answer::Clipboard(result) => {
                 if !self.expects(TaskKind::Clipboard, ticket) {
                     return;
@@ -414,6 +650,16 @@ impl Session {
                 }
             }
         }
+    }
+
+    /// Drops everything computed for the image before (maps, activations, scores, work).
+    fn forget_maps(&mut self) {
+        self.stop_maps();
+        self.stop_faithfulness();
+        self.base = None;
+        self.maps.clear();
+        self.activations.clear();
+        self.faithfulness = None;
     }
 
     /// Seconds since the session started.

@@ -13,7 +13,12 @@ use std::time::{Duration, Instant};
 
 use eframe::egui::ColorImage;
 
-use crate::explain::{self, Analysis};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use crate::explain::faithfulness::{self, Faithfulness, FaithfulnessOptions};
+use crate::explain::{
+    self, Analysis, ClassActivationMap, LayerActivations, Method, MethodOptions, Stage,
+};
 use crate::imaging::{self, Geometry, SourceImage};
 use crate::network::{Classifier, ModelSource};
 
@@ -128,6 +133,70 @@ pub enum Job {
         request: Box<ComposeRequest>,
         purpose: Purpose,
     },
+    /// Every class's map by a method at a layer, from the forward pass's analysis (and the
+    /// layer's activations when a previous job computed them).
+    Explain {
+        ticket: u64,
+        classifier: Arc<Classifier>,
+        analysis: Arc<Analysis>,
+        method: Method,
+        layer: Stage,
+        activations: Option<Arc<LayerActivations>>,
+        options: MethodOptions,
+        progress: Arc<WorkProgress>,
+    },
+    /// The faithfulness scores of one class's map.
+    Faithfulness {
+        ticket: u64,
+        classifier: Arc<Classifier>,
+        analysis: Arc<Analysis>,
+        class: usize,
+        options: FaithfulnessOptions,
+        progress: Arc<WorkProgress>,
+    },
+}
+
+/// Progress of a long job, shared with the UI, which can also cancel it.
+#[derive(Debug, Default)]
+pub struct WorkProgress {
+    done: AtomicUsize,
+    total: AtomicUsize,
+    cancel: AtomicBool,
+}
+
+impl WorkProgress {
+    /// Done as a fraction, 0 before the job reported anything.
+    pub fn fraction(&self) -> f32 {
+        let total = self.total.load(Ordering::Relaxed);
+        if total == 0 {
+            0.0
+        } else {
+            self.done.load(Ordering::Relaxed) as f32 / total as f32
+        }
+    }
+
+    pub fn cancel(&self) {
+        self.cancel.store(true, Ordering::Relaxed);
+    }
+}
+
+impl explain::Progress for WorkProgress {
+    fn report(&self, done: usize, total: usize) {
+        self.done.store(done, Ordering::Relaxed);
+        self.total.store(total, Ordering::Relaxed);
+    }
+    fn cancelled(&self) -> bool {
+        self.cancel.load(Ordering::Relaxed)
+    }
+}
+
+/// A method's maps for every class, with the activations they came from (kept for the next
+/// method at the same layer).
+pub struct ExplainedMaps {
+    pub method: Method,
+    pub layer: Stage,
+    pub activations: Arc<LayerActivations>,
+    pub maps: Vec<ClassActivationMap>,
 }
 
 /// The answer to a job, with how long it took.
@@ -143,6 +212,9 @@ pub enum Answer {
     Analysis(Result<Analysis, String>),
     Saved(Result<(PathBuf, PathBuf), String>),
     Clipboard(Result<ColorImage, String>),
+    Maps(Result<ExplainedMaps, String>),
+    /// The scores, and the analysis generation key they were asked for.
+    Faithfulness(Result<Faithfulness, String>),
 }
 
 pub struct Worker {
@@ -257,6 +329,66 @@ fn run_job(job: Job) -> Outcome {
             };
             (ticket, answer)
         }
+        Job::Explain {
+            ticket,
+            classifier,
+            analysis,
+            method,
+            layer,
+            activations,
+            options,
+            progress,
+        } => (
+            ticket,
+            Answer::Maps(guard(method.title(), || {
+                let activations = match activations {
+                    Some(a) if a.stage == layer => a,
+                    _ => Arc::new(
+                        explain::methods::layer_activations(&classifier, &analysis, layer)
+                            .map_err(|e| e.to_string())?,
+                    ),
+                };
+                let maps = explain::methods::class_maps(
+                    &classifier,
+                    &analysis,
+                    &activations,
+                    method,
+                    &options,
+                    progress.as_ref(),
+                )
+                .map_err(|e| e.to_string())?;
+                Ok(ExplainedMaps {
+                    method,
+                    layer,
+                    activations,
+                    maps,
+                })
+            })),
+        ),
+        Job::Faithfulness {
+            ticket,
+            classifier,
+            analysis,
+            class,
+            options,
+            progress,
+        } => (
+            ticket,
+            Answer::Faithfulness(guard("faithfulness", || {
+                let map = analysis
+                    .cams
+                    .get(class)
+                    .ok_or_else(|| format!("no map for class {class}"))?;
+                faithfulness::faithfulness(
+                    &classifier.net,
+                    &analysis.input,
+                    map,
+                    &options,
+                    progress.as_ref(),
+                )
+                .map_err(|e| e.to_string())
+            })),
+        ),
     };
     Outcome {
         ticket,

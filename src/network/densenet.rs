@@ -353,28 +353,193 @@ impl DenseNet {
 
     /// Forward pass; `train` selects batch statistics in batch norm (used by training).
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<ForwardOutput> {
-        let x = self.conv0.forward_t(x, train)?;
-        let x = self.norm0.forward_t(&x, train)?.relu()?;
-        let mut x = max_pool_3x3_s2_p1(&x, train)?;
-        for block in &self.blocks {
-            let mut maps = vec![x];
-            for layer in &block.layers {
-                let input = if maps.len() == 1 {
-                    maps[0].clone()
-                } else {
-                    Tensor::cat(&maps, 1)?
-                };
-                maps.push(layer.forward_t(&input, train)?);
-            }
-            x = Tensor::cat(&maps, 1)?;
-            if let Some(t) = &block.transition {
-                x = t.forward_t(&x, train)?;
+        let mut x = self.stem_t(x, train)?;
+        for step in 0..self.steps() {
+            x = self.step_t(step, x, train)?;
+        }
+        let logits = self.head(&x)?;
+        Ok(ForwardOutput {
+            logits,
+            features: x,
+        })
+    }
+
+    /// The stages a map can be computed at, in network order:
+    /// `features.denseblock1`, `features.transition1`, ..., `features.norm5`.
+    pub fn stages(&self) -> Vec<Stage> {
+        let n = self.blocks.len();
+        let mut out = Vec::with_capacity(2 * n);
+        for i in 1..=n {
+            out.push(Stage::DenseBlock(i));
+            if i < n {
+                out.push(Stage::Transition(i));
             }
         }
-        let features = self.norm5.forward_t(&x, train)?.relu()?;
+        out.push(Stage::Norm5);
+        out
+    }
+
+    /// Inference up to and including `stage`: its output activation `[batch, channels, h, w]`
+    /// (for `Norm5`, `relu(norm5(..))`, the maps CAM weighs).
+    pub fn forward_to(&self, x: &Tensor, stage: Stage) -> Result<Tensor> {
+        let last = self.step_of(stage)?;
+        let mut x = self.stem_t(x, false)?;
+        for step in 0..=last {
+            x = self.step_t(step, x, false)?;
+        }
+        Ok(x)
+    }
+
+    /// Inference from `stage`'s output activation to the logits `[batch, num_classes]`.
+    /// Differentiable in `activation`: the gradient methods pass a `Var` here.
+    pub fn forward_from(&self, activation: &Tensor, stage: Stage) -> Result<Tensor> {
+        let first = self.step_of(stage)? + 1;
+        let mut x = activation.clone();
+        for step in first..self.steps() {
+            x = self.step_t(step, x, false)?;
+        }
+        self.head(&x)
+    }
+
+    /// conv0, norm0, relu0, pool0.
+    fn stem_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        let x = self.conv0.forward_t(x, train)?;
+        let x = self.norm0.forward_t(&x, train)?.relu()?;
+        max_pool_3x3_s2_p1(&x, train)
+    }
+
+    /// Steps after the stem: `2 i` is dense block `i + 1`, `2 i + 1` its transition (none after
+    /// the last block: an identity), `2 n` is `relu(norm5)`.
+    fn steps(&self) -> usize {
+        2 * self.blocks.len() + 1
+    }
+
+    fn step_of(&self, stage: Stage) -> Result<usize> {
+        let n = self.blocks.len();
+        match stage {
+            Stage::DenseBlock(i) if (1..=n).contains(&i) => Ok(2 * (i - 1)),
+            Stage::Transition(i) if (1..n).contains(&i) => Ok(2 * (i - 1) + 1),
+            Stage::Norm5 => Ok(2 * n),
+            _ => Err(candle_core::Error::Msg(format!(
+                "this DenseNet has no layer {}",
+                stage.name()
+            ))),
+        }
+    }
+
+    fn step_t(&self, step: usize, x: Tensor, train: bool) -> Result<Tensor> {
+        if step == 2 * self.blocks.len() {
+            return self.norm5.forward_t(&x, train)?.relu();
+        }
+        let Some(block) = self.blocks.get(step / 2) else {
+            return Ok(x);
+        };
+        if step % 2 == 1 {
+            return match &block.transition {
+                Some(t) => t.forward_t(&x, train),
+                None => Ok(x),
+            };
+        }
+        let mut maps = vec![x];
+        for layer in &block.layers {
+            let input = if maps.len() == 1 {
+                maps[0].clone()
+            } else {
+                Tensor::cat(&maps, 1)?
+            };
+            maps.push(layer.forward_t(&input, train)?);
+        }
+        Tensor::cat(&maps, 1)
+    }
+
+    /// Global average pooling and the classifier.
+    fn head(&self, features: &Tensor) -> Result<Tensor> {
         let pooled = features.mean(D::Minus1)?.mean(D::Minus1)?;
-        let logits = pooled.apply(&self.classifier)?;
-        Ok(ForwardOutput { logits, features })
+        pooled.apply(&self.classifier)
+    }
+}
+
+/// A named stage of torchvision's `features`, whose output a map can be computed at.
+///
+/// `Norm5` is `relu(features.norm5(..))`: torchvision applies that ReLU in `DenseNet.forward`,
+/// outside `features`, so a hook on `features.norm5` (or `features[-1]`) in PyTorch sees the
+/// pre-ReLU map. Ours is the post-ReLU one, the activations CAM weighs and the classifier sees.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(into = "String", try_from = "String")]
+pub enum Stage {
+    /// `features.denseblock{i}` (1-based): the concatenated maps, before the transition.
+    DenseBlock(usize),
+    /// `features.transition{i}` (1-based): after its 2x2 average pooling.
+    Transition(usize),
+    /// `features.norm5` followed by torchvision's ReLU.
+    #[default]
+    Norm5,
+}
+
+impl Stage {
+    /// torchvision's module name, e.g. `features.denseblock3`.
+    pub fn name(self) -> String {
+        match self {
+            Self::DenseBlock(i) => format!("features.denseblock{i}"),
+            Self::Transition(i) => format!("features.transition{i}"),
+            Self::Norm5 => "features.norm5".to_string(),
+        }
+    }
+}
+
+impl std::fmt::Display for Stage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.name())
+    }
+}
+
+impl std::str::FromStr for Stage {
+    type Err = String;
+
+    /// `features.denseblock2`, `denseblock2`, `features.transition1`, `features.norm5`, `norm5`.
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        let t = s.trim();
+        let t = t.strip_prefix("features.").unwrap_or(t);
+        let number = |rest: &str| rest.parse::<usize>().ok().filter(|&i| i >= 1);
+        let stage = if t == "norm5" {
+            Some(Self::Norm5)
+        } else if let Some(rest) = t.strip_prefix("denseblock") {
+            number(rest).map(Self::DenseBlock)
+        } else if let Some(rest) = t.strip_prefix("transition") {
+            number(rest).map(Self::Transition)
+        } else {
+            None
+        };
+        stage.ok_or_else(|| {
+            format!(
+                "unknown layer '{s}': use features.denseblockN, features.transitionN or features.norm5"
+            )
+        })
+    }
+}
+
+impl From<Stage> for String {
+    fn from(stage: Stage) -> Self {
+        stage.name()
+    }
+}
+
+impl TryFrom<String> for Stage {
+    type Error = String;
+    fn try_from(s: String) -> std::result::Result<Self, Self::Error> {
+        s.parse()
     }
 }
 

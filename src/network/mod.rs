@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 
 use crate::checkpoint::{self, CheckpointError};
 use crate::imaging::preprocess::Preprocessing;
-pub use densenet::{DenseNet, DenseNetConfig, ForwardOutput};
+pub use densenet::{DenseNet, DenseNetConfig, ForwardOutput, Stage};
 pub use fast::FastDenseNet;
 
 /// Why a model could not be loaded. Every message names the file.

@@ -21,6 +21,8 @@ pub fn launch_with(
     let launch = Launch {
         model: ModelRequest::file(model),
         images,
+        method: camview::explain::Method::Cam,
+        layer: camview::explain::Stage::Norm5,
         started: Instant::now(),
     };
     let mut harness = Harness::builder()

@@ -1,0 +1,598 @@
+//! The Grad-CAM family at any named stage of the network, with pytorch-grad-cam's definitions.
+//!
+//! Every method starts from the activation `A` (`[K, h, w]`) of one stage (`Stage`), computed
+//! once per image and stage (`layer_activations`; at `features.norm5` it is the `Analysis`'s
+//! own features, so switching method there runs no network at all). Then:
+//!
+//! | method | map for class `c` (before the final ReLU) |
+//! | --- | --- |
+//! | `cam` | `sum_k W[c,k] A_k` (norm5 only; no ReLU: the raw CAM, `mean + b[c] = logit[c]`) |
+//! | `gradcam` | `sum_k mean(G_k) A_k` |
+//! | `gradcam++` | `sum_k (sum_ij relu(G) a) A_k`, `a = G^2 / (2 G^2 + sum(A_k) G^3 + 1e-6)` (0 where G = 0) |
+//! | `xgradcam` | `sum_k (sum_ij G A / (sum(A_k) + 1e-7)) A_k` |
+//! | `hirescam` | `sum_k G_k * A_k` (element-wise) |
+//! | `layercam` | `sum_k relu(G_k) * A_k` (element-wise) |
+//! | `scorecam` | `sum_k softmax_k(logit_c(x * m_k)) A_k`, `m_k` = `A_k` upsampled (align corners), min-max scaled |
+//! | `eigencam` | `A` centred per channel, projected on its first right singular vector |
+//!
+//! `G = d logit[c] / d A` by candle's autograd: `A` becomes a `Var` and the rest of the network
+//! (`DenseNet::forward_from`) runs on it; the classes go through as one batch, so one backward
+//! pass gives every class's gradient. Like pytorch-grad-cam, every method but `cam` ends with a
+//! ReLU; the maps here are at the stage's resolution and NOT min-max scaled or resized (the
+//! renderer does that, or pytorch-grad-cam's `scale_cam_image` does: `tests/parity.rs`).
+
+use candle_core::{DType, Tensor, Var};
+use serde::{Deserialize, Serialize};
+
+use super::{Analysis, ClassActivationMap, Method};
+use crate::network::{Classifier, Stage};
+
+/// Why a map could not be computed.
+#[derive(Debug, thiserror::Error)]
+pub enum ExplainError {
+    #[error(
+        "CAM is defined only at features.norm5 (it weighs the final maps with the classifier); \
+         use --method gradcam for {layer}"
+    )]
+    CamNeedsNorm5 { layer: Stage },
+    #[error("this model has no layer {layer}; its layers are {available}")]
+    NoSuchLayer { layer: Stage, available: String },
+    #[error("the network failed: {0}")]
+    Network(#[from] candle_core::Error),
+    #[error("cancelled")]
+    Cancelled,
+}
+
+/// Reports progress of long computations (Score-CAM, faithfulness) and lets the caller stop them.
+pub trait Progress: Sync {
+    /// `done` of `total` units of work are finished.
+    fn report(&self, _done: usize, _total: usize) {}
+    /// Checked between batches: `true` stops the work with `ExplainError::Cancelled`.
+    fn cancelled(&self) -> bool {
+        false
+    }
+}
+
+/// No progress reporting, never cancelled.
+pub struct NoProgress;
+impl Progress for NoProgress {}
+
+/// The options of the methods that have any.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MethodOptions {
+    /// Score-CAM: masked forward passes for at most this many channels, those with the largest
+    /// activation (L2 norm over the map); `None` = every channel, as pytorch-grad-cam does.
+    /// The other channels get weight 0. The softmax runs over the kept channels only, which
+    /// scales every weight by one factor (invisible after min-max scaling); what is lost is the
+    /// dropped channels' own terms, which are the weakest activations.
+    pub score_cam_channels: Option<usize>,
+    /// Score-CAM: masked images per forward pass (pytorch-grad-cam's `batch_size`, 16).
+    pub score_cam_batch: usize,
+}
+
+impl Default for MethodOptions {
+    fn default() -> Self {
+        Self {
+            score_cam_channels: Some(DEFAULT_SCORE_CAM_CHANNELS),
+            score_cam_batch: 16,
+        }
+    }
+}
+
+/// Channels Score-CAM keeps by default: every channel of the demo model's and most reduced
+/// models' layers, 1/16 of DenseNet-121's norm5 (one forward pass per kept channel).
+pub const DEFAULT_SCORE_CAM_CHANNELS: usize = 64;
+
+/// The activation of one stage for one image.
+#[derive(Debug, Clone)]
+pub struct LayerActivations {
+    pub stage: Stage,
+    /// `[K, h, w]`
+    pub activation: Tensor,
+}
+
+/// The activation at `stage`: the analysis's own features at norm5, otherwise a forward pass
+/// up to the stage.
+pub fn layer_activations(
+    classifier: &Classifier,
+    analysis: &Analysis,
+    stage: Stage,
+) -> Result<LayerActivations, ExplainError> {
+    let net = &classifier.net;
+    let stages = net.stages();
+    if !stages.contains(&stage) {
+        return Err(ExplainError::NoSuchLayer {
+            layer: stage,
+            available: stages
+                .iter()
+                .map(|s| s.name())
+                .collect::<Vec<_>>()
+                .join(", "),
+        });
+    }
+    let activation = if stage == Stage::Norm5 {
+        analysis.features.clone()
+    } else {
+        net.forward_to(&analysis.input, stage)?.squeeze(0)?
+    };
+    Ok(LayerActivations { stage, activation })
+}
+
+/// Every class's map by `method` at the stage of `acts`.
+pub fn class_maps(
+    classifier: &Classifier,
+    analysis: &Analysis,
+    acts: &LayerActivations,
+    method: Method,
+    options: &MethodOptions,
+    progress: &dyn Progress,
+) -> Result<Vec<ClassActivationMap>, ExplainError> {
+    let (k, h, w) = acts.activation.dims3()?;
+    let classes = analysis.logits.len();
+    let a: Vec<f32> = acts.activation.flatten_all()?.to_vec1()?;
+    let maps: Vec<Vec<f32>> = match method {
+        Method::Cam => {
+            if acts.stage != Stage::Norm5 {
+                return Err(ExplainError::CamNeedsNorm5 { layer: acts.stage });
+            }
+            let (weight, _) = classifier.net.classifier();
+            super::class_activation_maps(&acts.activation, weight)?
+                .flatten_from(1)?
+                .to_vec2()?
+        }
+        m if m.uses_gradients() => {
+            let grads = gradients(classifier, acts, classes)?;
+            grads
+                .iter()
+                .map(|g| relu(gradient_map(m, &a, g, k, h * w)))
+                .collect()
+        }
+        Method::ScoreCam => score_cam(classifier, analysis, acts, options, progress)?
+            .into_iter()
+            .map(|weights| relu(weighted_sum(&weights, &a, h * w)))
+            .collect(),
+        _ => {
+            let map = relu(eigen_projection(&a, k, h * w));
+            vec![map; classes]
+        }
+    };
+    Ok(maps
+        .into_iter()
+        .enumerate()
+        .map(|(class, values)| ClassActivationMap {
+            class,
+            method,
+            layer: acts.stage,
+            width: w,
+            height: h,
+            values,
+            region: analysis.region,
+        })
+        .collect())
+}
+
+/// `layer_activations` then `class_maps`.
+pub fn explain(
+    classifier: &Classifier,
+    analysis: &Analysis,
+    method: Method,
+    stage: Stage,
+    options: &MethodOptions,
+    progress: &dyn Progress,
+) -> Result<Vec<ClassActivationMap>, ExplainError> {
+    if method == Method::Cam && stage != Stage::Norm5 {
+        return Err(ExplainError::CamNeedsNorm5 { layer: stage });
+    }
+    let acts = layer_activations(classifier, analysis, stage)?;
+    class_maps(classifier, analysis, &acts, method, options, progress)
+}
+
+fn relu(mut v: Vec<f32>) -> Vec<f32> {
+    for x in &mut v {
+        *x = x.max(0.0);
+    }
+    v
+}
+
+/// Classes per backward pass (the activation is repeated once per class of a batch).
+const GRADIENT_BATCH: usize = 8;
+
+/// `d logit[c] / d A` for every class `c`, each `[K * h * w]` row-major.
+fn gradients(
+    classifier: &Classifier,
+    acts: &LayerActivations,
+    classes: usize,
+) -> Result<Vec<Vec<f32>>, ExplainError> {
+    let device = acts.activation.device();
+    let (k, h, w) = acts.activation.dims3()?;
+    let mut out = Vec::with_capacity(classes);
+    let all: Vec<usize> = (0..classes).collect();
+    for chunk in all.chunks(GRADIENT_BATCH) {
+        let n = chunk.len();
+        let batch = acts
+            .activation
+            .unsqueeze(0)?
+            .broadcast_as((n, k, h, w))?
+            .contiguous()?;
+        let var = Var::from_tensor(&batch)?;
+        let logits = classifier.net.forward_from(var.as_tensor(), acts.stage)?;
+        // One-hot selection: row i keeps logit[chunk[i]], so the sum's gradient w.r.t. batch
+        // item i is that class's gradient alone.
+        let mut one_hot = vec![0f32; n * classes];
+        for (i, &c) in chunk.iter().enumerate() {
+            one_hot[i * classes + c] = 1.0;
+        }
+        let one_hot = Tensor::from_vec(one_hot, (n, classes), device)?;
+        let score = (logits * one_hot)?.sum_all()?;
+        let grads = score.backward()?;
+        let g = grads
+            .get(var.as_tensor())
+            .ok_or_else(|| candle_core::Error::Msg("no gradient reached the layer".into()))?
+            .to_dtype(DType::F32)?;
+        for row in g.flatten_from(1)?.to_vec2::<f32>()? {
+            out.push(row);
+        }
+    }
+    Ok(out)
+}
+
+/// The gradient methods' map before their ReLU; `a` and `g` are `[K, n]` row-major.
+fn gradient_map(method: Method, a: &[f32], g: &[f32], k: usize, n: usize) -> Vec<f32> {
+    let channel = |c: usize| (&a[c * n..(c + 1) * n], &g[c * n..(c + 1) * n]);
+    match method {
+        Method::HiResCam | Method::LayerCam => {
+            let mut map = vec![0f32; n];
+            for c in 0..k {
+                let (ac, gc) = channel(c);
+                for ((m, &av), &gv) in map.iter_mut().zip(ac).zip(gc) {
+                    let gv = if method == Method::LayerCam {
+                        gv.max(0.0)
+                    } else {
+                        gv
+                    };
+                    *m += gv * av;
+                }
+            }
+            map
+        }
+        _ => {
+            let weights: Vec<f32> = (0..k)
+                .map(|c| {
+                    let (ac, gc) = channel(c);
+                    channel_weight(method, ac, gc)
+                })
+                .collect();
+            weighted_sum(&weights, a, n)
+        }
+    }
+}
+
+/// One channel's weight, in f32 like pytorch-grad-cam's NumPy arithmetic.
+fn channel_weight(method: Method, a: &[f32], g: &[f32]) -> f32 {
+    let sum_a: f32 = a.iter().sum();
+    match method {
+        Method::GradCam => g.iter().map(|&v| f64::from(v)).sum::<f64>() as f32 / g.len() as f32,
+        Method::GradCamPlusPlus => g
+            .iter()
+            .map(|&gv| {
+                if gv == 0.0 {
+                    return 0.0;
+                }
+                let g2 = gv * gv;
+                let g3 = g2 * gv;
+                let aij = g2 / (2.0 * g2 + sum_a * g3 + 1e-6);
+                gv.max(0.0) * aij
+            })
+            .sum(),
+        Method::XGradCam => g
+            .iter()
+            .zip(a)
+            .map(|(&gv, &av)| gv * av / (sum_a + 1e-7))
+            .sum(),
+        _ => 0.0,
+    }
+}
+
+/// `sum_k weights[k] * A_k` over `[K, n]` row-major activations.
+fn weighted_sum(weights: &[f32], a: &[f32], n: usize) -> Vec<f32> {
+    let mut map = vec![0f32; n];
+    for (c, &wk) in weights.iter().enumerate() {
+        if wk == 0.0 {
+            continue;
+        }
+        for (m, &av) in map.iter_mut().zip(&a[c * n..(c + 1) * n]) {
+            *m += wk * av;
+        }
+    }
+    map
+}
+
+/// Score-CAM's channel weights for every class: `[classes][K]`.
+fn score_cam(
+    classifier: &Classifier,
+    analysis: &Analysis,
+    acts: &LayerActivations,
+    options: &MethodOptions,
+    progress: &dyn Progress,
+) -> Result<Vec<Vec<f32>>, ExplainError> {
+    let (k, h, w) = acts.activation.dims3()?;
+    let input = &analysis.input; // [1, 3, H, W]
+    let (_, _, ih, iw) = input.dims4()?;
+    let a: Vec<f32> = acts.activation.flatten_all()?.to_vec1()?;
+    let chosen = score_cam_channels(&a, k, h * w, options.score_cam_channels);
+    let classes = analysis.logits.len();
+    let mut scores: Vec<Vec<f32>> = Vec::with_capacity(chosen.len()); // [chosen][classes]
+    let batch = options.score_cam_batch.max(1);
+    progress.report(0, chosen.len());
+    for (done, group) in chosen.chunks(batch).enumerate() {
+        if progress.cancelled() {
+            return Err(ExplainError::Cancelled);
+        }
+        let mut masks = Vec::with_capacity(group.len() * ih * iw);
+        for &c in group {
+            let up = upsample_align_corners(&a[c * h * w..(c + 1) * h * w], w, h, iw, ih);
+            let (lo, hi) = up
+                .iter()
+                .fold((f32::INFINITY, f32::NEG_INFINITY), |(l, u), &v| {
+                    (l.min(v), u.max(v))
+                });
+            masks.extend(up.iter().map(|&v| (v - lo) / (hi - lo + 1e-8)));
+        }
+        let masks = Tensor::from_vec(masks, (group.len(), 1, ih, iw), input.device())?;
+        let masked = input.broadcast_mul(&masks)?;
+        let logits: Vec<Vec<f32>> = classifier.net.forward(&masked)?.logits.to_vec2()?;
+        scores.extend(logits);
+        progress.report((done * batch + group.len()).min(chosen.len()), chosen.len());
+    }
+    Ok((0..classes)
+        .map(|class| {
+            let max = scores
+                .iter()
+                .map(|s| s[class])
+                .fold(f32::NEG_INFINITY, f32::max);
+            let exps: Vec<f64> = scores
+                .iter()
+                .map(|s| f64::from(s[class] - max).exp())
+                .collect();
+            let sum: f64 = exps.iter().sum();
+            let mut weights = vec![0f32; k];
+            for (&c, e) in chosen.iter().zip(&exps) {
+                weights[c] = (e / sum) as f32;
+            }
+            weights
+        })
+        .collect())
+}
+
+/// The channels Score-CAM runs: all, or the `limit` with the largest L2 norm (ties by index),
+/// in channel order.
+fn score_cam_channels(a: &[f32], k: usize, n: usize, limit: Option<usize>) -> Vec<usize> {
+    let mut channels: Vec<usize> = (0..k).collect();
+    if let Some(limit) = limit.filter(|&l| l < k) {
+        let norm = |c: usize| -> f64 {
+            a[c * n..(c + 1) * n]
+                .iter()
+                .map(|&v| f64::from(v) * f64::from(v))
+                .sum()
+        };
+        let norms: Vec<f64> = (0..k).map(norm).collect();
+        channels.sort_by(|&x, &y| norms[y].total_cmp(&norms[x]).then(x.cmp(&y)));
+        channels.truncate(limit);
+        channels.sort_unstable();
+    }
+    channels
+}
+
+/// PyTorch's `UpsamplingBilinear2d` (bilinear, `align_corners=True`) of one `w x h` map.
+pub fn upsample_align_corners(
+    map: &[f32],
+    w: usize,
+    h: usize,
+    out_w: usize,
+    out_h: usize,
+) -> Vec<f32> {
+    let axis = |n_out: usize, n_in: usize| -> Vec<(usize, usize, f32)> {
+        (0..n_out)
+            .map(|i| {
+                let src = if n_out > 1 {
+                    i as f32 * (n_in as f32 - 1.0) / (n_out as f32 - 1.0)
+                } else {
+                    0.0
+                };
+                let i0 = (src.floor() as usize).min(n_in - 1);
+                let i1 = (i0 + 1).min(n_in - 1);
+                (i0, i1, src - i0 as f32)
+            })
+            .collect()
+    };
+    if w == 0 || h == 0 {
+        return vec![0.0; out_w * out_h];
+    }
+    let xs = axis(out_w, w);
+    let ys = axis(out_h, h);
+    let mut out = Vec::with_capacity(out_w * out_h);
+    for &(y0, y1, ly) in &ys {
+        for &(x0, x1, lx) in &xs {
+            let top = map[y0 * w + x0] * (1.0 - lx) + map[y0 * w + x1] * lx;
+            let bottom = map[y1 * w + x0] * (1.0 - lx) + map[y1 * w + x1] * lx;
+            out.push(top * (1.0 - ly) + bottom * ly);
+        }
+    }
+    out
+}
+
+/// Eigen-CAM: the activations as `n` samples of `K` features, centred per channel, projected
+/// on their first principal direction (pytorch-grad-cam's `get_2d_projection`).
+///
+/// SVD leaves the sign of a singular vector free (NumPy's LAPACK picks one arbitrarily), so we
+/// fix it as pytorch-grad-cam's `get_2d_projection_with_sign_correction` does: the map is
+/// flipped when its most negative value is larger in magnitude than its largest.
+fn eigen_projection(a: &[f32], k: usize, n: usize) -> Vec<f32> {
+    // X: n x K, centred columns.
+    let mut x = vec![0f64; n * k];
+    for c in 0..k {
+        let row = &a[c * n..(c + 1) * n];
+        let mean = row.iter().map(|&v| f64::from(v)).sum::<f64>() / n.max(1) as f64;
+        for (i, &v) in row.iter().enumerate() {
+            x[i * k + c] = f64::from(v) - mean;
+        }
+    }
+    // The projection X v1 equals sqrt(l1) u1 with u1 the top eigenvector of X X^T (n x n), and
+    // X v1 with v1 the top eigenvector of X^T X (K x K): use the smaller Gram matrix.
+    let projection: Vec<f64> = if n <= k {
+        let gram = gram(&x, n, k, true);
+        let (u, lambda) = top_eigenvector(&gram, n);
+        u.iter().map(|v| v * lambda.max(0.0).sqrt()).collect()
+    } else {
+        let gram = gram(&x, n, k, false);
+        let (v, _) = top_eigenvector(&gram, k);
+        (0..n)
+            .map(|i| (0..k).map(|c| x[i * k + c] * v[c]).sum())
+            .collect()
+    };
+    let (lo, hi) = projection
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, u), &v| {
+            (l.min(v), u.max(v))
+        });
+    let sign = if lo.abs() > hi.abs() { -1.0 } else { 1.0 };
+    projection.iter().map(|v| (sign * v) as f32).collect()
+}
+
+/// `X X^T` (`rows = true`, n x n) or `X^T X` (K x K) of the n x K matrix `x`.
+fn gram(x: &[f64], n: usize, k: usize, rows: bool) -> Vec<f64> {
+    if rows {
+        let mut g = vec![0f64; n * n];
+        for i in 0..n {
+            for j in i..n {
+                let s: f64 = x[i * k..(i + 1) * k]
+                    .iter()
+                    .zip(&x[j * k..(j + 1) * k])
+                    .map(|(p, q)| p * q)
+                    .sum();
+                g[i * n + j] = s;
+                g[j * n + i] = s;
+            }
+        }
+        g
+    } else {
+        let mut g = vec![0f64; k * k];
+        for i in 0..n {
+            let row = &x[i * k..(i + 1) * k];
+            for p in 0..k {
+                let xp = row[p];
+                if xp == 0.0 {
+                    continue;
+                }
+                for (q, &xq) in row.iter().enumerate().skip(p) {
+                    g[p * k + q] += xp * xq;
+                }
+            }
+        }
+        for p in 0..k {
+            for q in 0..p {
+                g[p * k + q] = g[q * k + p];
+            }
+        }
+        g
+    }
+}
+
+/// The eigenvector of the largest eigenvalue of a symmetric positive semi-definite `m x m`
+/// matrix, and that eigenvalue: a few squarings (to widen the eigenvalue gap) then power
+/// iteration until the vector stops moving.
+fn top_eigenvector(g: &[f64], m: usize) -> (Vec<f64>, f64) {
+    if m == 0 {
+        return (Vec::new(), 0.0);
+    }
+    let mul = |a: &[f64], v: &[f64]| -> Vec<f64> {
+        (0..m)
+            .map(|i| {
+                a[i * m..(i + 1) * m]
+                    .iter()
+                    .zip(v)
+                    .map(|(p, q)| p * q)
+                    .sum()
+            })
+            .collect()
+    };
+    let normalise = |v: &mut Vec<f64>| {
+        let norm = v.iter().map(|x| x * x).sum::<f64>().sqrt();
+        if norm > 0.0 {
+            v.iter_mut().for_each(|x| *x /= norm);
+        }
+    };
+    // Powers of g (scaled by their trace) separate the top eigenvalue faster; four squarings
+    // give g^16.
+    let mut power = g.to_vec();
+    for _ in 0..4 {
+        let trace: f64 = (0..m).map(|i| power[i * m + i]).sum();
+        if trace <= 0.0 {
+            break;
+        }
+        let scaled: Vec<f64> = power.iter().map(|v| v / trace).collect();
+        let mut next = vec![0f64; m * m];
+        for i in 0..m {
+            for l in 0..m {
+                let s = scaled[i * m + l];
+                if s == 0.0 {
+                    continue;
+                }
+                let row = &scaled[l * m..(l + 1) * m];
+                for (o, r) in next[i * m..(i + 1) * m].iter_mut().zip(row) {
+                    *o += s * r;
+                }
+            }
+        }
+        power = next;
+    }
+    // Start from a fixed vector with no symmetry, so it is never orthogonal to the answer.
+    let mut v: Vec<f64> = (0..m).map(|i| 1.0 + (i as f64 * 0.618).fract()).collect();
+    normalise(&mut v);
+    for _ in 0..2000 {
+        let mut next = mul(&power, &v);
+        normalise(&mut next);
+        let moved: f64 = next.iter().zip(&v).map(|(a, b)| (a - b).abs()).sum();
+        v = next;
+        if moved < 1e-13 {
+            break;
+        }
+    }
+    let gv = mul(g, &v);
+    let lambda: f64 = gv.iter().zip(&v).map(|(a, b)| a * b).sum();
+    (v, lambda)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn eigen_projection_finds_the_dominant_direction() {
+        // Two channels, four positions: channel 1 = 2 * channel 0, so all variance lies along
+        // (1, 2); the projection is proportional to the centred channel 0.
+        let a = [0.0, 1.0, 2.0, 5.0, 0.0, 2.0, 4.0, 10.0];
+        let p = eigen_projection(&a, 2, 4);
+        let centred = [-2.0f32, -1.0, 0.0, 3.0];
+        let scale = 5f32.sqrt();
+        for (got, c) in p.iter().zip(centred) {
+            assert!((got - c * scale).abs() < 1e-4, "{p:?}");
+        }
+        // n > K and n <= K give the same projection.
+        let q = eigen_projection(&[0.0, 1.0, 2.0, 5.0, 0.0, 2.0, 4.0, 10.0], 4, 2);
+        assert_eq!(q.len(), 2);
+    }
+
+    #[test]
+    fn upsampling_with_aligned_corners_keeps_the_corners() {
+        let up = upsample_align_corners(&[0.0, 1.0, 2.0, 3.0], 2, 2, 3, 3);
+        assert_eq!(up, [0.0, 0.5, 1.0, 1.0, 1.5, 2.0, 2.0, 2.5, 3.0]);
+    }
+
+    #[test]
+    fn score_cam_keeps_the_strongest_channels() {
+        let a = [1.0, 1.0, 5.0, 5.0, 0.0, 0.0, 3.0, 3.0];
+        assert_eq!(score_cam_channels(&a, 4, 2, Some(2)), [1, 3]);
+        assert_eq!(score_cam_channels(&a, 4, 2, None), [0, 1, 2, 3]);
+    }
+}
