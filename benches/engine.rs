@@ -237,7 +237,7 @@ fn slow_methods(classifier: &camview::network::Classifier, analysis: &Analysis) 
         let grad_cam = map(Method::GradCam, Stage::Norm5, &options);
         once("faithfulness_20_steps", 2, &|| {
             faithfulness(
-                &classifier.net,
+                classifier,
                 &analysis.input,
                 &grad_cam[1],
                 &FaithfulnessOptions::default(),

@@ -234,22 +234,8 @@ fn a_map_of_the_lesion_is_more_faithful_than_its_inverse() {
         ..Default::default()
     };
     let inverse: Vec<f32> = cells.iter().map(|v| -v).collect();
-    let good = faithfulness(
-        &classifier.net,
-        &a.input,
-        &map(cells),
-        &options,
-        &NoProgress,
-    )
-    .unwrap();
-    let bad = faithfulness(
-        &classifier.net,
-        &a.input,
-        &map(inverse),
-        &options,
-        &NoProgress,
-    )
-    .unwrap();
+    let good = faithfulness(&classifier, &a.input, &map(cells), &options, &NoProgress).unwrap();
+    let bad = faithfulness(&classifier, &a.input, &map(inverse), &options, &NoProgress).unwrap();
     assert!(
         good.deletion.auc < bad.deletion.auc,
         "deletion AUC: lesion map {}, inverse {}",

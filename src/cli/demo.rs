@@ -389,7 +389,7 @@ fn evaluate(
             if args.steps > 0 {
                 faithful.push(
                     faithfulness::faithfulness(
-                        &classifier.net,
+                        classifier,
                         &a.input,
                         cam,
                         &faithfulness_options,

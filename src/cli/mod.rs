@@ -685,7 +685,7 @@ fn faithfulness_command(args: &FaithfulnessArgs) -> Result<ExitCode> {
             args.map.apply(&classifier, &mut a)?;
             let progress = BarProgress::new(&format!("faithfulness {}", a.image.name));
             let scores = faithfulness::faithfulness(
-                &classifier.net,
+                &classifier,
                 &a.analysis.input,
                 &a.analysis.cams[class],
                 &options,

@@ -23,14 +23,15 @@ use serde::{Deserialize, Serialize};
 
 use super::{ClassActivationMap, ExplainError, Progress, softmax};
 use crate::imaging::Region;
-use crate::network::DenseNet;
+use crate::network::Classifier;
 
 /// Something that gives class probabilities for a batch of normalised inputs `[n, 3, H, W]`.
 pub trait Scorer {
     fn probabilities(&self, batch: &Tensor) -> candle_core::Result<Vec<Vec<f32>>>;
 }
 
-impl Scorer for DenseNet {
+/// Through the inference engine: the curves need no gradient.
+impl Scorer for Classifier {
     fn probabilities(&self, batch: &Tensor) -> candle_core::Result<Vec<Vec<f32>>> {
         let logits: Vec<Vec<f32>> = self.forward(batch)?.logits.to_vec2()?;
         Ok(logits.iter().map(|l| softmax(l)).collect())

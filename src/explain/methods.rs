@@ -340,7 +340,7 @@ fn score_cam(
         }
         let masks = Tensor::from_vec(masks, (group.len(), 1, ih, iw), input.device())?;
         let masked = input.broadcast_mul(&masks)?;
-        let logits: Vec<Vec<f32>> = classifier.net.forward(&masked)?.logits.to_vec2()?;
+        let logits: Vec<Vec<f32>> = classifier.forward(&masked)?.logits.to_vec2()?;
         scores.extend(logits);
         progress.report((done * batch + group.len()).min(chosen.len()), chosen.len());
     }

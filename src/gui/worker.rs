@@ -380,7 +380,7 @@ fn run_job(job: Job) -> Outcome {
                     .get(class)
                     .ok_or_else(|| format!("no map for class {class}"))?;
                 faithfulness::faithfulness(
-                    &classifier.net,
+                    classifier.as_ref(),
                     &analysis.input,
                     map,
                     &options,
