@@ -210,6 +210,8 @@ pub struct CamviewApp {
     timing_log: bool,
     /// The faithfulness panel is open (its scores are computed while it is).
     pub show_faithfulness: bool,
+    /// The faithfulness panel was just opened: scroll its scores into view once they show.
+    reveal_faithfulness: bool,
     pub faithfulness_steps: usize,
 }
 
@@ -254,6 +256,7 @@ impl CamviewApp {
             show_keys: false,
             timing_log: std::env::var_os("CAMVIEW_TIMING").is_some(),
             show_faithfulness: false,
+            reveal_faithfulness: false,
             faithfulness_steps: DEFAULT_STEPS,
         };
         if let Some(side) = max_side {
@@ -1220,6 +1223,9 @@ impl CamviewApp {
             }
             return;
         }
+        if !was_open {
+            self.reveal_faithfulness = true;
+        }
         ui.horizontal(|ui| {
             let label = ui.label("Steps");
             ui.add(egui::DragValue::new(&mut self.faithfulness_steps).range(2..=200))
@@ -1243,7 +1249,7 @@ impl CamviewApp {
             return;
         };
         faithfulness_plot_ui(ui, scores);
-        egui::Grid::new("faithfulness-scores")
+        let grid = egui::Grid::new("faithfulness-scores")
             .num_columns(2)
             .spacing([8.0, 2.0])
             .show(ui, |ui| {
@@ -1271,6 +1277,10 @@ impl CamviewApp {
                 .on_hover_text("Increase in Confidence's term for this image");
                 ui.end_row();
             });
+        // The side panel is often taller than the window: bring the new plot into view.
+        if std::mem::take(&mut self.reveal_faithfulness) {
+            grid.response.scroll_to_me(Some(Align::Max));
+        }
     }
 
     fn classes_ui(&mut self, ui: &mut egui::Ui) {
