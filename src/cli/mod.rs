@@ -381,7 +381,10 @@ struct Analysed {
 }
 
 fn analyse_file(classifier: &Classifier, path: &Path) -> Result<Analysed> {
-    let image = imaging::open_image(path)?;
+    analyse_image(classifier, imaging::open_image(path)?)
+}
+
+fn analyse_image(classifier: &Classifier, image: imaging::SourceImage) -> Result<Analysed> {
     let analysis = explain::analyse(
         classifier,
         &image.name,
@@ -894,13 +897,7 @@ fn batch_pipeline(
         let mut used_names = std::collections::HashSet::new();
         for (path, image) in decoded_rx {
             let analysed = image.and_then(|image| {
-                let analysis = explain::analyse(
-                    classifier,
-                    &image.name,
-                    &image.rgb,
-                    &classifier.preprocessing,
-                )?;
-                let a = Analysed { image, analysis };
+                let a = analyse_image(classifier, image)?;
                 let class = resolve_class(classifier, args.class.as_deref(), a.analysis.predicted)?;
                 let name = export::default_overlay_path(
                     &path,

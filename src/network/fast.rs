@@ -604,6 +604,7 @@ fn sum_of_shifted_taps(taps: &[f32], growth: usize, o: usize, h: usize, w: usize
 mod tests {
     use super::*;
     use crate::network::DenseNet;
+    use crate::network::densenet::tests::max_abs_diff;
     use candle_nn::VarBuilder;
 
     /// A state dict of `config` with random weights and batch-norm statistics (so that every
@@ -626,18 +627,6 @@ mod tests {
                 (key, t.unwrap().to_dtype(dtype).unwrap())
             })
             .collect()
-    }
-
-    fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
-        assert_eq!(a.dims(), b.dims(), "shapes differ");
-        (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar()
-            .unwrap()
     }
 
     fn max_abs(a: &Tensor) -> f32 {
