@@ -39,43 +39,27 @@ fn heat_texture(c: &mut Criterion) {
     let size = 2048;
     let analysis = analysis_of(size);
     let lut = Colormap::Jet.lut();
+    // The heat texture of class 1, at most `max_side` pixels on a side.
+    let heat_at = |max_side: u32| {
+        ScreenHeat::of(
+            black_box(&analysis),
+            1,
+            Normalisation::PerMap,
+            size,
+            size,
+            max_side,
+        )
+    };
     let mut group = c.benchmark_group("heat_texture_2048");
     group.bench_function("class_change", |b| {
-        b.iter(|| {
-            let heat = ScreenHeat::of(
-                black_box(&analysis),
-                1,
-                Normalisation::PerMap,
-                size,
-                size,
-                SCREEN_HEAT_MAX_SIDE,
-            );
-            heat.colour(&lut, 0.2)
-        })
+        b.iter(|| heat_at(SCREEN_HEAT_MAX_SIDE).colour(&lut, 0.2))
     });
-    let heat = ScreenHeat::of(
-        &analysis,
-        1,
-        Normalisation::PerMap,
-        size,
-        size,
-        SCREEN_HEAT_MAX_SIDE,
-    );
+    let heat = heat_at(SCREEN_HEAT_MAX_SIDE);
     group.bench_function("colormap_or_threshold_change", |b| {
         b.iter(|| black_box(&heat).colour(&lut, 0.2))
     });
     group.bench_function("class_change_full_resolution", |b| {
-        b.iter(|| {
-            let heat = ScreenHeat::of(
-                black_box(&analysis),
-                1,
-                Normalisation::PerMap,
-                size,
-                size,
-                size,
-            );
-            heat.colour(&lut, 0.2)
-        })
+        b.iter(|| heat_at(size).colour(&lut, 0.2))
     });
     group.finish();
 }
