@@ -5,7 +5,7 @@ use std::ops::ControlFlow;
 
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarBuilder, VarMap};
-use image::RgbImage;
+use image::{GrayImage, Pixel, RgbImage};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -37,6 +37,9 @@ pub struct TrainConfig {
     pub weight_decay: f64,
     /// Share of the samples held out for validation.
     pub validation_fraction: f64,
+    /// Weight of the localisation term (see [`localisation_loss`]); 0 trains on image labels
+    /// only and ignores the masks.
+    pub mask_weight: f64,
     pub seed: u64,
 }
 
@@ -53,6 +56,7 @@ impl Default for TrainConfig {
             learning_rate: 3e-3,
             weight_decay: 1e-4,
             validation_fraction: 0.15,
+            mask_weight: 0.0,
             seed: 1,
         }
     }
@@ -84,67 +88,191 @@ pub enum TrainError {
     Network(#[from] candle_core::Error),
 }
 
-/// A labelled training image, already at the network's input size (8-bit, what PIL would give).
+/// An image to train on: its class and, when known, the mask of what makes it that class
+/// (255 inside a lesion), the same size as the image.
+pub struct LabelledImage {
+    pub image: RgbImage,
+    pub label: u32,
+    pub mask: Option<GrayImage>,
+}
+
+/// A labelled training image, already at the network's input size (8-bit, what PIL would give);
+/// its mask stretched to the same size.
 pub struct Sample {
     pub pixels: RgbImage,
     pub label: u32,
+    pub mask: Option<GrayImage>,
 }
 
-/// Resizes images to the network's input size once, so epochs only augment and normalise.
+/// Resizes images (and masks) to the network's input size once, so epochs only augment and
+/// normalise. Training stretches (`Resize((S, S))`), so the mask is stretched the same way.
 pub fn prepare_samples(
-    images: impl Iterator<Item = (RgbImage, u32)>,
+    images: impl Iterator<Item = LabelledImage>,
     preprocessing: &Preprocessing,
 ) -> Result<Vec<Sample>, TrainError> {
     images
         .enumerate()
-        .map(|(index, (image, label))| {
+        .map(|(index, item)| {
             let input = preprocessing
-                .prepare(&image)
+                .prepare(&item.image)
                 .map_err(|source| TrainError::Preprocess { index, source })?;
+            let (w, h) = input.pixels.dimensions();
+            let mask = item
+                .mask
+                .map(|m| image::imageops::resize(&m, w, h, image::imageops::FilterType::Triangle));
             Ok(Sample {
                 pixels: input.pixels,
-                label,
+                label: item.label,
+                mask,
             })
         })
         .collect()
 }
 
-/// Random flips and a shift of up to 1/8 of the side (edges repeated): the lesion's position
-/// and orientation must not matter.
-fn augment(pixels: &RgbImage, rng: &mut ChaCha8Rng) -> RgbImage {
-    let (w, h) = pixels.dimensions();
-    let flip_x = rng.random_bool(0.5);
-    let flip_y = rng.random_bool(0.5);
-    let max_shift = (w.min(h) / 8) as i64;
-    let dx = rng.random_range(-max_shift..=max_shift);
-    let dy = rng.random_range(-max_shift..=max_shift);
-    RgbImage::from_fn(w, h, |x, y| {
-        let sx = (i64::from(x) + dx).clamp(0, i64::from(w) - 1) as u32;
-        let sy = (i64::from(y) + dy).clamp(0, i64::from(h) - 1) as u32;
-        let sx = if flip_x { w - 1 - sx } else { sx };
-        let sy = if flip_y { h - 1 - sy } else { sy };
-        *pixels.get_pixel(sx, sy)
-    })
+/// One random flip-and-shift, applied alike to an image and its mask.
+struct Augmentation {
+    flip_x: bool,
+    flip_y: bool,
+    dx: i64,
+    dy: i64,
+}
+
+impl Augmentation {
+    /// Random flips and a shift of up to 1/8 of the side: the lesion's position and
+    /// orientation must not matter.
+    fn draw(side: u32, rng: &mut ChaCha8Rng) -> Self {
+        let max_shift = i64::from(side / 8);
+        Self {
+            flip_x: rng.random_bool(0.5),
+            flip_y: rng.random_bool(0.5),
+            dx: rng.random_range(-max_shift..=max_shift),
+            dy: rng.random_range(-max_shift..=max_shift),
+        }
+    }
+
+    /// The image shifted (edges repeated), then flipped.
+    fn apply<P: Pixel>(
+        &self,
+        pixels: &image::ImageBuffer<P, Vec<P::Subpixel>>,
+    ) -> image::ImageBuffer<P, Vec<P::Subpixel>> {
+        let (w, h) = pixels.dimensions();
+        image::ImageBuffer::from_fn(w, h, |x, y| {
+            let sx = (i64::from(x) + self.dx).clamp(0, i64::from(w) - 1) as u32;
+            let sy = (i64::from(y) + self.dy).clamp(0, i64::from(h) - 1) as u32;
+            let sx = if self.flip_x { w - 1 - sx } else { sx };
+            let sy = if self.flip_y { h - 1 - sy } else { sy };
+            *pixels.get_pixel(sx, sy)
+        })
+    }
+}
+
+/// A batch as tensors, with its masks as augmented.
+struct Batch {
+    x: Tensor,
+    y: Tensor,
+    labels: Vec<u32>,
+    masks: Vec<Option<GrayImage>>,
 }
 
 fn batch_tensor(
     samples: &[&Sample],
     preprocessing: &Preprocessing,
     rng: Option<&mut ChaCha8Rng>,
-) -> Result<(Tensor, Tensor), TrainError> {
+) -> Result<Batch, TrainError> {
     let mut inputs = Vec::with_capacity(samples.len());
+    let mut masks = Vec::with_capacity(samples.len());
     let mut rng = rng;
     for s in samples {
-        let pixels = match rng.as_deref_mut() {
-            Some(r) => augment(&s.pixels, r),
-            None => s.pixels.clone(),
+        let (pixels, mask) = match rng.as_deref_mut() {
+            Some(r) => {
+                let a = Augmentation::draw(s.pixels.width().min(s.pixels.height()), r);
+                (a.apply(&s.pixels), s.mask.as_ref().map(|m| a.apply(m)))
+            }
+            None => (s.pixels.clone(), s.mask.clone()),
         };
         inputs.push(preprocessing.to_tensor(&pixels)?);
+        masks.push(mask);
     }
     let x = Tensor::cat(&inputs, 0)?;
     let labels: Vec<u32> = samples.iter().map(|s| s.label).collect();
     let y = Tensor::new(labels.as_slice(), &Device::Cpu)?;
-    Ok((x, y))
+    Ok(Batch {
+        x,
+        y,
+        labels,
+        masks,
+    })
+}
+
+/// How much of each final feature cell's centre a mask covers, `[h * w]` in 0..=1: the mean of
+/// the mask over the middle half of the cell (in each direction). A bilinearly upsampled map
+/// peaks at a cell centre, so these are the cells whose maximum would land on the lesion.
+fn cell_targets(mask: &GrayImage, h: usize, w: usize) -> Vec<f32> {
+    let (mw, mh) = (mask.width() as f32, mask.height() as f32);
+    let span = |k: usize, n: usize, side: f32| {
+        let cell = side / n as f32;
+        let lo = (k as f32 * cell + cell / 4.0).floor() as u32;
+        let hi = ((k as f32 + 1.0) * cell - cell / 4.0)
+            .ceil()
+            .max(lo as f32 + 1.0) as u32;
+        (lo, hi.min(side as u32))
+    };
+    let mut out = Vec::with_capacity(h * w);
+    for i in 0..h {
+        let (y0, y1) = span(i, h, mh);
+        for j in 0..w {
+            let (x0, x1) = span(j, w, mw);
+            let (mut sum, mut count) = (0u32, 0u32);
+            for y in y0..y1 {
+                for x in x0..x1 {
+                    sum += u32::from(mask.get_pixel(x, y).0[0]);
+                    count += 1;
+                }
+            }
+            out.push(sum as f32 / (255 * count.max(1)) as f32);
+        }
+    }
+    out
+}
+
+/// The localisation term: for each sample with a non-empty mask, `-ln` of the share of a
+/// spatial softmax of its class's map that falls on the mask's cells (see [`cell_targets`]),
+/// averaged; `None` when no sample of the batch has a lesion. The map is CAM's, from the
+/// classifier with its rows centred (the form [`Trainer::state_dict`] saves), so the term
+/// shapes exactly the map `camview` draws. It asks the network to put its evidence where the
+/// lesion is, not merely somewhere that predicts one.
+fn localisation_loss(
+    features: &Tensor,
+    classifier: &Tensor,
+    labels: &[u32],
+    masks: &[Option<GrayImage>],
+) -> Result<Option<Tensor>, candle_core::Error> {
+    let (_, c, h, w) = features.dims4()?;
+    let (mut rows, mut classes, mut targets) = (Vec::new(), Vec::new(), Vec::new());
+    for (i, (label, mask)) in labels.iter().zip(masks).enumerate() {
+        let Some(mask) = mask else { continue };
+        let t = cell_targets(mask, h, w);
+        if t.iter().any(|v| *v > 0.0) {
+            rows.push(i as u32);
+            classes.push(*label);
+            targets.extend(t);
+        }
+    }
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    let device = features.device();
+    let p = rows.len();
+    let features = features
+        .index_select(&Tensor::new(rows.as_slice(), device)?, 0)?
+        .reshape((p, c, h * w))?;
+    let centred = classifier.broadcast_sub(&classifier.mean_keepdim(0)?)?;
+    let weights = centred.index_select(&Tensor::new(classes.as_slice(), device)?, 0)?;
+    let maps = weights.unsqueeze(1)?.matmul(&features)?.squeeze(1)?;
+    let spatial = candle_nn::ops::log_softmax(&maps, 1)?.exp()?;
+    let targets = Tensor::from_vec(targets, (p, h * w), device)?;
+    let inside = (spatial * targets)?.sum(1)?;
+    Ok(Some((inside + 1e-4)?.log()?.neg()?.mean_all()?))
 }
 
 /// A model being trained: its variables and the network reading them.
@@ -184,12 +312,20 @@ impl Trainer {
     }
 
     /// One optimisation step on a batch; returns the loss and the number of correct answers.
+    /// The loss is the cross-entropy plus, with a mask weight, that weight times
+    /// [`localisation_loss`].
     pub fn step(&mut self, batch: &[&Sample]) -> Result<(f32, usize), TrainError> {
-        let (x, y) = batch_tensor(batch, &self.config.preprocessing, Some(&mut self.rng))?;
-        let logits = self.net.forward_t(&x, true)?.logits;
-        let loss = candle_nn::loss::cross_entropy(&logits, &y)?;
+        let b = batch_tensor(batch, &self.config.preprocessing, Some(&mut self.rng))?;
+        let out = self.net.forward_t(&b.x, true)?;
+        let mut loss = candle_nn::loss::cross_entropy(&out.logits, &b.y)?;
+        if self.config.mask_weight > 0.0 {
+            let (classifier, _) = self.net.classifier();
+            if let Some(term) = localisation_loss(&out.features, classifier, &b.labels, &b.masks)? {
+                loss = (loss + (term * self.config.mask_weight)?)?;
+            }
+        }
         self.optimizer.backward_step(&loss)?;
-        Ok((loss.to_scalar::<f32>()?, correct(&logits, &y)?))
+        Ok((loss.to_scalar::<f32>()?, correct(&out.logits, &b.y)?))
     }
 
     /// Loss and accuracy in inference mode (running batch-norm statistics, no augmentation).
@@ -198,11 +334,11 @@ impl Trainer {
         let mut right = 0;
         for chunk in samples.chunks(self.config.batch_size.max(1)) {
             let refs: Vec<&Sample> = chunk.iter().collect();
-            let (x, y) = batch_tensor(&refs, &self.config.preprocessing, None)?;
-            let logits = self.net.forward(&x)?.logits;
-            loss_sum += candle_nn::loss::cross_entropy(&logits, &y)?.to_scalar::<f32>()?
+            let b = batch_tensor(&refs, &self.config.preprocessing, None)?;
+            let logits = self.net.forward(&b.x)?.logits;
+            loss_sum += candle_nn::loss::cross_entropy(&logits, &b.y)?.to_scalar::<f32>()?
                 * chunk.len() as f32;
-            right += correct(&logits, &y)?;
+            right += correct(&logits, &b.y)?;
         }
         let n = samples.len().max(1) as f32;
         Ok((loss_sum / n, right as f32 / n))
@@ -258,16 +394,29 @@ impl Trainer {
         Ok(reports)
     }
 
-    /// The weights as a torchvision state dict, ready for `.safetensors`.
-    pub fn state_dict(&self) -> Vec<(String, Tensor)> {
-        let data = self.varmap.data().lock().map(|d| {
-            d.iter()
-                .map(|(k, v)| (k.clone(), v.as_tensor().clone()))
-                .collect::<Vec<_>>()
-        });
-        let mut tensors = data.unwrap_or_default();
+    /// The weights as a torchvision state dict, ready for `.safetensors`. The classifier's
+    /// rows (weights and biases) are centred, their mean over the classes subtracted: every
+    /// softmax output stays the same, and each class's CAM becomes its evidence against the
+    /// average class instead of carrying a part common to all classes that training never
+    /// constrains.
+    pub fn state_dict(&self) -> Result<Vec<(String, Tensor)>, candle_core::Error> {
+        let Ok(data) = self.varmap.data().lock() else {
+            return Ok(Vec::new());
+        };
+        let mut tensors = data
+            .iter()
+            .map(|(k, v)| {
+                let t = v.as_tensor();
+                let t = if k == "classifier.weight" || k == "classifier.bias" {
+                    t.broadcast_sub(&t.mean_keepdim(0)?)?
+                } else {
+                    t.clone()
+                };
+                Ok((k.clone(), t))
+            })
+            .collect::<Result<Vec<_>, candle_core::Error>>()?;
         tensors.sort_by(|a, b| a.0.cmp(&b.0));
-        tensors
+        Ok(tensors)
     }
 }
 
@@ -367,6 +516,7 @@ mod tests {
             learning_rate: 1e-2,
             weight_decay: 0.0,
             validation_fraction: 0.25,
+            mask_weight: 0.0,
             seed: 3,
         }
     }
@@ -382,7 +532,18 @@ mod tests {
                     let inside = label == 1 && x.abs_diff(cx) < 5 && y.abs_diff(cy) < 5;
                     image::Rgb([if inside { 230 } else { 40 }; 3])
                 });
-                Sample { pixels, label }
+                let mask = GrayImage::from_fn(32, 32, |x, y| {
+                    image::Luma([if pixels.get_pixel(x, y).0[0] > 100 {
+                        255
+                    } else {
+                        0
+                    }])
+                });
+                Sample {
+                    pixels,
+                    label,
+                    mask: Some(mask),
+                }
             })
             .collect()
     }
@@ -400,8 +561,8 @@ mod tests {
 
     #[test]
     fn the_seed_fixes_the_initial_weights_and_keys_are_torchvision_s() {
-        let a = Trainer::new(tiny_config()).unwrap().state_dict();
-        let b = Trainer::new(tiny_config()).unwrap().state_dict();
+        let a = Trainer::new(tiny_config()).unwrap().state_dict().unwrap();
+        let b = Trainer::new(tiny_config()).unwrap().state_dict().unwrap();
         for ((ka, ta), (kb, tb)) in a.iter().zip(&b) {
             assert_eq!(ka, kb);
             let diff: f32 = (ta - tb)
@@ -425,6 +586,107 @@ mod tests {
         keys.sort();
         expected_sorted.sort();
         assert_eq!(keys, expected_sorted);
+    }
+
+    #[test]
+    fn a_few_steps_lower_the_loss_with_the_localisation_term() {
+        let mut trainer = Trainer::new(TrainConfig {
+            mask_weight: 1.0,
+            ..tiny_config()
+        })
+        .unwrap();
+        let samples = toy_samples(16);
+        let batch: Vec<&Sample> = samples.iter().collect();
+        let losses: Vec<f32> = (0..20).map(|_| trainer.step(&batch).unwrap().0).collect();
+        let first = losses[..3].iter().sum::<f32>() / 3.0;
+        let after = losses[17..].iter().sum::<f32>() / 3.0;
+        // The term alone starts near -ln(share of the image the squares cover) > 1.
+        assert!(first > 1.5, "{losses:?}");
+        assert!(after < first * 0.7, "loss {first} -> {after}: {losses:?}");
+    }
+
+    #[test]
+    fn cell_targets_are_the_mask_share_of_each_cell_centre() {
+        // A 4 x 4 square at (4..8, 4..8) of a 16 x 16 mask; 2 x 2 cells of 8 pixels, whose
+        // middle halves are 2..6 and 10..14: the square covers a quarter of cell (0, 0)'s.
+        let mask = GrayImage::from_fn(16, 16, |x, y| {
+            image::Luma([if (4..8).contains(&x) && (4..8).contains(&y) {
+                255
+            } else {
+                0
+            }])
+        });
+        assert_eq!(cell_targets(&mask, 2, 2), vec![0.25, 0.0, 0.0, 0.0]);
+        let full = GrayImage::from_pixel(12, 12, image::Luma([255]));
+        assert_eq!(cell_targets(&full, 3, 3), vec![1.0; 9]);
+    }
+
+    #[test]
+    fn the_localisation_term_is_minus_ln_the_softmax_mass_on_the_lesion() {
+        // One sample, 2 channels on 2 x 2 cells; channel 0 is 1 in cell 0 only. Class 1's
+        // centred weights are (1, 0), so its map is (1, 0, 0, 0).
+        let features = Tensor::new(
+            &[[[[1f32, 0.], [0., 0.]], [[0., 0.], [0., 0.]]]],
+            &Device::Cpu,
+        )
+        .unwrap();
+        let classifier = Tensor::new(&[[0f32, 0.], [2., 0.]], &Device::Cpu).unwrap();
+        let lesion_in = |cx: u32, cy: u32| {
+            Some(GrayImage::from_fn(8, 8, |x, y| {
+                image::Luma([if x / 4 == cx && y / 4 == cy { 255 } else { 0 }])
+            }))
+        };
+        let term = |mask: Option<GrayImage>| {
+            localisation_loss(&features, &classifier, &[1], &[mask])
+                .unwrap()
+                .map(|t| t.to_scalar::<f32>().unwrap())
+        };
+        let e = std::f32::consts::E;
+        let on = term(lesion_in(0, 0)).unwrap();
+        let off = term(lesion_in(1, 1)).unwrap();
+        assert!((on - -(e / (e + 3.0) + 1e-4).ln()).abs() < 1e-5, "{on}");
+        assert!((off - -(1.0 / (e + 3.0) + 1e-4).ln()).abs() < 1e-5, "{off}");
+        // No lesion, no term.
+        assert!(term(Some(GrayImage::new(8, 8))).is_none());
+        assert!(term(None).is_none());
+    }
+
+    #[test]
+    fn the_saved_classifier_is_centred_and_predicts_the_same() {
+        let mut trainer = Trainer::new(tiny_config()).unwrap();
+        let samples = toy_samples(8);
+        let batch: Vec<&Sample> = samples.iter().collect();
+        for _ in 0..3 {
+            trainer.step(&batch).unwrap();
+        }
+        let tensors: std::collections::HashMap<String, Tensor> =
+            trainer.state_dict().unwrap().into_iter().collect();
+        let weight = &tensors["classifier.weight"];
+        let row_sum: Vec<f32> = weight.sum(0).unwrap().to_vec1().unwrap();
+        assert!(row_sum.iter().all(|v| v.abs() < 1e-5), "{row_sum:?}");
+        let (original, _) = trainer.net.classifier();
+        let spread: f32 = original
+            .sum(0)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .to_scalar()
+            .unwrap();
+        assert!(spread > 1e-3, "the test needs an uncentred classifier");
+        let saved = DenseNet::new(
+            &trainer.config.model,
+            VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu),
+        )
+        .unwrap();
+        let x = batch_tensor(&batch, &trainer.config.preprocessing, None)
+            .unwrap()
+            .x;
+        let p =
+            |net: &DenseNet| candle_nn::ops::softmax(&net.forward(&x).unwrap().logits, 1).unwrap();
+        let diff = crate::network::densenet::tests::max_abs_diff(&p(&trainer.net), &p(&saved));
+        assert!(diff < 1e-6, "{diff}");
     }
 
     #[test]

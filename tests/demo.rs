@@ -193,6 +193,55 @@ fn train_takes_the_architecture_from_the_command_line() {
     );
 }
 
+#[test]
+fn train_on_a_folder_uses_its_masks_with_a_mask_weight() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    ok(&camview(&[
+        "demo-data",
+        "--out",
+        data.to_str().unwrap(),
+        "--count",
+        "16",
+        "--seed",
+        "2",
+    ]));
+    let out = dir.path().join("m.safetensors");
+    let train = |weight: &str| {
+        camview(&[
+            "train",
+            "--data",
+            data.to_str().unwrap(),
+            "--epochs",
+            "1",
+            "--batch-size",
+            "4",
+            "--input-size",
+            "48",
+            "--mask-weight",
+            weight,
+            "--force",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+    };
+    let bad = train("-1");
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--mask-weight"));
+    let o = train("1");
+    ok(&o);
+    let log: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(log["config"]["mask_weight"], 1.0);
+    // The masks are read: one that is missing stops the training and is named.
+    let first_mask = data.join("masks").join("scan_00000.png");
+    std::fs::remove_file(&first_mask).unwrap();
+    let missing = train("1");
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("scan_00000.png"));
+    // Without the term the masks are not needed.
+    ok(&train("0"));
+}
+
 /// Faithfulness on a real (small) DenseNet where the answer is known: the demo model was trained
 /// to find lesions, so on an unseen lesion scan a map that covers exactly the lesion must score
 /// better than its inverse on every measure.

@@ -20,7 +20,7 @@ use crate::export;
 use crate::imaging::{self, Geometry};
 use crate::network::{Classifier, ModelSidecar};
 use crate::synth::{self, ScanGenerator};
-use crate::train::{self, TrainConfig, Trainer};
+use crate::train::{self, LabelledImage, TrainConfig, Trainer};
 
 /// Class names of the demo model and of `demo-data`'s labels.
 pub const DEMO_LABELS: [&str; 2] = ["normal", "lesion"];
@@ -82,9 +82,21 @@ pub struct TrainArgs {
     /// Growth rate (channels each dense layer adds); the demo model's when omitted.
     #[arg(long, value_name = "K")]
     pub growth: Option<usize>,
+    /// Weight of the localisation term, which uses the lesion masks: it rewards a class map
+    /// whose peak lies on the lesion. 0 trains on the image labels alone. With --data, the
+    /// masks are the labels.csv column `mask` (a positive image without one adds no term).
+    #[arg(long, default_value_t = 0.0, value_name = "W", allow_negative_numbers = true, value_parser = non_negative)]
+    pub mask_weight: f64,
     /// Replace existing files.
     #[arg(long)]
     pub force: bool,
+}
+
+fn non_negative(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        _ => Err("a number, 0 or more".into()),
+    }
 }
 
 /// Writes trained weights as `.safetensors` (atomically).
@@ -95,8 +107,9 @@ fn save_trained(tensors: &[(String, Tensor)], path: &Path, force: bool) -> Resul
     Ok(())
 }
 
-/// Reads `labels.csv` (image,label,...) of a demo-data folder.
-fn read_labelled_folder(dir: &Path) -> Result<Vec<(RgbImage, u32)>> {
+/// Reads `labels.csv` (image,label[,lesions,mask]) of a demo-data folder; masks only when
+/// `with_masks`.
+fn read_labelled_folder(dir: &Path, with_masks: bool) -> Result<Vec<LabelledImage>> {
     let csv_path = dir.join("labels.csv");
     let mut reader = csv::Reader::from_path(&csv_path)
         .with_context(|| format!("{}: cannot read the labels", csv_path.display()))?;
@@ -113,7 +126,19 @@ fn read_labelled_folder(dir: &Path) -> Result<Vec<(RgbImage, u32)>> {
             .filter(|l| *l <= 1)
             .with_context(|| format!("{}: label '{label}' is not 0 or 1", csv_path.display()))?;
         let image = imaging::open_image(&dir.join(name))?;
-        out.push((image.rgb, label));
+        let mask = match record
+            .get(3)
+            .map(str::trim)
+            .filter(|m| with_masks && !m.is_empty())
+        {
+            Some(m) => Some(read_mask(&dir.join(m), image.rgb.dimensions())?),
+            None => None,
+        };
+        out.push(LabelledImage {
+            image: image.rgb,
+            label,
+            mask,
+        });
     }
     Ok(out)
 }
@@ -147,6 +172,7 @@ pub fn train_command(args: &TrainArgs) -> Result<ExitCode> {
         epochs: args.epochs,
         batch_size: args.batch_size.max(1),
         learning_rate: args.learning_rate,
+        mask_weight: args.mask_weight,
         seed: args.seed,
         preprocessing: imaging::Preprocessing {
             input_size: args.input_size,
@@ -156,14 +182,19 @@ pub fn train_command(args: &TrainArgs) -> Result<ExitCode> {
         ..TrainConfig::default()
     };
     let start = Instant::now();
-    let images: Vec<(RgbImage, u32)> = match (&args.data, args.synthetic) {
-        (Some(dir), _) => read_labelled_folder(dir)?,
+    let with_masks = args.mask_weight > 0.0;
+    let images: Vec<LabelledImage> = match (&args.data, args.synthetic) {
+        (Some(dir), _) => read_labelled_folder(dir, with_masks)?,
         (None, Some(n)) => {
             let generator = ScanGenerator::new(args.seed);
             (0..n)
                 .map(|i| {
                     let scan = generator.scan(i);
-                    (gray_to_rgb(&scan.image), u32::from(scan.positive))
+                    LabelledImage {
+                        image: gray_to_rgb(&scan.image),
+                        label: u32::from(scan.positive),
+                        mask: with_masks.then_some(scan.mask),
+                    }
                 })
                 .collect()
         }
@@ -211,7 +242,11 @@ pub fn train_command(args: &TrainArgs) -> Result<ExitCode> {
                 )
             });
             let force = args.force || r.epoch > 1;
-            let saved = save_trained(&trainer.state_dict(), &args.out, force).and_then(|()| {
+            let saved = trainer
+                .state_dict()
+                .map_err(anyhow::Error::from)
+                .and_then(|tensors| save_trained(&tensors, &args.out, force))
+                .and_then(|()| {
                 export::write_atomic(&sidecar_path, force, |w| w.write_all(&sidecar_json))
                     .map_err(anyhow::Error::from)
             });
@@ -312,6 +347,28 @@ fn mask_bits(mask: &GrayImage) -> Vec<bool> {
     mask.pixels().map(|p| p.0[0] > 127).collect()
 }
 
+/// A mask image as 255 (where its first channel exceeds 127) or 0; it must be `size`.
+fn read_mask(path: &Path, size: (u32, u32)) -> Result<GrayImage> {
+    let m = imaging::open_image(path)?;
+    if m.rgb.dimensions() != size {
+        bail!(
+            "{}: the mask is {}x{} but the image is {}x{}",
+            path.display(),
+            m.width(),
+            m.height(),
+            size.0,
+            size.1
+        );
+    }
+    Ok(GrayImage::from_fn(m.width(), m.height(), |x, y| {
+        image::Luma([if m.rgb.get_pixel(x, y).0[0] > 127 {
+            255
+        } else {
+            0
+        }])
+    }))
+}
+
 fn folder_items(images: &Path, masks: &Path) -> Result<Vec<Item>> {
     let files = super::expand_inputs(&[images.to_path_buf()])?;
     if files.is_empty() {
@@ -324,18 +381,7 @@ fn folder_items(images: &Path, masks: &Path) -> Result<Vec<Item>> {
             let stem = path.file_stem().unwrap_or_default().to_string_lossy();
             let mask_path = masks.join(format!("{stem}.png"));
             let mask = if mask_path.exists() {
-                let m = imaging::open_image(&mask_path)?;
-                if m.rgb.dimensions() != image.rgb.dimensions() {
-                    bail!(
-                        "{}: the mask is {}x{} but the image is {}x{}",
-                        mask_path.display(),
-                        m.width(),
-                        m.height(),
-                        image.width(),
-                        image.height()
-                    );
-                }
-                let bits: Vec<bool> = m.rgb.pixels().map(|p| p.0[0] > 127).collect();
+                let bits = mask_bits(&read_mask(&mask_path, image.rgb.dimensions())?);
                 bits.iter().any(|b| *b).then_some(bits)
             } else {
                 None
