@@ -79,6 +79,25 @@ fn predict_json_is_one_object_per_image() {
 }
 
 #[test]
+fn predict_takes_folders_like_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["rgb24.bmp", "gray8.png"] {
+        std::fs::copy(image(name), dir.path().join(name)).unwrap();
+    }
+    std::fs::write(dir.path().join("notes.txt"), "not an image").unwrap();
+    let o = camview(&["predict", "--model", &model(), dir.path().to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(lines[0].contains("gray8.png") && lines[1].contains("rgb24.bmp"), "{text}");
+    let empty = tempfile::tempdir().unwrap();
+    let o = camview(&["predict", "--model", &model(), empty.path().to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("no images found"), "{}", stderr(&o));
+}
+
+#[test]
 fn predict_text_lists_classes_and_labels_file_names_them() {
     let dir = tempfile::tempdir().unwrap();
     let labels = dir.path().join("labels.txt");

@@ -370,10 +370,7 @@ fn read_mask(path: &Path, size: (u32, u32)) -> Result<GrayImage> {
 }
 
 fn folder_items(images: &Path, masks: &Path) -> Result<Vec<Item>> {
-    let files = super::expand_inputs(&[images.to_path_buf()])?;
-    if files.is_empty() {
-        bail!("{}: no images found", images.display());
-    }
+    let files = super::image_inputs(&[images.to_path_buf()])?;
     files
         .iter()
         .map(|path| {

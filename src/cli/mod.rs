@@ -226,7 +226,7 @@ pub struct PredictArgs {
     pub map: bool,
     #[command(flatten)]
     pub map_args: MapArgs,
-    /// Images to classify.
+    /// Images (or folders of images) to classify.
     #[arg(required = true, value_name = "IMAGE")]
     pub images: Vec<PathBuf>,
 }
@@ -451,7 +451,7 @@ fn predict(args: &PredictArgs) -> Result<ExitCode> {
     let classifier = args.model.load()?;
     let mut failures = 0;
     let stdout = std::io::stdout();
-    for path in &args.images {
+    for path in &image_inputs(&args.images)? {
         let a = match analyse_file(&classifier, path).and_then(|mut a| {
             if args.map {
                 args.map_args.apply(&classifier, &mut a)?;
@@ -777,6 +777,22 @@ pub fn expand_inputs(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
+/// [`expand_inputs`] for a command that needs at least one image.
+pub fn image_inputs(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let files = expand_inputs(inputs)?;
+    if files.is_empty() {
+        bail!(
+            "no images found in {}",
+            inputs
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    Ok(files)
+}
+
 /// One image of a batch: its overlay, or why there is none.
 struct BatchRow {
     image: PathBuf,
@@ -791,17 +807,7 @@ struct Rendered {
 
 fn batch(args: &BatchArgs) -> Result<ExitCode> {
     let classifier = args.model.load()?;
-    let files = expand_inputs(&args.inputs)?;
-    if files.is_empty() {
-        bail!(
-            "no images found in {}",
-            args.inputs
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-    }
+    let files = image_inputs(&args.inputs)?;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("{}: cannot create the output folder", args.out.display()))?;
     let csv_path = args.out.join("predictions.csv");
