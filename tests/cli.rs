@@ -85,14 +85,28 @@ fn predict_takes_folders_like_batch() {
         std::fs::copy(image(name), dir.path().join(name)).unwrap();
     }
     std::fs::write(dir.path().join("notes.txt"), "not an image").unwrap();
-    let o = camview(&["predict", "--model", &model(), dir.path().to_str().unwrap()]);
+    let o = camview(&[
+        "predict",
+        "--model",
+        &model(),
+        "--json",
+        dir.path().to_str().unwrap(),
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let text = stdout(&o);
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 2, "{text}");
-    assert!(lines[0].contains("gray8.png") && lines[1].contains("rgb24.bmp"), "{text}");
+    assert!(
+        lines[0].contains("gray8.png") && lines[1].contains("rgb24.bmp"),
+        "{text}"
+    );
     let empty = tempfile::tempdir().unwrap();
-    let o = camview(&["predict", "--model", &model(), empty.path().to_str().unwrap()]);
+    let o = camview(&[
+        "predict",
+        "--model",
+        &model(),
+        empty.path().to_str().unwrap(),
+    ]);
     assert!(!o.status.success());
     assert!(stderr(&o).contains("no images found"), "{}", stderr(&o));
 }
