@@ -24,19 +24,24 @@ fn ok(o: &Output) {
     );
 }
 
+/// `camview demo-data --out DIR --count N --seed S`.
+fn demo_data(out: &Path, count: u32, seed: u32) -> Output {
+    camview(&[
+        "demo-data",
+        "--out",
+        out.to_str().unwrap(),
+        "--count",
+        &count.to_string(),
+        "--seed",
+        &seed.to_string(),
+    ])
+}
+
 #[test]
 fn demo_data_then_eval_on_the_folder_and_on_the_fly_agree() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    ok(&camview(&[
-        "demo-data",
-        "--out",
-        data.to_str().unwrap(),
-        "--count",
-        "6",
-        "--seed",
-        "5",
-    ]));
+    ok(&demo_data(&data, 6, 5));
     assert!(data.join("labels.csv").exists());
     assert!(data.join("scan_00005.bmp").exists());
     let model = tiny_model();
@@ -98,15 +103,7 @@ fn demo_data_then_eval_on_the_folder_and_on_the_fly_agree() {
         assert!((0.0..=1.0).contains(&v), "{key} = {v}");
     }
     // Writing the same data again without --force changes nothing and fails clearly.
-    let again = camview(&[
-        "demo-data",
-        "--out",
-        data.to_str().unwrap(),
-        "--count",
-        "6",
-        "--seed",
-        "5",
-    ]);
+    let again = demo_data(&data, 6, 5);
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
 }
@@ -197,15 +194,7 @@ fn train_takes_the_architecture_from_the_command_line() {
 fn train_on_a_folder_uses_its_masks_with_a_mask_weight() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    ok(&camview(&[
-        "demo-data",
-        "--out",
-        data.to_str().unwrap(),
-        "--count",
-        "16",
-        "--seed",
-        "2",
-    ]));
+    ok(&demo_data(&data, 16, 2));
     let out = dir.path().join("m.safetensors");
     let train = |weight: &str| {
         camview(&[
