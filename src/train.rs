@@ -599,6 +599,23 @@ mod tests {
     }
 
     #[test]
+    fn augmentation_moves_the_mask_with_the_image() {
+        let mut rng = ChaCha8Rng::seed_from_u64(4);
+        let threshold = |p: &RgbImage| {
+            GrayImage::from_fn(32, 32, |x, y| {
+                image::Luma([if p.get_pixel(x, y).0[0] > 100 { 255 } else { 0 }])
+            })
+        };
+        for s in toy_samples(8).iter().filter(|s| s.label == 1) {
+            for _ in 0..4 {
+                let a = Augmentation::draw(32, &mut rng);
+                let (pixels, mask) = (a.apply(&s.pixels), a.apply(s.mask.as_ref().unwrap()));
+                assert_eq!(mask, threshold(&pixels));
+            }
+        }
+    }
+
+    #[test]
     fn cell_targets_are_the_mask_share_of_each_cell_centre() {
         // A 4 x 4 square at (4..8, 4..8) of a 16 x 16 mask; 2 x 2 cells of 8 pixels, whose
         // middle halves are 2..6 and 10..14: the square covers a quarter of cell (0, 0)'s.
