@@ -227,8 +227,12 @@ fn train_on_a_folder_uses_its_masks_with_a_mask_weight() {
     let missing = train("1");
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("scan_00000.png"));
-    // Without the term the masks are not needed.
+    // Without the term the masks are not needed; with it, a labels.csv must have the column.
     ok(&train("0"));
+    std::fs::write(data.join("labels.csv"), "image,label\nscan_00001.bmp,0\n").unwrap();
+    let no_column = train("1");
+    assert!(!no_column.status.success());
+    assert!(String::from_utf8_lossy(&no_column.stderr).contains("'mask' column"));
 }
 
 /// Faithfulness on a real (small) DenseNet where the answer is known: the demo model was trained

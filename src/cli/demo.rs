@@ -107,12 +107,26 @@ fn save_trained(tensors: &[(String, Tensor)], path: &Path, force: bool) -> Resul
     Ok(())
 }
 
-/// Reads `labels.csv` (image,label[,lesions,mask]) of a demo-data folder; masks only when
-/// `with_masks`.
+/// Reads `labels.csv` (image,label,... with a header) of a demo-data folder; with `with_masks`,
+/// also each row's `mask` column (a positive image without a mask is kept, without one).
 fn read_labelled_folder(dir: &Path, with_masks: bool) -> Result<Vec<LabelledImage>> {
     let csv_path = dir.join("labels.csv");
     let mut reader = csv::Reader::from_path(&csv_path)
         .with_context(|| format!("{}: cannot read the labels", csv_path.display()))?;
+    let mask_column = if with_masks {
+        let headers = reader
+            .headers()
+            .with_context(|| format!("{}: cannot read the header", csv_path.display()))?;
+        let Some(column) = headers.iter().position(|h| h.trim() == "mask") else {
+            bail!(
+                "{}: no 'mask' column, which --mask-weight needs",
+                csv_path.display()
+            );
+        };
+        Some(column)
+    } else {
+        None
+    };
     let mut out = Vec::new();
     for record in reader.records() {
         let record = record.with_context(|| format!("{}: malformed row", csv_path.display()))?;
@@ -126,10 +140,10 @@ fn read_labelled_folder(dir: &Path, with_masks: bool) -> Result<Vec<LabelledImag
             .filter(|l| *l <= 1)
             .with_context(|| format!("{}: label '{label}' is not 0 or 1", csv_path.display()))?;
         let image = imaging::open_image(&dir.join(name))?;
-        let mask = match record
-            .get(3)
+        let mask = match mask_column
+            .and_then(|c| record.get(c))
             .map(str::trim)
-            .filter(|m| with_masks && !m.is_empty())
+            .filter(|m| !m.is_empty())
         {
             Some(m) => Some(read_mask(&dir.join(m), image.rgb.dimensions())?),
             None => None,
