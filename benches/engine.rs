@@ -2,23 +2,29 @@
 //! with the mouse (CAM for a class, overlay composition), which must fit in a frame.
 
 #![allow(clippy::expect_used)] // benchmarks build their own inputs; a failure is a bug to see
+use std::collections::HashMap;
+
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use criterion::{Criterion, criterion_group, criterion_main};
 use std::hint::black_box;
 
-use camview::explain::{self, Analysis, ClassActivationMap, Method, Normalisation};
+use camview::explain::{self, Analysis, ClassActivationMap, MapChoice, Method, Normalisation};
 use camview::imaging::Region;
-use camview::network::{DenseNet, DenseNetConfig, FastDenseNet};
+use camview::network::{Classifier, DenseNetConfig, DifferentiableDenseNet, InferenceEngine};
 use camview::render::{Heat, OverlayStyle, blend};
 
 /// DenseNet-121 with random weights: the candle network and the inference engine built from
-/// the same tensors.
-fn densenet121() -> (DenseNet, FastDenseNet) {
+/// the same tensors, and the tensors.
+fn densenet121() -> (
+    DifferentiableDenseNet,
+    InferenceEngine,
+    HashMap<String, Tensor>,
+) {
     let config = DenseNetConfig::densenet121(2);
     let varmap = VarMap::new();
     let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
-    let net = DenseNet::new(&config, vb).expect("build densenet121");
+    let net = DifferentiableDenseNet::new(&config, vb).expect("build densenet121");
     let tensors = varmap
         .data()
         .lock()
@@ -26,12 +32,12 @@ fn densenet121() -> (DenseNet, FastDenseNet) {
         .iter()
         .map(|(k, v)| (k.clone(), v.as_tensor().clone()))
         .collect();
-    let engine = FastDenseNet::from_tensors(&config, &tensors).expect("engine");
-    (net, engine)
+    let engine = InferenceEngine::from_tensors(&config, &tensors).expect("engine");
+    (net, engine, tensors)
 }
 
 fn forward(c: &mut Criterion) {
-    let (net, engine) = densenet121();
+    let (net, engine, _) = densenet121();
     let x = Tensor::randn(0f32, 1.0, (1, 3, 224, 224), &Device::Cpu).expect("input");
     let mut group = c.benchmark_group("densenet121");
     group.sample_size(20);
@@ -47,7 +53,7 @@ fn forward(c: &mut Criterion) {
 
 /// Each kind of layer of DenseNet-121 at 224, on the maps the real forward pass gives it.
 fn layers(c: &mut Criterion) {
-    let (_, engine) = densenet121();
+    let (_, engine, _) = densenet121();
     let image: Vec<f32> = (0..3 * 224 * 224)
         .map(|i| ((i % 255) as f32 / 128.0) - 1.0)
         .collect();
@@ -91,7 +97,7 @@ fn layers(c: &mut Criterion) {
 }
 
 fn cam(c: &mut Criterion) {
-    let (net, _) = densenet121();
+    let (net, _, _) = densenet121();
     let features = Tensor::rand(0f32, 1.0, (1024, 7, 7), &Device::Cpu).expect("features");
     let (weight, _) = net.classifier();
     let one_class = weight.narrow(0, 1, 1).expect("row");
@@ -115,7 +121,7 @@ fn analysis_of(size: u32) -> Analysis {
         logits: vec![0.0, 1.0],
         probabilities: explain::softmax(&[0.0, 1.0]),
         predicted: 1,
-        cams: vec![cam.clone(), cam],
+        maps: vec![cam.clone(), cam],
         region: Region::whole(size, size),
         input_size: (224, 224),
         features: Tensor::zeros((1, 7, 7), DType::F32, &Device::Cpu).expect("zeros"),
@@ -142,24 +148,14 @@ fn overlay(c: &mut Criterion) {
     }
 }
 
-/// DenseNet-121 (random weights, 2 classes) as a classifier, and its analysis of a 224 x 224
-/// image: the forward pass every method starts from.
-fn densenet121_analysis() -> (camview::network::Classifier, Analysis) {
-    let (net, engine) = densenet121();
-    let config = net.config().clone();
-    let classifier = camview::network::Classifier {
-        net,
-        engine: std::sync::Arc::new(engine),
-        info: camview::network::ModelInfo {
-            file: "bench".into(),
-            sha256: String::new(),
-            architecture: config.architecture_name(),
-            num_classes: 2,
-            config,
-        },
-        labels: vec!["a".into(), "b".into()],
-        preprocessing: camview::imaging::Preprocessing::default(),
-    };
+/// DenseNet-121 (random weights, 2 classes) as a classifier, loaded from a safetensors file in
+/// memory as a user's would be, and its analysis of a 224 x 224 image: the forward pass every
+/// method starts from.
+fn densenet121_analysis() -> (Classifier, Analysis) {
+    let (_, _, tensors) = densenet121();
+    let bytes = safetensors::serialize(tensors.iter().map(|(k, v)| (k.as_str(), v)), None)
+        .expect("serialise");
+    let classifier = Classifier::from_bytes("bench", &bytes, None).expect("classifier");
     let image = image::RgbImage::from_fn(224, 224, |x, y| {
         image::Rgb([x as u8, y as u8, ((x * y) % 251) as u8])
     });
@@ -175,24 +171,16 @@ fn densenet121_analysis() -> (camview::network::Classifier, Analysis) {
 /// on a shared 2-core machine: with CAMVIEW_BENCH_SLOW=1 they are timed once each (best of
 /// two), and exact Score-CAM (all 1024 channels) with CAMVIEW_BENCH_SCORECAM_ALL=1.
 fn methods(c: &mut Criterion) {
-    use camview::explain::methods::explain;
-    use camview::explain::{MethodOptions, NoProgress, Stage};
+    use camview::explain::methods::explain_maps;
+    use camview::explain::{NoProgress, Stage};
     let (classifier, analysis) = densenet121_analysis();
-    let options = MethodOptions::default();
     let mut group = c.benchmark_group("densenet121_224_map");
     group.sample_size(10);
     for method in Method::ALL.into_iter().filter(|m| *m != Method::ScoreCam) {
+        let choice = MapChoice::new(method, Stage::Norm5);
         group.bench_function(format!("{}_norm5", method.name()), |b| {
             b.iter(|| {
-                explain(
-                    &classifier,
-                    &analysis,
-                    method,
-                    Stage::Norm5,
-                    &options,
-                    &NoProgress,
-                )
-                .expect("map")
+                explain_maps(&classifier, &analysis, &choice, None, &NoProgress).expect("map")
             })
         });
     }
@@ -200,9 +188,9 @@ fn methods(c: &mut Criterion) {
     slow_methods(&classifier, &analysis);
 }
 
-fn slow_methods(classifier: &camview::network::Classifier, analysis: &Analysis) {
+fn slow_methods(classifier: &Classifier, analysis: &Analysis) {
     use camview::explain::faithfulness::{FaithfulnessOptions, faithfulness};
-    use camview::explain::methods::explain;
+    use camview::explain::methods::explain_maps;
     use camview::explain::{MethodOptions, NoProgress, Stage};
     let once = |name: &str, runs: usize, f: &dyn Fn()| {
         let best = (0..runs)
@@ -216,11 +204,18 @@ fn slow_methods(classifier: &camview::network::Classifier, analysis: &Analysis) 
     };
     let options = MethodOptions::default();
     let map = |method, layer, options: &MethodOptions| {
-        explain(classifier, analysis, method, layer, options, &NoProgress).expect("map")
+        let choice = MapChoice {
+            method,
+            layer,
+            options: *options,
+        };
+        explain_maps(classifier, analysis, &choice, None, &NoProgress)
+            .expect("map")
+            .maps
     };
     if std::env::var_os("CAMVIEW_BENCH_SLOW").is_some() {
         once("forward_224_batch1", 2, &|| {
-            classifier.net.forward(&analysis.input).expect("forward");
+            classifier.forward(&analysis.input).expect("forward");
         });
         once("scorecam_norm5_64_channels", 2, &|| {
             map(Method::ScoreCam, Stage::Norm5, &options);

@@ -27,7 +27,7 @@ fn analysis_of(size: u32) -> Analysis {
         logits: vec![0.0, 1.0],
         probabilities: explain::softmax(&[0.0, 1.0]),
         predicted: 1,
-        cams: vec![cam(0.0), cam(1.0)],
+        maps: vec![cam(0.0), cam(1.0)],
         region: Region::whole(size, size),
         input_size: (224, 224),
         features: Tensor::zeros((1, 7, 7), DType::F32, &Device::Cpu).expect("zeros"),

@@ -1,15 +1,24 @@
-//! Times a checkpoint's load and forward pass (used by bench/compare_pytorch.sh).
+//! Times a checkpoint's load and forward pass (used by tools/pytorch/compare_pytorch.sh).
 //!
 //! `cargo run --release --example time_forward -- CHECKPOINT [SIZE] [REPEATS] [--candle]`
 //! prints `load_ms`, then one line per timed forward, then the median.
 //! `--input X.npy --expect LOGITS.npy` instead runs `X` once and prints the largest difference
-//! from the expected logits (bench/check_densenet121.py writes both with PyTorch).
+//! from the expected logits (tools/pytorch/check_densenet121.py writes both with PyTorch).
 
 #![allow(clippy::expect_used, clippy::unwrap_used)] // a measuring tool: a failure is a bug to see
 use std::time::Instant;
 
-use camview::network::Classifier;
-use candle_core::{Device, Tensor};
+use camview::network::{Classifier, DifferentiableDenseNet};
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+
+/// candle's differentiable network over the same checkpoint (the path training and the
+/// gradient methods use), to compare with the inference engine.
+fn differentiable(path: &str, classifier: &Classifier) -> anyhow::Result<DifferentiableDenseNet> {
+    let tensors = camview::checkpoint::read_state_dict(std::path::Path::new(path))?;
+    let vb = VarBuilder::from_tensors(tensors.into_iter().collect(), DType::F32, &Device::Cpu);
+    Ok(DifferentiableDenseNet::new(classifier.config(), vb)?)
+}
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -38,9 +47,10 @@ fn main() -> anyhow::Result<()> {
     if let (Some(input), Some(expect)) = (input, expect) {
         let x = Tensor::read_npy(input)?;
         let expected = Tensor::read_npy(expect)?;
+        let net = differentiable(path, &classifier)?;
         for (name, logits) in [
             ("engine", classifier.forward(&x)?.logits),
-            ("candle", classifier.net.forward(&x)?.logits),
+            ("candle", net.forward(&x)?.logits),
         ] {
             let diff = (logits - &expected)?.abs()?.max_all()?.to_scalar::<f32>()?;
             let largest = expected.abs()?.max_all()?.to_scalar::<f32>()?;
@@ -51,10 +61,15 @@ fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     let x = Tensor::randn(0f32, 1.0, (1, 3, size, size), &Device::Cpu)?;
+    let net = if candle {
+        Some(differentiable(path, &classifier)?)
+    } else {
+        None
+    };
     let run = || -> anyhow::Result<f64> {
         let start = Instant::now();
-        let out = if candle {
-            classifier.net.forward(&x)?
+        let out = if let Some(net) = &net {
+            net.forward(&x)?
         } else {
             classifier.forward(&x)?
         };

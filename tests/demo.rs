@@ -242,9 +242,8 @@ fn train_on_a_folder_uses_its_masks_with_a_mask_weight() {
 fn a_map_of_the_lesion_is_more_faithful_than_its_inverse() {
     use camview::explain::faithfulness::{FaithfulnessOptions, faithfulness};
     use camview::explain::{self, ClassActivationMap, Method, NoProgress, Stage};
-    use camview::network::ModelSource;
-    let classifier = ModelSource::Demo.load().unwrap();
-    let generator = camview::synth::ScanGenerator::new(1000);
+    let classifier = camview::demo::demo_classifier().unwrap();
+    let generator = camview::training::synth::ScanGenerator::new(1000);
     let scan = (0..50)
         .map(|i| generator.scan(i))
         .find(|s| s.positive)

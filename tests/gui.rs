@@ -480,26 +480,29 @@ fn settings_are_remembered_between_runs() {
 }
 
 #[test]
-fn with_no_arguments_the_demo_opens_or_says_why_not() {
+fn with_no_arguments_the_demo_model_opens_on_a_demo_image() {
     let mut h = Harness::builder()
         .with_size([1280.0, 800.0])
         .with_max_steps(50)
         .build_eframe(|cc| CamviewApp::new(cc, Launch::demo()).unwrap());
     settle(&mut h);
-    if camview::demo::demo_classifier().is_ok() && !camview::gui::demo_images().is_empty() {
-        assert!(
-            h.state().analysis().is_some(),
-            "the demo image was not analysed"
-        );
-        assert!(
-            h.state().first_heat_map().is_some(),
-            "no heat map on screen"
-        );
-    } else {
-        let notice = h.state().session.notice.clone().expect("an explanation");
-        assert!(notice.text.contains("demo model"), "{notice:?}");
-        h.get_by_label_contains("demo model");
-    }
+    let analysis = h
+        .state()
+        .analysis()
+        .expect("the demo image was not analysed");
+    assert_eq!(analysis.probabilities.len(), 2);
+    assert!(
+        h.state().first_heat_map().is_some(),
+        "no heat map on screen"
+    );
+    let model = h.state().session.model.as_ref().expect("no model");
+    assert_eq!(model.info.file, camview::demo::DEMO_MODEL_NAME);
+    assert_eq!(model.labels, ["normal", "lesion"]);
+    assert!(
+        h.state().title().contains("demo_lesion_1.bmp"),
+        "{}",
+        h.state().title()
+    );
 }
 
 #[test]
@@ -549,7 +552,7 @@ fn without_a_display_the_viewer_says_what_works_instead() {
 
 #[test]
 fn the_caption_band_and_colour_bar_add_rows_below_the_overlay() {
-    use camview::gui::save::{ComposeRequest, compose};
+    use camview::gui::save::ComposeRequest;
     let (_dir, images) = scratch(&["rgb24.bmp"]);
     let h = launch(&images);
     let session = &h.state().session;
@@ -561,8 +564,8 @@ fn the_caption_band_and_colour_bar_add_rows_below_the_overlay() {
         colour_bar: true,
         ..plain.clone()
     };
-    let (a, provenance) = compose(&plain);
-    let (b, _) = compose(&banded);
+    let (a, provenance) = plain.overlay().compose();
+    let (b, _) = banded.overlay().compose();
     assert_eq!(a.dimensions(), (70, 52));
     assert_eq!(b.width(), 70);
     assert!(b.height() > 52);
@@ -601,7 +604,7 @@ fn method_and_layer_pickers_reuse_the_forward_pass_and_faithfulness_plots_the_cu
     let mut h = launch(&images);
     let forward = h.state().session.last_analysis;
     let cam = h.state().analysis().unwrap().clone();
-    assert_eq!(cam.cams[0].method, Method::Cam);
+    assert_eq!(cam.maps[0].method, Method::Cam);
 
     // Grad-CAM from the method picker: computed on the worker, from the same forward pass.
     h.get_by_label("Method").click();
@@ -609,8 +612,8 @@ fn method_and_layer_pickers_reuse_the_forward_pass_and_faithfulness_plots_the_cu
     h.get_by_label("Grad-CAM").click();
     settle(&mut h);
     let shown = h.state().analysis().unwrap().clone();
-    assert_eq!(shown.cams[0].method, Method::GradCam);
-    assert_eq!(shown.cams[0].layer, Stage::Norm5);
+    assert_eq!(shown.maps[0].method, Method::GradCam);
+    assert_eq!(shown.maps[0].layer, Stage::Norm5);
     assert_eq!(shown.logits, cam.logits);
     assert_eq!(
         h.state().session.last_analysis,
@@ -625,8 +628,8 @@ fn method_and_layer_pickers_reuse_the_forward_pass_and_faithfulness_plots_the_cu
     h.get_by_label("features.denseblock2").click();
     settle(&mut h);
     let fine = h.state().analysis().unwrap().clone();
-    assert_eq!(fine.cams[0].layer, Stage::DenseBlock(2));
-    assert_eq!((fine.cams[0].width, fine.cams[0].height), (28, 28));
+    assert_eq!(fine.maps[0].layer, Stage::DenseBlock(2));
+    assert_eq!((fine.maps[0].width, fine.maps[0].height), (28, 28));
 
     // CAM exists only at norm5: picking it moves the layer there, at once (no work).
     h.get_by_label("Method").click();
@@ -635,7 +638,7 @@ fn method_and_layer_pickers_reuse_the_forward_pass_and_faithfulness_plots_the_cu
     h.run();
     assert_eq!(h.state().session.layer, Stage::Norm5);
     assert!(!h.state().session.is_busy(camview::gui::TaskKind::Explain));
-    assert_eq!(h.state().analysis().unwrap().cams[0].method, Method::Cam);
+    assert_eq!(h.state().analysis().unwrap().maps[0].method, Method::Cam);
 
     // Back to Grad-CAM at denseblock2: cached, shown within the frame.
     h.get_by_label("Method").click();
@@ -648,8 +651,8 @@ fn method_and_layer_pickers_reuse_the_forward_pass_and_faithfulness_plots_the_cu
     h.run();
     assert!(!h.state().session.is_busy(camview::gui::TaskKind::Explain));
     assert_eq!(
-        h.state().analysis().unwrap().cams[0].values,
-        fine.cams[0].values
+        h.state().analysis().unwrap().maps[0].values,
+        fine.maps[0].values
     );
 
     // Another class recomposes from the cache too.
@@ -673,4 +676,158 @@ fn method_and_layer_pickers_reuse_the_forward_pass_and_faithfulness_plots_the_cu
         h.query_by_label(&shown_auc).is_some(),
         "insertion AUC {shown_auc} not shown"
     );
+}
+
+/// The one analysis path: for every method (CAM at norm5, the others at a layer that is not the
+/// default), `camview render`, `camview batch`, and the viewer's Save and Copy give the same
+/// pixels, and render, batch and Save the same sidecar, which names the method and layer that
+/// were drawn. (`batch` once drew plain CAM under a Grad-CAM name.)
+#[test]
+fn render_batch_and_the_viewer_agree_for_every_method_at_a_non_default_layer() {
+    use camview::explain::{Method, Stage};
+    let (dir, images) = scratch(&["large.png"]);
+    let scan = &images[0];
+    let model = fixtures().join("models/tiny.pth");
+    let (render_dir, batch_dir) = (dir.path().join("render"), dir.path().join("batch"));
+    std::fs::create_dir_all(&render_dir).unwrap();
+    let mut cam_pixels = None;
+    for method in Method::ALL {
+        let layer = if method == Method::Cam {
+            Stage::Norm5
+        } else {
+            Stage::DenseBlock(2)
+        };
+        let what = format!("{method} at {layer}");
+        let run = |args: &[&str]| {
+            let out = std::process::Command::new(env!("CARGO_BIN_EXE_camview"))
+                .args(args)
+                .args(["--model", model.to_str().unwrap()])
+                .args(["--method", method.name(), "--layer", &layer.name()])
+                .args(["--caption", "--colorbar"])
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{what}: {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+
+        // The viewer, launched on this method and layer; Save with its suggested name (beside
+        // the image) and the caption band and colour bar ticked, then Copy.
+        let mut h = Harness::builder()
+            .with_size([1280.0, 800.0])
+            .with_max_steps(50)
+            .build_eframe(|cc| {
+                let launch = Launch {
+                    model: ModelRequest::file(model.clone()),
+                    images: images.clone(),
+                    method,
+                    layer,
+                    started: Instant::now(),
+                };
+                CamviewApp::new(cc, launch).unwrap()
+            });
+        settle(&mut h);
+        let drawn = &h.state().analysis().unwrap().maps[0];
+        assert_eq!((drawn.method, drawn.layer), (method, layer), "{what}");
+        h.get_by_label("Save overlay…").click();
+        h.run();
+        h.get_by_label("Caption band (image, class, probability, model)")
+            .click();
+        h.get_by_label("Colour bar with the scale").click();
+        h.run();
+        h.get_by_label("Save").click();
+        settle(&mut h);
+        let saved = h.state().session.notice.clone().unwrap();
+        assert!(saved.text.starts_with("Saved "), "{what}: {saved:?}");
+        let session = &h.state().session;
+        let label = &session.model.as_ref().unwrap().labels[session.class];
+        let viewer_file = camview::export::default_overlay_path(scan, label, method, layer);
+        assert!(
+            viewer_file.is_file(),
+            "{what}: no {}",
+            viewer_file.display()
+        );
+        let file_name = viewer_file.file_name().unwrap().to_owned();
+        h.get_by_label("Copy").click();
+        let copied = loop {
+            h.step();
+            let copied = h
+                .output()
+                .platform_output
+                .commands
+                .iter()
+                .find_map(|c| match c {
+                    egui::OutputCommand::CopyImage(image) => Some(image.clone()),
+                    _ => None,
+                });
+            if let Some(image) = copied {
+                break image;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+
+        // The command line, on the same files.
+        let out = render_dir.join(&file_name);
+        run(&[
+            "render",
+            scan.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        run(&[
+            "batch",
+            "--out",
+            batch_dir.to_str().unwrap(),
+            "--force",
+            scan.to_str().unwrap(),
+        ]);
+
+        let pixels = |p: &Path| image::open(p).unwrap().to_rgb8();
+        let sidecar = |p: &Path| -> serde_json::Value {
+            let text = std::fs::read_to_string(camview::export::sidecar_path(p)).unwrap();
+            serde_json::from_str(&text).unwrap()
+        };
+        let viewer = pixels(&viewer_file);
+        let viewer_sidecar = sidecar(&viewer_file);
+        assert_eq!(viewer_sidecar["method"], method.name(), "{what}");
+        assert_eq!(viewer_sidecar["layer"], layer.name(), "{what}");
+        for other in [&out, &batch_dir.join(&file_name)] {
+            assert!(other.is_file(), "{what}: no {}", other.display());
+            assert!(
+                pixels(other) == viewer,
+                "{what}: {} differs from the viewer's Save",
+                other.display()
+            );
+            assert_eq!(
+                sidecar(other),
+                viewer_sidecar,
+                "{what}: {}",
+                other.display()
+            );
+        }
+        let copied_rgb: Vec<u8> = copied
+            .pixels
+            .iter()
+            .flat_map(|p| [p.r(), p.g(), p.b()])
+            .collect();
+        assert_eq!(
+            copied.size,
+            [viewer.width() as usize, viewer.height() as usize],
+            "{what}"
+        );
+        assert!(
+            copied_rgb == viewer.as_raw().as_slice(),
+            "{what}: Copy differs"
+        );
+        // Each method draws its own map, not CAM's.
+        match method {
+            Method::Cam => cam_pixels = Some(viewer),
+            _ => assert!(
+                cam_pixels.as_ref() != Some(&viewer),
+                "{what}: the overlay is CAM's"
+            ),
+        }
+    }
 }

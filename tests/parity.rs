@@ -57,12 +57,12 @@ fn assert_matches_torch(a: &Analysis, prefix: &str, what: &str) {
         "{what}: logits differ by {err}: ours {:?}, torch {logits:?}",
         a.logits
     );
-    let cams: Vec<f32> = a
-        .cams
+    let maps: Vec<f32> = a
+        .maps
         .iter()
         .flat_map(|c| c.values.iter().copied())
         .collect();
-    let err = max_abs_diff(&cams, &npy_f32(&format!("{prefix}.cams.npy")));
+    let err = max_abs_diff(&maps, &npy_f32(&format!("{prefix}.cams.npy")));
     assert!(err <= TOLERANCE, "{what}: raw CAMs differ by {err}");
 }
 
@@ -183,9 +183,9 @@ const JPEG_LOGIT_TOLERANCE: f32 = 0.02;
 #[test]
 fn cam_identity_mean_plus_bias_is_the_logit() {
     let tiny = model("tiny.pth");
-    let bias: Vec<f32> = tiny.net.classifier().1.unwrap().to_vec1().unwrap();
+    let bias: Vec<f32> = tiny.head().1.unwrap().to_vec1().unwrap();
     let a = analyse(&tiny, "rgb24.bmp", &Preprocessing::default());
-    for (c, cam) in a.cams.iter().enumerate() {
+    for (c, cam) in a.maps.iter().enumerate() {
         let mean = cam.values.iter().sum::<f32>() / cam.values.len() as f32;
         assert!((mean + bias[c] - a.logits[c]).abs() < 1e-4, "class {c}");
     }
@@ -205,7 +205,7 @@ fn centre_crop_and_native_geometries_match_torchvision() {
         ..Default::default()
     };
     let a = analyse(&tiny, "large.png", &native);
-    assert_eq!((a.cams[0].width, a.cams[0].height), (9, 8));
+    assert_eq!((a.maps[0].width, a.maps[0].height), (9, 8));
     assert_eq!(a.region, Region::whole(300, 260));
     assert_matches_torch(&a, "large_png.native", "native");
 }
@@ -225,7 +225,7 @@ fn crop_input_pixels_are_torchvision_s() {
 fn upsampled_map_matches_f_interpolate() {
     let tiny = model("tiny.pth");
     let a = analyse(&tiny, "rgb24.bmp", &Preprocessing::default());
-    let cam = &a.cams[0];
+    let cam = &a.maps[0];
     let ours = cam.upsample(&cam.values, 70, 52);
     let torch = npy_f32("rgb24_bmp.cam0_upsampled.npy");
     let err = max_abs_diff(&ours, &torch);
@@ -238,7 +238,7 @@ fn upsampled_map_matches_f_interpolate() {
 #[test]
 fn another_configuration_and_half_precision_weights() {
     let a = analyse(&model("tiny3.pth"), "rgb24.bmp", &Preprocessing::default());
-    assert_eq!(a.cams[0].width, 14);
+    assert_eq!(a.maps[0].width, 14);
     assert_matches_torch(&a, "tiny3_rgb24_bmp", "tiny3");
     // f16 weights upcast to f32 compute what PyTorch computes with the same upcast weights.
     let a = analyse(
@@ -434,7 +434,7 @@ fn grad_cam_family_matches_pytorch_grad_cam() {
     for layer in ["denseblock1", "transition2", "denseblock3", "norm5"] {
         let stage: Stage = layer.parse().unwrap();
         for method in Method::ALL.into_iter().filter(|m| *m != Method::Cam) {
-            let maps = explain::methods::explain(&tiny, &a, method, stage, &options, &NoProgress)
+            let maps = method_maps(&tiny, &a, method, stage, &options, &NoProgress)
                 .unwrap_or_else(|e| panic!("{method} at {layer}: {e}"));
             let name = method.name();
             for class in [0usize, 2] {
@@ -486,6 +486,23 @@ fn grad_cam_family_matches_pytorch_grad_cam() {
     eprintln!("{}", report.join("\n"));
 }
 
+/// The chosen method's maps of every class, through the engine's entry point.
+fn method_maps(
+    classifier: &Classifier,
+    a: &Analysis,
+    method: explain::Method,
+    layer: explain::Stage,
+    options: &explain::MethodOptions,
+    progress: &dyn explain::Progress,
+) -> Result<Vec<explain::ClassActivationMap>, explain::ExplainError> {
+    let choice = explain::MapChoice {
+        method,
+        layer,
+        options: *options,
+    };
+    explain::methods::explain_maps(classifier, a, &choice, None, progress).map(|e| e.maps)
+}
+
 /// Largest absolute difference relative to the reference's largest magnitude.
 fn relative_diff(ours: &[f32], theirs: &[f32]) -> f32 {
     let scale = theirs.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-12);
@@ -497,7 +514,7 @@ fn cam_is_only_defined_at_norm5() {
     use explain::{Method, MethodOptions, NoProgress, Stage};
     let tiny = model("tiny.pth");
     let a = analyse(&tiny, "rgb24.bmp", &Preprocessing::default());
-    let err = explain::methods::explain(
+    let err = method_maps(
         &tiny,
         &a,
         Method::Cam,
@@ -508,7 +525,7 @@ fn cam_is_only_defined_at_norm5() {
     .unwrap_err()
     .to_string();
     assert!(err.contains("features.norm5"), "{err}");
-    let err = explain::methods::explain(
+    let err = method_maps(
         &tiny,
         &a,
         Method::GradCam,
@@ -520,7 +537,7 @@ fn cam_is_only_defined_at_norm5() {
     .to_string();
     assert!(err.contains("features.transition3"), "{err}");
     // At norm5, CAM through the method API is the analysis's own CAM.
-    let maps = explain::methods::explain(
+    let maps = method_maps(
         &tiny,
         &a,
         Method::Cam,
@@ -529,7 +546,7 @@ fn cam_is_only_defined_at_norm5() {
         &NoProgress,
     )
     .unwrap();
-    assert_eq!(maps[1].values, a.cams[1].values);
+    assert_eq!(maps[1].values, a.maps[1].values);
 }
 
 #[test]
@@ -555,7 +572,7 @@ fn score_cam_reports_progress_stops_when_cancelled_and_can_keep_fewer_channels()
         score_cam_batch: 4,
     };
     let progress = StopAfterFirstBatch(AtomicUsize::new(0), AtomicUsize::new(0));
-    let result = explain::methods::explain(
+    let result = method_maps(
         &tiny,
         &a,
         Method::ScoreCam,
@@ -567,7 +584,7 @@ fn score_cam_reports_progress_stops_when_cancelled_and_can_keep_fewer_channels()
     assert_eq!(progress.0.load(Ordering::Relaxed), 4);
     assert_eq!(progress.1.load(Ordering::Relaxed), 32);
 
-    let all = explain::methods::explain(
+    let all = method_maps(
         &tiny,
         &a,
         Method::ScoreCam,
@@ -576,7 +593,7 @@ fn score_cam_reports_progress_stops_when_cancelled_and_can_keep_fewer_channels()
         &explain::NoProgress,
     )
     .unwrap();
-    let few = explain::methods::explain(
+    let few = method_maps(
         &tiny,
         &a,
         Method::ScoreCam,
@@ -585,7 +602,7 @@ fn score_cam_reports_progress_stops_when_cancelled_and_can_keep_fewer_channels()
         &explain::NoProgress,
     )
     .unwrap();
-    let same = explain::methods::explain(
+    let same = method_maps(
         &tiny,
         &a,
         Method::ScoreCam,

@@ -2,7 +2,7 @@
 //! distractors that stop brightness or contrast alone from giving the label away.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // helpers of tests
 
-use camview::synth::{MAX_SIDE, MIN_SIDE, Scan, ScanGenerator, write_dataset};
+use camview::training::synth::{MAX_SIDE, MIN_SIDE, Scan, ScanGenerator, write_dataset};
 use image::GrayImage;
 
 /// Box means over a (2r+1)^2 window, clipped at the borders, from an integral image.

@@ -21,18 +21,20 @@
 //! ReLU; the maps here are at the stage's resolution and NOT min-max scaled or resized (the
 //! renderer does that, or pytorch-grad-cam's `scale_cam_image` does: `tests/parity.rs`).
 
+use std::sync::Arc;
+
 use candle_core::{DType, Tensor, Var};
 use serde::{Deserialize, Serialize};
 
-use super::{Analysis, ClassActivationMap, Method};
+use super::{Analysis, ClassActivationMap, MapChoice, Method};
 use crate::network::{Classifier, Stage};
 
 /// Why a map could not be computed.
 #[derive(Debug, thiserror::Error)]
 pub enum ExplainError {
     #[error(
-        "CAM is defined only at features.norm5 (it weighs the final maps with the classifier); \
-         use --method gradcam for {layer}"
+        "CAM is defined only at features.norm5 (it weighs the final maps with the classifier), \
+         not at {layer}"
     )]
     CamNeedsNorm5 { layer: Stage },
     #[error("this model has no layer {layer}; its layers are {available}")]
@@ -58,7 +60,7 @@ pub struct NoProgress;
 impl Progress for NoProgress {}
 
 /// The options of the methods that have any.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct MethodOptions {
     /// Score-CAM: masked forward passes for at most this many channels, those with the largest
     /// activation (L2 norm over the map); `None` = every channel, as pytorch-grad-cam does.
@@ -98,8 +100,7 @@ pub fn layer_activations(
     analysis: &Analysis,
     stage: Stage,
 ) -> Result<LayerActivations, ExplainError> {
-    let net = &classifier.net;
-    let stages = net.stages();
+    let stages = classifier.stages();
     if !stages.contains(&stage) {
         return Err(ExplainError::NoSuchLayer {
             layer: stage,
@@ -113,7 +114,10 @@ pub fn layer_activations(
     let activation = if stage == Stage::Norm5 {
         analysis.features.clone()
     } else {
-        net.forward_to(&analysis.input, stage)?.squeeze(0)?
+        classifier
+            .differentiable()
+            .forward_to(&analysis.input, stage)?
+            .squeeze(0)?
     };
     Ok(LayerActivations { stage, activation })
 }
@@ -135,7 +139,7 @@ pub fn class_maps(
             if acts.stage != Stage::Norm5 {
                 return Err(ExplainError::CamNeedsNorm5 { layer: acts.stage });
             }
-            let (weight, _) = classifier.net.classifier();
+            let (weight, _) = classifier.head();
             super::class_activation_maps(&acts.activation, weight)?
                 .flatten_from(1)?
                 .to_vec2()?
@@ -171,20 +175,36 @@ pub fn class_maps(
         .collect())
 }
 
-/// `layer_activations` then `class_maps`.
-pub fn explain(
+/// A method's maps of every class, with the activations they came from (the viewer keeps
+/// them for the next method at the same layer).
+pub struct ExplainedMaps {
+    pub activations: Arc<LayerActivations>,
+    pub maps: Vec<ClassActivationMap>,
+}
+
+/// `choice`'s maps of every class from the forward pass's `analysis`: `layer_activations` (or
+/// `activations`, when they are the chosen layer's), then `class_maps`.
+pub fn explain_maps(
     classifier: &Classifier,
     analysis: &Analysis,
-    method: Method,
-    stage: Stage,
-    options: &MethodOptions,
+    choice: &MapChoice,
+    activations: Option<Arc<LayerActivations>>,
     progress: &dyn Progress,
-) -> Result<Vec<ClassActivationMap>, ExplainError> {
-    if method == Method::Cam && stage != Stage::Norm5 {
-        return Err(ExplainError::CamNeedsNorm5 { layer: stage });
-    }
-    let acts = layer_activations(classifier, analysis, stage)?;
-    class_maps(classifier, analysis, &acts, method, options, progress)
+) -> Result<ExplainedMaps, ExplainError> {
+    choice.check()?;
+    let activations = match activations {
+        Some(a) if a.stage == choice.layer => a,
+        _ => Arc::new(layer_activations(classifier, analysis, choice.layer)?),
+    };
+    let maps = class_maps(
+        classifier,
+        analysis,
+        &activations,
+        choice.method,
+        &choice.options,
+        progress,
+    )?;
+    Ok(ExplainedMaps { activations, maps })
 }
 
 fn relu(mut v: Vec<f32>) -> Vec<f32> {
@@ -215,7 +235,9 @@ fn gradients(
             .broadcast_as((n, k, h, w))?
             .contiguous()?;
         let var = Var::from_tensor(&batch)?;
-        let logits = classifier.net.forward_from(var.as_tensor(), acts.stage)?;
+        let logits = classifier
+            .differentiable()
+            .forward_from(var.as_tensor(), acts.stage)?;
         // One-hot selection: row i keeps logit[chunk[i]], so the sum's gradient w.r.t. batch
         // item i is that class's gradient alone.
         let mut one_hot = vec![0f32; n * classes];

@@ -7,7 +7,7 @@ use eframe::egui::{
     Response, Stroke, StrokeKind, Vec2, pos2,
 };
 
-use crate::render::annotation::{self, Annotation, HALO, HALO_ALPHA, Point, Shape};
+use crate::render::annotation::{Annotation, HALO, HALO_ALPHA, Point, Shape};
 
 use super::view::View;
 
@@ -469,7 +469,8 @@ pub fn paint_annotation(painter: &Painter, a: &Annotation, view: &View, pane: Re
         Color32::from_rgba_unmultiplied(HALO[0], HALO[1], HALO[2], (HALO_ALPHA * 255.0) as u8);
     match &a.shape {
         Shape::Note { at, text, size } => {
-            let font = FontId::monospace((size * zoom * annotation::note_em_ratio()).max(1.0));
+            let font =
+                FontId::monospace((size * zoom * crate::render::text::note_em_ratio()).max(1.0));
             let p = view.to_screen(pane, pos(*at));
             let offset = (size / 16.0).max(1.0) * zoom;
             for d in [
@@ -551,7 +552,7 @@ mod tests {
 
     #[test]
     fn arrows_become_two_polylines() {
-        let segments = annotation::arrow_segments([0.0, 0.0], [10.0, 0.0], 1.0);
+        let segments = crate::render::annotation::arrow_segments([0.0, 0.0], [10.0, 0.0], 1.0);
         let c = chains(&segments);
         assert_eq!(c.len(), 2);
         assert_eq!(c[0].len(), 3);

@@ -13,7 +13,7 @@ use eframe::egui::{
 
 use crate::explain::faithfulness::{DEFAULT_STEPS, Faithfulness};
 use crate::explain::{Analysis, Method, Normalisation, Stage};
-use crate::network::ModelSource;
+use crate::model_request::ModelSource;
 use crate::render::Colormap;
 
 use super::annotate::{Annotator, Tool};
@@ -22,7 +22,8 @@ use super::save::{self, Check, FORMATS};
 use super::session::{NoticeKind, Session, TaskKind, model_name};
 use super::settings::Settings;
 use super::view::View;
-use super::worker::{ImageOrigin, ModelRequest, Worker};
+use super::worker::{ImageOrigin, Worker};
+use crate::model_request::ModelRequest;
 
 /// What to open at start.
 #[derive(Debug, Clone)]
@@ -40,11 +41,7 @@ impl Launch {
     /// The demo model and the first demo image.
     pub fn demo() -> Self {
         Self {
-            model: ModelRequest {
-                source: ModelSource::Demo,
-                input_size: None,
-                geometry: None,
-            },
+            model: ModelRequest::demo(),
             images: Vec::new(),
             method: Method::Cam,
             layer: Stage::Norm5,
@@ -1132,7 +1129,7 @@ impl CamviewApp {
             .session
             .model
             .as_ref()
-            .map(|m| m.net.stages())
+            .map(|m| m.stages())
             .unwrap_or_else(|| vec![Stage::Norm5]);
         let label = ui.label("Layer");
         egui::ComboBox::from_id_salt("layer")
@@ -2065,7 +2062,7 @@ fn legend_number(v: f32, span: f32) -> String {
 /// The method and layer of the maps on screen (what a saved overlay shows).
 fn analysis_map_choice(analysis: Option<&Analysis>) -> (Method, Stage) {
     analysis
-        .and_then(|a| a.cams.first())
+        .and_then(|a| a.maps.first())
         .map_or((Method::Cam, Stage::Norm5), |m| (m.method, m.layer))
 }
 

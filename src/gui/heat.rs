@@ -62,7 +62,7 @@ impl ScreenHeat {
     ) -> Self {
         let (width, height) = heat_size(image_width, image_height, max_side);
         let cam = rescaled(
-            &analysis.cams[class],
+            &analysis.maps[class],
             f64::from(width) / f64::from(image_width.max(1)),
             f64::from(height) / f64::from(image_height.max(1)),
         );
@@ -103,7 +103,7 @@ impl ScreenHeat {
 /// The raw map value of `class` at image pixel `(x, y)` of a `width x height` image, computed
 /// exactly as the full-resolution upsampling would (None outside the region the network saw).
 pub fn map_value_at(analysis: &Analysis, class: usize, x: u32, y: u32) -> Option<f32> {
-    let cam = &analysis.cams[class];
+    let cam = &analysis.maps[class];
     // Shift the region so that pixel (x, y) becomes pixel (0, 0) of a 1 x 1 image.
     let mut one = cam.clone();
     one.region.x -= f64::from(x);
@@ -137,7 +137,7 @@ mod tests {
             logits: vec![0.0],
             probabilities: softmax(&[0.0]),
             predicted: 0,
-            cams: vec![cam],
+            maps: vec![cam],
             region,
             input_size: (224, 224),
             features: Tensor::zeros((1, 7, 7), DType::F32, &Device::Cpu).unwrap(),
@@ -180,7 +180,7 @@ mod tests {
             }
         }
         // The point sampler agrees with the full upsampling (before normalisation).
-        let raw = &a.cams[0];
+        let raw = &a.maps[0];
         let full = raw.upsample(&raw.values, 80, 50);
         for (x, y) in [(0, 0), (10, 3), (45, 20), (69, 49), (79, 10)] {
             let expected = full[(y * 80 + x) as usize];

@@ -16,9 +16,10 @@ pub mod settings;
 pub mod view;
 pub mod worker;
 
+pub use crate::model_request::ModelRequest;
 pub use app::{CamviewApp, Launch};
 pub use session::{Session, TaskKind};
-pub use worker::{ImageOrigin, ModelRequest};
+pub use worker::ImageOrigin;
 
 use eframe::egui;
 
@@ -38,7 +39,7 @@ pub fn run(launch: Launch) -> Result<(), String> {
              {HEADLESS_HINT}"
         ));
     }
-    // CAMVIEW_WINDOW_SIZE=WxH (used by scripts/screenshot.sh to fill a virtual screen).
+    // CAMVIEW_WINDOW_SIZE=WxH (used by tools/screenshot.sh to fill a virtual screen).
     let size = std::env::var("CAMVIEW_WINDOW_SIZE")
         .ok()
         .and_then(|s| {

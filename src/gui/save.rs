@@ -4,13 +4,11 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use image::RgbImage;
-
 use crate::explain::{Analysis, Method, Stage};
-use crate::export::{self, ImageRecord, Provenance};
+use crate::export::{self, OverlayRequest};
 use crate::imaging::SourceImage;
 use crate::network::Classifier;
-use crate::render::{self, Annotation, ColourBar, Heat, OverlayStyle};
+use crate::render::{Annotation, OverlayStyle};
 
 /// Everything needed to compose one overlay, detached from the session so the worker can do it.
 #[derive(Clone)]
@@ -27,43 +25,21 @@ pub struct ComposeRequest {
     pub colour_bar: bool,
 }
 
-/// The overlay at the image's own resolution: heat blended as `render::blend` does, then the
-/// annotations, then (optionally) the caption band and colour bar below it.
-pub fn compose(req: &ComposeRequest) -> (RgbImage, Provenance) {
-    let (w, h) = (req.image.width(), req.image.height());
-    let record = ImageRecord {
-        file: req
-            .image_file
-            .as_ref()
-            .map_or_else(|| req.image.name.clone(), |p| p.display().to_string()),
-        width: w,
-        height: h,
-    };
-    let mut provenance = Provenance::new(
-        record,
-        &req.classifier,
-        &req.analysis,
-        req.class,
-        &req.style,
-    );
-    provenance.annotations = req.annotations.clone();
-    let heat = Heat::of(&req.analysis, req.class, req.style.normalisation, w, h);
-    let mut overlay = render::blend(&req.image.rgb, &heat, &req.style);
-    render::annotation::burn_in(&mut overlay, &req.annotations);
-    if !req.caption && !req.colour_bar {
-        return (overlay, provenance);
+impl ComposeRequest {
+    /// The engine's request for this overlay: the one composition every front end uses.
+    pub fn overlay(&self) -> OverlayRequest<'_> {
+        OverlayRequest {
+            image: &self.image,
+            image_file: self.image_file.as_deref(),
+            classifier: &self.classifier,
+            analysis: &self.analysis,
+            class: self.class,
+            style: self.style,
+            annotations: &self.annotations,
+            caption: self.caption,
+            colour_bar: self.colour_bar,
+        }
     }
-    let lines = if req.caption {
-        provenance.caption_lines()
-    } else {
-        Vec::new()
-    };
-    let bar = req.colour_bar.then_some(ColourBar {
-        colormap: req.style.colormap,
-        low: heat.range.0,
-        high: heat.range.1,
-    });
-    (render::with_caption_band(&overlay, &lines, bar), provenance)
 }
 
 /// Composes and writes the overlay and its sidecar; returns both paths.
@@ -72,9 +48,9 @@ pub fn save(
     dest: &Path,
     replace: bool,
 ) -> Result<(PathBuf, PathBuf), String> {
-    let (img, provenance) = compose(req);
-    let sources: Vec<&Path> = req.image_file.iter().map(PathBuf::as_path).collect();
-    let sidecar = export::save_overlay(dest, &img, &provenance, replace, &sources)
+    let (_, sidecar) = req
+        .overlay()
+        .save(dest, replace)
         .map_err(|e| e.to_string())?;
     Ok((dest.to_path_buf(), sidecar))
 }

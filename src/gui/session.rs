@@ -11,17 +11,16 @@ use eframe::egui::ColorImage;
 
 use crate::explain::faithfulness::{Faithfulness, FaithfulnessOptions};
 use crate::explain::{
-    Analysis, ClassActivationMap, LayerActivations, Method, MethodOptions, Stage,
+    Analysis, ClassActivationMap, ExplainedMaps, LayerActivations, MapChoice, Method, Stage,
 };
 use crate::imaging::SourceImage;
+use crate::model_request::ModelRequest;
 use crate::network::Classifier;
 use crate::render::OverlayStyle;
 
 use super::annotate::AnnotationLayer;
 use super::save::ComposeRequest;
-use super::worker::{
-    Answer, ExplainedMaps, ImageOrigin, Job, ModelRequest, Outcome, Purpose, WorkProgress, Worker,
-};
+use super::worker::{Answer, ImageOrigin, Job, Outcome, Purpose, WorkProgress, Worker};
 
 /// The kinds of work in flight; a new request of a kind replaces the one before.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -101,13 +100,14 @@ pub struct Session {
     base: Option<Arc<Analysis>>,
     pub class: usize,
     /// The method and layer the user chose (the maps on screen may still be the previous ones
-    /// while these are computed: `analysis.cams[..].method` says what is drawn).
+    /// while these are computed: `analysis.maps[..].method` says what is drawn).
     pub method: Method,
     pub layer: Stage,
     /// Score-CAM over every channel (exact, slow on large models) instead of the strongest 64.
     pub score_cam_all_channels: bool,
-    /// Maps computed for the current image, by method and layer: switching back costs nothing.
-    maps: HashMap<(Method, Stage, bool), Vec<ClassActivationMap>>,
+    /// Maps computed for the current image, by method, layer and options: switching back costs
+    /// nothing.
+    maps: HashMap<MapChoice, Vec<ClassActivationMap>>,
     /// Activations computed for the current image, by layer: a new method at a layer already
     /// seen runs no forward pass up to it.
     activations: HashMap<Stage, Arc<LayerActivations>>,
@@ -255,9 +255,13 @@ impl Session {
         self.show_choice();
     }
 
-    fn map_key(&self) -> (Method, Stage, bool) {
-        let all = self.method == Method::ScoreCam && self.score_cam_all_channels;
-        (self.method, self.layer, all)
+    /// The map the user chose, with its options.
+    fn choice(&self) -> MapChoice {
+        let mut choice = MapChoice::new(self.method, self.layer);
+        if self.method == Method::ScoreCam && self.score_cam_all_channels {
+            choice.options.score_cam_channels = None;
+        }
+        choice
     }
 
     fn display(&mut self, analysis: Arc<Analysis>) {
@@ -276,16 +280,14 @@ impl Session {
         let Some(base) = self.base.clone() else {
             return;
         };
-        if self.method == Method::Cam && self.layer == Stage::Norm5 {
+        let choice = self.choice();
+        if choice.is_forward_pass_cam() {
             self.stop_maps();
             self.display(base);
             return;
         }
-        if let Some(maps) = self.maps.get(&self.map_key()) {
-            let shown = Analysis {
-                cams: maps.clone(),
-                ..(*base).clone()
-            };
+        if let Some(maps) = self.maps.get(&choice) {
+            let shown = base.showing(maps.clone());
             self.stop_maps();
             self.display(Arc::new(shown));
             return;
@@ -296,25 +298,14 @@ impl Session {
         self.stop_maps();
         let progress = Arc::new(WorkProgress::default());
         self.map_progress = Some(Arc::clone(&progress));
-        let (method, layer) = (self.method, self.layer);
-        let activations = self.activations.get(&layer).cloned();
-        let options = MethodOptions {
-            score_cam_channels: if self.score_cam_all_channels {
-                None
-            } else {
-                MethodOptions::default().score_cam_channels
-            },
-            ..MethodOptions::default()
-        };
-        let label = format!("Computing {} at {layer}…", method.title());
+        let activations = self.activations.get(&choice.layer).cloned();
+        let label = format!("Computing {} at {}…", choice.method.title(), choice.layer);
         self.submit(TaskKind::Explain, label, |ticket| Job::Explain {
             ticket,
             classifier: model,
             analysis: base,
-            method,
-            layer,
+            choice,
             activations,
-            options,
             progress,
         });
     }
@@ -328,19 +319,18 @@ impl Session {
 
     /// The choice becomes what is on screen again.
     fn revert_choice(&mut self) {
-        if let Some(map) = self.analysis.as_ref().and_then(|a| a.cams.first()) {
+        if let Some(map) = self.analysis.as_ref().and_then(|a| a.maps.first()) {
             self.method = map.method;
             self.layer = map.layer;
         }
     }
 
-    fn take_maps(&mut self, result: Result<ExplainedMaps, String>) {
+    fn take_maps(&mut self, choice: MapChoice, result: Result<ExplainedMaps, String>) {
         self.map_progress = None;
         match result {
             Ok(e) => {
-                let all = e.method == Method::ScoreCam && self.score_cam_all_channels;
-                self.activations.insert(e.layer, e.activations);
-                self.maps.insert((e.method, e.layer, all), e.maps);
+                self.activations.insert(choice.layer, e.activations);
+                self.maps.insert(choice, e.maps);
                 self.show_choice();
             }
             Err(e) => {
@@ -514,7 +504,7 @@ impl Session {
                     Ok(classifier) => {
                         let request = self.pending_model.take();
                         if let Some(ModelRequest {
-                            source: crate::network::ModelSource::File { path, .. },
+                            source: crate::model_request::ModelSource::File { path, .. },
                             ..
                         }) = &request
                         {
@@ -533,7 +523,7 @@ impl Session {
                         if !self
                             .model
                             .as_ref()
-                            .is_some_and(|m| m.net.stages().contains(&self.layer))
+                            .is_some_and(|m| m.stages().contains(&self.layer))
                         {
                             self.layer = Stage::Norm5;
                         }
@@ -613,9 +603,9 @@ impl Session {
                     Err(e) => self.error(e),
                 }
             }
-            Answer::Maps(result) => {
+            Answer::Maps(choice, result) => {
                 if self.expects(TaskKind::Explain, ticket) {
-                    self.take_maps(result);
+                    self.take_maps(choice, result);
                 }
             }
             Answer::Faithfulness(result) => {

@@ -16,11 +16,10 @@ use eframe::egui::ColorImage;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use crate::explain::faithfulness::{self, Faithfulness, FaithfulnessOptions};
-use crate::explain::{
-    self, Analysis, ClassActivationMap, LayerActivations, Method, MethodOptions, Stage,
-};
-use crate::imaging::{self, Geometry, SourceImage};
-use crate::network::{Classifier, ModelSource};
+use crate::explain::{self, Analysis, ExplainedMaps, LayerActivations, MapChoice};
+use crate::imaging::{self, SourceImage};
+use crate::model_request::ModelRequest;
+use crate::network::Classifier;
 
 use super::save::{self, ComposeRequest};
 
@@ -51,46 +50,6 @@ impl ImageOrigin {
             Self::File(p) => Some(p),
             Self::Demo { .. } => None,
         }
-    }
-}
-
-/// A model to load, with the command line's overrides.
-#[derive(Debug, Clone)]
-pub struct ModelRequest {
-    pub source: ModelSource,
-    pub input_size: Option<u32>,
-    pub geometry: Option<Geometry>,
-}
-
-impl ModelRequest {
-    pub fn file(path: PathBuf) -> Self {
-        Self {
-            source: ModelSource::File { path, labels: None },
-            input_size: None,
-            geometry: None,
-        }
-    }
-
-    /// The file name, or "the demo model".
-    pub fn name(&self) -> String {
-        match &self.source {
-            ModelSource::File { path, .. } => path.file_name().map_or_else(
-                || path.display().to_string(),
-                |n| n.to_string_lossy().into(),
-            ),
-            ModelSource::Demo => "the demo model".to_string(),
-        }
-    }
-
-    fn load(&self) -> Result<Classifier, String> {
-        let mut classifier = self.source.load().map_err(|e| e.to_string())?;
-        if let Some(size) = self.input_size {
-            classifier.preprocessing.input_size = size;
-        }
-        if let Some(geometry) = self.geometry {
-            classifier.preprocessing.geometry = geometry;
-        }
-        Ok(classifier)
     }
 }
 
@@ -139,10 +98,8 @@ pub enum Job {
         ticket: u64,
         classifier: Arc<Classifier>,
         analysis: Arc<Analysis>,
-        method: Method,
-        layer: Stage,
+        choice: MapChoice,
         activations: Option<Arc<LayerActivations>>,
-        options: MethodOptions,
         progress: Arc<WorkProgress>,
     },
     /// The faithfulness scores of one class's map.
@@ -190,15 +147,6 @@ impl explain::Progress for WorkProgress {
     }
 }
 
-/// A method's maps for every class, with the activations they came from (kept for the next
-/// method at the same layer).
-pub struct ExplainedMaps {
-    pub method: Method,
-    pub layer: Stage,
-    pub activations: Arc<LayerActivations>,
-    pub maps: Vec<ClassActivationMap>,
-}
-
 /// The answer to a job, with how long it took.
 pub struct Outcome {
     pub ticket: u64,
@@ -212,7 +160,8 @@ pub enum Answer {
     Analysis(Result<Analysis, String>),
     Saved(Result<(PathBuf, PathBuf), String>),
     Clipboard(Result<ColorImage, String>),
-    Maps(Result<ExplainedMaps, String>),
+    /// The maps of a choice.
+    Maps(MapChoice, Result<ExplainedMaps, String>),
     /// The scores, and the analysis generation key they were asked for.
     Faithfulness(Result<Faithfulness, String>),
 }
@@ -280,7 +229,9 @@ fn run_job(job: Job) -> Outcome {
     let (ticket, result) = match job {
         Job::LoadModel { ticket, request } => (
             ticket,
-            Answer::Model(guard(&request.name(), || request.load().map(Box::new))),
+            Answer::Model(guard(&request.name(), || {
+                request.load().map(Box::new).map_err(|e| e.to_string())
+            })),
         ),
         Job::OpenImage {
             ticket,
@@ -320,7 +271,7 @@ fn run_job(job: Job) -> Outcome {
                     }))
                 }
                 Purpose::Clipboard => Answer::Clipboard(guard("the overlay", || {
-                    let (img, _) = save::compose(&request);
+                    let (img, _) = request.overlay().compose();
                     Ok(ColorImage::from_rgb(
                         [img.width() as usize, img.height() as usize],
                         img.as_raw(),
@@ -333,37 +284,24 @@ fn run_job(job: Job) -> Outcome {
             ticket,
             classifier,
             analysis,
-            method,
-            layer,
+            choice,
             activations,
-            options,
             progress,
         } => (
             ticket,
-            Answer::Maps(guard(method.title(), || {
-                let activations = match activations {
-                    Some(a) if a.stage == layer => a,
-                    _ => Arc::new(
-                        explain::methods::layer_activations(&classifier, &analysis, layer)
-                            .map_err(|e| e.to_string())?,
-                    ),
-                };
-                let maps = explain::methods::class_maps(
-                    &classifier,
-                    &analysis,
-                    &activations,
-                    method,
-                    &options,
-                    progress.as_ref(),
-                )
-                .map_err(|e| e.to_string())?;
-                Ok(ExplainedMaps {
-                    method,
-                    layer,
-                    activations,
-                    maps,
-                })
-            })),
+            Answer::Maps(
+                choice,
+                guard(choice.method.title(), || {
+                    explain::methods::explain_maps(
+                        &classifier,
+                        &analysis,
+                        &choice,
+                        activations,
+                        progress.as_ref(),
+                    )
+                    .map_err(|e| e.to_string())
+                }),
+            ),
         ),
         Job::Faithfulness {
             ticket,
@@ -376,7 +314,7 @@ fn run_job(job: Job) -> Outcome {
             ticket,
             Answer::Faithfulness(guard("faithfulness", || {
                 let map = analysis
-                    .cams
+                    .maps
                     .get(class)
                     .ok_or_else(|| format!("no map for class {class}"))?;
                 faithfulness::faithfulness(

@@ -17,17 +17,29 @@ pub const MIN_NETWORK_SIDE: u32 = 32;
 pub const MAX_NATIVE_SIDE: u32 = 2048;
 
 /// How the image becomes the network's input.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Geometry {
     /// torchvision `Resize((S, S))`: the whole image, aspect ratio not kept.
     Stretch,
     /// torchvision `Resize(S * 256 / 224)` + `CenterCrop(S)`: the centre of the image.
-    #[value(name = "crop")]
     #[serde(rename = "crop")]
     CentreCrop,
     /// The image as it is, no resizing.
     Native,
+}
+
+impl Geometry {
+    pub const ALL: [Geometry; 3] = [Self::Stretch, Self::CentreCrop, Self::Native];
+
+    /// The name in sidecars and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Stretch => "stretch",
+            Self::CentreCrop => "crop",
+            Self::Native => "native",
+        }
+    }
 }
 
 /// The preprocessing a model expects. Default: torchvision's ImageNet evaluation transform.

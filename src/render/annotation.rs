@@ -3,11 +3,10 @@
 //! overlay. The geometry here is shared by the viewer (which draws it with egui) and the burn-in,
 //! so what is saved is what was on the screen.
 
-use ab_glyph::{Font, FontRef, PxScale, ScaleFont};
 use image::RgbImage;
 use serde::{Deserialize, Serialize};
 
-use super::caption::draw_text;
+use super::text::{draw_text, text_width};
 
 /// A point in image pixel coordinates: `(0, 0)` is the top-left corner of the top-left pixel.
 pub type Point = [f32; 2];
@@ -39,32 +38,6 @@ pub enum Shape {
 pub const HALO: [u8; 3] = [0, 0, 0];
 /// The outline's opacity.
 pub const HALO_ALPHA: f32 = 0.6;
-
-fn font() -> Option<FontRef<'static>> {
-    FontRef::try_from_slice(epaint_default_fonts::HACK_REGULAR).ok()
-}
-
-/// Width of `text` drawn `px` high with the note font (the same font the caption band uses).
-pub fn text_width(text: &str, px: f32) -> f32 {
-    let Some(font) = font() else { return 0.0 };
-    let scaled = font.as_scaled(PxScale::from(px));
-    text.chars()
-        .map(|c| scaled.h_advance(scaled.glyph_id(c)))
-        .sum()
-}
-
-/// The note font's em size for a text `px` high: a viewer that sizes fonts by the em (egui does)
-/// draws a note at `size * note_em_ratio()` to match the burnt-in text.
-pub fn note_em_ratio() -> f32 {
-    font().map_or(1.0, |f| {
-        let height = f.height_unscaled();
-        if height > 0.0 {
-            f.units_per_em().unwrap_or(height) / height
-        } else {
-            1.0
-        }
-    })
-}
 
 impl Annotation {
     /// The line segments that draw this mark (empty for a note).

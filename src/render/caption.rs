@@ -1,54 +1,12 @@
 //! A caption band under the overlay: text lines on the left, a labelled colour bar on the right.
 
-use ab_glyph::{Font, FontRef, PxScale, ScaleFont};
 use image::{Rgb, RgbImage};
 
 use super::colormap::Colormap;
+use super::text::{draw_text, text_width};
 
 const BACKGROUND: Rgb<u8> = Rgb([24, 24, 24]);
 const TEXT: [u8; 3] = [235, 235, 235];
-
-fn font() -> Option<FontRef<'static>> {
-    FontRef::try_from_slice(epaint_default_fonts::HACK_REGULAR).ok()
-}
-
-/// Draws `text` with its baseline-top at `(x, y)`; returns the width drawn.
-pub fn draw_text(img: &mut RgbImage, text: &str, x: f32, y: f32, px: f32, colour: [u8; 3]) -> f32 {
-    let Some(font) = font() else { return 0.0 };
-    let scaled = font.as_scaled(PxScale::from(px));
-    let mut caret = x;
-    let mut previous = None;
-    for ch in text.chars() {
-        let id = scaled.glyph_id(ch);
-        if let Some(prev) = previous {
-            caret += scaled.kern(prev, id);
-        }
-        let glyph = id.with_scale_and_position(px, ab_glyph::point(caret, y + scaled.ascent()));
-        caret += scaled.h_advance(id);
-        previous = Some(id);
-        let Some(outline) = font.outline_glyph(glyph) else {
-            continue;
-        };
-        let bounds = outline.px_bounds();
-        outline.draw(|gx, gy, coverage| {
-            let px_x = bounds.min.x as i64 + i64::from(gx);
-            let px_y = bounds.min.y as i64 + i64::from(gy);
-            if px_x < 0
-                || px_y < 0
-                || px_x >= i64::from(img.width())
-                || px_y >= i64::from(img.height())
-            {
-                return;
-            }
-            let p = img.get_pixel_mut(px_x as u32, px_y as u32);
-            let a = coverage.clamp(0.0, 1.0);
-            for (v, c) in p.0.iter_mut().zip(colour) {
-                *v = (f32::from(*v) * (1.0 - a) + f32::from(c) * a).round() as u8;
-            }
-        });
-    }
-    caret - x
-}
 
 /// What the colour bar stands for: the colormap and the raw map values at its two ends.
 #[derive(Debug, Clone, Copy)]
@@ -66,7 +24,7 @@ pub fn with_caption_band(overlay: &RgbImage, lines: &[String], bar: Option<Colou
     let pad = (width as f32 / 80.0).clamp(4.0, 24.0).ceil();
     let usable = width as f32 - 2.0 * pad;
     let mut px = (width as f32 / 48.0).clamp(11.0, 40.0);
-    let widest = lines.iter().map(|l| measure(l, px)).fold(0.0, f32::max);
+    let widest = lines.iter().map(|l| text_width(l, px)).fold(0.0, f32::max);
     if widest > usable {
         px = (px * usable / widest).max(9.0);
     }
@@ -100,7 +58,7 @@ pub fn with_caption_band(overlay: &RgbImage, lines: &[String], bar: Option<Colou
         draw_text(
             &mut out,
             title,
-            (width as f32 - measure(title, small)) / 2.0,
+            (width as f32 - text_width(title, small)) / 2.0,
             y,
             small,
             TEXT,
@@ -108,7 +66,7 @@ pub fn with_caption_band(overlay: &RgbImage, lines: &[String], bar: Option<Colou
         draw_text(
             &mut out,
             &high,
-            width as f32 - pad - measure(&high, small),
+            width as f32 - pad - text_width(&high, small),
             y,
             small,
             TEXT,
@@ -119,22 +77,14 @@ pub fn with_caption_band(overlay: &RgbImage, lines: &[String], bar: Option<Colou
 
 /// `text`, cut with an ellipsis so it is at most `max_width` wide at `px`.
 fn fit(text: &str, px: f32, max_width: f32) -> String {
-    if measure(text, px) <= max_width {
+    if text_width(text, px) <= max_width {
         return text.to_string();
     }
     let mut cut: String = text.to_string();
-    while !cut.is_empty() && measure(&format!("{cut}…"), px) > max_width {
+    while !cut.is_empty() && text_width(&format!("{cut}…"), px) > max_width {
         cut.pop();
     }
     format!("{}…", cut.trim_end())
-}
-
-fn measure(text: &str, px: f32) -> f32 {
-    let Some(font) = font() else { return 0.0 };
-    let scaled = font.as_scaled(PxScale::from(px));
-    text.chars()
-        .map(|c| scaled.h_advance(scaled.glyph_id(c)))
-        .sum()
 }
 
 #[cfg(test)]

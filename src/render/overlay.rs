@@ -47,7 +47,7 @@ impl Heat {
         height: u32,
     ) -> Self {
         let range = analysis.range(class, normalisation);
-        Self::of_map(&analysis.cams[class], range, width, height)
+        Self::of_map(&analysis.maps[class], range, width, height)
     }
 
     /// `cam` scaled by `range` to `[0, 1]` and upsampled onto a `width x height` grid over which

@@ -1,5 +1,5 @@
-//! `demo-data`, `train` and `eval`: making the demo model honestly and measuring whether its
-//! maps point at the lesions.
+//! `demo-data`, `train` and `eval`: the commands that make the demo model honestly and measure
+//! whether its maps point at the lesions (the tooling itself is `crate::training`).
 
 use std::io::Write;
 use std::ops::ControlFlow;
@@ -13,14 +13,16 @@ use clap::Args;
 use image::{GrayImage, RgbImage};
 use serde::Serialize;
 
-use super::ModelArgs;
+use super::args::{MapArgs, ModelArgs, image_inputs};
+use super::faithfulness::print_faithfulness_summary;
 use crate::explain::faithfulness::{self, FaithfulnessOptions, FaithfulnessSummary};
-use crate::explain::{self, NoProgress, scores};
+use crate::explain::{self, NoProgress};
 use crate::export;
-use crate::imaging::{self, Geometry};
+use crate::imaging::{self, Geometry, SourceImage};
 use crate::network::{Classifier, ModelSidecar};
-use crate::synth::{self, ScanGenerator};
-use crate::train::{self, LabelledImage, TrainConfig, Trainer};
+use crate::training::scores;
+use crate::training::synth::{self, ScanGenerator};
+use crate::training::train::{self, LabelledImage, TrainConfig, Trainer};
 
 /// Class names of the demo model and of `demo-data`'s labels.
 pub const DEMO_LABELS: [&str; 2] = ["normal", "lesion"];
@@ -168,52 +170,9 @@ pub fn train_command(args: &TrainArgs) -> Result<ExitCode> {
     for path in [&args.out, &sidecar_path] {
         export::check_destination(path, args.force, &[])?;
     }
-    let mut model = train::demo_config();
-    if let Some(blocks) = &args.blocks {
-        if blocks.is_empty() || blocks.contains(&0) {
-            bail!("--blocks needs one or more positive layer counts, e.g. 6 or 3,4");
-        }
-        model.block_config.clone_from(blocks);
-    }
-    if let Some(growth) = args.growth {
-        if growth == 0 {
-            bail!("--growth must be positive");
-        }
-        model.growth_rate = growth;
-    }
-    let config = TrainConfig {
-        model,
-        epochs: args.epochs,
-        batch_size: args.batch_size.max(1),
-        learning_rate: args.learning_rate,
-        mask_weight: args.mask_weight,
-        seed: args.seed,
-        preprocessing: imaging::Preprocessing {
-            input_size: args.input_size,
-            geometry: Geometry::Stretch,
-            ..Default::default()
-        },
-        ..TrainConfig::default()
-    };
+    let config = train_config(args)?;
     let start = Instant::now();
-    let with_masks = args.mask_weight > 0.0;
-    let images: Vec<LabelledImage> = match (&args.data, args.synthetic) {
-        (Some(dir), _) => read_labelled_folder(dir, with_masks)?,
-        (None, Some(n)) => {
-            let generator = ScanGenerator::new(args.seed);
-            (0..n)
-                .map(|i| {
-                    let scan = generator.scan(i);
-                    LabelledImage {
-                        image: gray_to_rgb(&scan.image),
-                        label: u32::from(scan.positive),
-                        mask: with_masks.then_some(scan.mask),
-                    }
-                })
-                .collect()
-        }
-        (None, None) => bail!("give --data DIR or --synthetic N"),
-    };
+    let images = training_images(args)?;
     let samples = train::prepare_samples(images.into_iter(), &config.preprocessing)?;
     let (train_set, validation) = train::split(samples, config.validation_fraction, config.seed)?;
     eprintln!(
@@ -256,15 +215,7 @@ pub fn train_command(args: &TrainArgs) -> Result<ExitCode> {
                 )
             });
             let force = args.force || r.epoch > 1;
-            let saved = trainer
-                .state_dict()
-                .map_err(anyhow::Error::from)
-                .and_then(|tensors| save_trained(&tensors, &args.out, force))
-                .and_then(|()| {
-                export::write_atomic(&sidecar_path, force, |w| w.write_all(&sidecar_json))
-                    .map_err(anyhow::Error::from)
-            });
-            match saved {
+            match save_epoch(trainer, &args.out, &sidecar_path, &sidecar_json, force) {
                 Ok(()) => ControlFlow::Continue(()),
                 Err(e) => {
                     save_error = Some(e);
@@ -298,6 +249,74 @@ pub fn train_command(args: &TrainArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The training configuration the arguments ask for (the demo model's architecture unless
+/// --blocks or --growth change it).
+fn train_config(args: &TrainArgs) -> Result<TrainConfig> {
+    let mut model = train::demo_config();
+    if let Some(blocks) = &args.blocks {
+        if blocks.is_empty() || blocks.contains(&0) {
+            bail!("--blocks needs one or more positive layer counts, e.g. 6 or 3,4");
+        }
+        model.block_config.clone_from(blocks);
+    }
+    if let Some(growth) = args.growth {
+        if growth == 0 {
+            bail!("--growth must be positive");
+        }
+        model.growth_rate = growth;
+    }
+    Ok(TrainConfig {
+        model,
+        epochs: args.epochs,
+        batch_size: args.batch_size.max(1),
+        learning_rate: args.learning_rate,
+        mask_weight: args.mask_weight,
+        seed: args.seed,
+        preprocessing: imaging::Preprocessing {
+            input_size: args.input_size,
+            geometry: Geometry::Stretch,
+            ..Default::default()
+        },
+        ..TrainConfig::default()
+    })
+}
+
+/// The labelled images to train on: a demo-data folder, or synthetic scans; with their lesion
+/// masks when the localisation term needs them.
+fn training_images(args: &TrainArgs) -> Result<Vec<LabelledImage>> {
+    let with_masks = args.mask_weight > 0.0;
+    match (&args.data, args.synthetic) {
+        (Some(dir), _) => read_labelled_folder(dir, with_masks),
+        (None, Some(n)) => {
+            let generator = ScanGenerator::new(args.seed);
+            Ok((0..n)
+                .map(|i| {
+                    let scan = generator.scan(i);
+                    LabelledImage {
+                        image: gray_to_rgb(&scan.image),
+                        label: u32::from(scan.positive),
+                        mask: with_masks.then_some(scan.mask),
+                    }
+                })
+                .collect())
+        }
+        (None, None) => bail!("give --data DIR or --synthetic N"),
+    }
+}
+
+/// Writes the model as it is after an epoch, and its sidecar.
+fn save_epoch(
+    trainer: &Trainer,
+    out: &Path,
+    sidecar_path: &Path,
+    sidecar_json: &[u8],
+    force: bool,
+) -> Result<()> {
+    save_trained(&trainer.state_dict()?, out, force)?;
+    export::write_atomic(sidecar_path, force, |w| w.write_all(sidecar_json))?;
+    Ok(())
+}
+
 #[derive(Debug, Args)]
 #[command(group(clap::ArgGroup::new("source").required(true).args(["synthetic", "images"])))]
 pub struct EvalArgs {
@@ -322,7 +341,7 @@ pub struct EvalArgs {
     pub json: bool,
     /// The maps scored (localisation and faithfulness).
     #[command(flatten)]
-    pub map: super::MapArgs,
+    pub map: MapArgs,
     /// Steps of the deletion and insertion curves; 0 skips the faithfulness scores.
     #[arg(long, default_value_t = 20)]
     pub steps: u16,
@@ -350,10 +369,9 @@ pub struct EvalReport {
     pub seconds: f32,
 }
 
-/// One evaluation item: an image, whether it is positive, and its lesion mask.
+/// One evaluation item: an image and, when it is positive, its lesion mask.
 struct Item {
-    name: String,
-    image: RgbImage,
+    image: SourceImage,
     mask: Option<Vec<bool>>,
 }
 
@@ -384,7 +402,7 @@ fn read_mask(path: &Path, size: (u32, u32)) -> Result<GrayImage> {
 }
 
 fn folder_items(images: &Path, masks: &Path) -> Result<Vec<Item>> {
-    let files = super::image_inputs(&[images.to_path_buf()])?;
+    let files = image_inputs(&[images.to_path_buf()])?;
     files
         .iter()
         .map(|path| {
@@ -397,11 +415,7 @@ fn folder_items(images: &Path, masks: &Path) -> Result<Vec<Item>> {
             } else {
                 None
             };
-            Ok(Item {
-                name: path.display().to_string(),
-                image: image.rgb,
-                mask,
-            })
+            Ok(Item { image, mask })
         })
         .collect()
 }
@@ -414,6 +428,7 @@ fn evaluate(
     total: usize,
     args: &EvalArgs,
 ) -> Result<EvalReport> {
+    let choice = args.map.choice();
     let mut faithful = Vec::new();
     let faithfulness_options = FaithfulnessOptions {
         steps: usize::from(args.steps),
@@ -425,19 +440,13 @@ fn evaluate(
     let (mut pointing, mut iou, mut energy, mut share) = (0f32, 0f32, 0f32, 0f32);
     for item in items {
         let item = item?;
-        let mut a = explain::analyse(
-            classifier,
-            &item.name,
-            &item.image,
-            &classifier.preprocessing,
-        )?;
-        args.map.apply_to(classifier, &mut a, &item.name)?;
+        let a = explain::explain_image(classifier, &item.image, &choice, &NoProgress)?;
         let is_positive = item.mask.is_some();
         probabilities.push(a.probabilities[positive]);
         labels.push(is_positive);
         right += usize::from((a.predicted == positive) == is_positive);
         if let Some(mask) = &item.mask {
-            let cam = &a.cams[positive];
+            let cam = &a.maps[positive];
             let map = cam.upsample(&cam.values, item.image.width(), item.image.height());
             pointing += f32::from(u8::from(scores::pointing_game(&map, mask)));
             iou += scores::iou_at(&map, mask, 0.2);
@@ -452,7 +461,7 @@ fn evaluate(
                         &faithfulness_options,
                         &NoProgress,
                     )
-                    .with_context(|| format!("{}: cannot score the map", item.name))?,
+                    .with_context(|| format!("{}: cannot score the map", item.image.name))?,
                 );
             }
         }
@@ -496,8 +505,11 @@ pub fn eval_command(args: &EvalArgs) -> Result<ExitCode> {
             let items = (0..n).map(|i| {
                 let scan = generator.scan(i);
                 Ok(Item {
-                    name: format!("synthetic scan {i} (seed {})", args.seed),
-                    image: gray_to_rgb(&scan.image),
+                    image: SourceImage {
+                        name: format!("synthetic scan {i} (seed {})", args.seed),
+                        rgb: gray_to_rgb(&scan.image),
+                        format: "synthetic".to_string(),
+                    },
                     mask: scan.positive.then(|| mask_bits(&scan.mask)),
                 })
             });
@@ -535,7 +547,7 @@ pub fn eval_command(args: &EvalArgs) -> Result<ExitCode> {
             report.energy_inside_mask, report.mask_share
         );
         if let Some(f) = &report.faithfulness {
-            super::print_faithfulness_summary(f);
+            print_faithfulness_summary(f);
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -1,419 +1,42 @@
-//! Deterministic synthetic scans for training and showing the demo model.
-//!
-//! Each scan is an 8-bit grayscale image of anatomy-like texture: a body outline (sometimes
-//! cropped away), one to three organ-like shapes with their own intensity, texture and edge
-//! sharpness, bones, vessels, short streaks and rings, a smooth bias field, sensor noise and a
-//! per-image brightness/contrast/gamma. Half of the scans (decided per index) also hold one to
-//! three *lesions*: compact, irregular, round-ish blobs with soft edges, mostly inside an
-//! organ, mostly brighter than their surroundings. Only the lesions are marked in the mask.
-//!
-//! Vessels, streaks, rings, bones and sharp organ edges appear with the same probabilities and
-//! the same contrast in both classes, so brightness or local contrast alone cannot tell a
-//! positive scan from a negative one: the cue is the blob's shape. Organs are always larger than
-//! the largest lesion (semi-axes at least 0.14 of the side against a lesion radius of at most
-//! 0.11), as real anatomy has its scale. When organs could be as small as lesions, large
-//! lesions were missed twice as often as small ones and every model tried stopped at 96%
-//! accuracy, on its own training scans as on new ones (the demo model card has the figures).
-//!
-//! Scan `index` of a seed is drawn from its own ChaCha8 stream (key from the seed, stream number
-//! the index), and the generator uses only IEEE arithmetic and square roots (no `sin`, `exp`,
-//! `ln` from the platform's maths library), so a seed gives the same bytes on every machine, in
-//! any order, on any number of threads.
-
-use std::io::Write;
-use std::path::{Path, PathBuf};
+//! The painter: one scan, drawn layer by layer on a float canvas (0..1, roughly).
 
 use image::GrayImage;
-use rand_chacha::ChaCha8Rng;
-use rand_chacha::rand_core::{RngCore, SeedableRng};
 
-use crate::export::{ExportError, write_atomic};
+use super::random::{Noise, Rand, mix64, small_rotation, smoothstep};
+use super::shapes::{Blob, Ellipse, Wobble};
+use super::{Lesion, MAX_SIDE, MIN_SIDE, Scan};
 
-/// The smallest width or height of a scan.
-pub const MIN_SIDE: u32 = 128;
-/// The largest width or height of a scan.
-pub const MAX_SIDE: u32 = 256;
-
-/// One lesion of a positive scan, as drawn.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Lesion {
-    /// Centre column, in pixels.
-    pub x: f32,
-    /// Centre row, in pixels.
-    pub y: f32,
-    /// Mean radius, in pixels.
-    pub radius: f32,
-    /// Peak intensity change on the generator's 0..1 scale before the per-image contrast
-    /// (positive: brighter than its surroundings).
-    pub contrast: f32,
-}
-
-/// One synthetic scan.
-#[derive(Debug, Clone)]
-pub struct Scan {
-    /// 8-bit grayscale, each side between [`MIN_SIDE`] and [`MAX_SIDE`] (may be non-square).
-    pub image: GrayImage,
-    /// Same size: 255 inside any lesion (where its opacity exceeds 0.5), 0 elsewhere.
-    pub mask: GrayImage,
-    /// True when the scan holds at least one lesion.
-    pub positive: bool,
-    /// The lesions drawn (empty for a negative scan).
-    pub lesions: Vec<Lesion>,
-}
-
-/// Makes the scans of one seed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ScanGenerator {
-    seed: u64,
-}
-
-impl ScanGenerator {
-    pub fn new(seed: u64) -> Self {
-        Self { seed }
-    }
-
-    pub fn seed(&self) -> u64 {
-        self.seed
-    }
-
-    /// The `index`-th scan of this seed: deterministic and independent of every other index.
-    pub fn scan(&self, index: u64) -> Scan {
-        Painter::new(Rand::new(self.seed, index)).paint()
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Random numbers: ChaCha8 words turned into numbers by our own (stable) arithmetic.
-
-struct Rand(ChaCha8Rng);
-
-impl Rand {
-    fn new(seed: u64, index: u64) -> Self {
-        let mut key = [0u8; 32];
-        key[..8].copy_from_slice(&seed.to_le_bytes());
-        key[8..24].copy_from_slice(b"camview synth v1");
-        let mut rng = ChaCha8Rng::from_seed(key);
-        rng.set_stream(index);
-        Self(rng)
-    }
-
-    fn u64(&mut self) -> u64 {
-        self.0.next_u64()
-    }
-
-    /// Uniform in [0, 1).
-    fn unit(&mut self) -> f32 {
-        (self.0.next_u32() >> 8) as f32 * (1.0 / 16_777_216.0)
-    }
-
-    /// Uniform in [lo, hi).
-    fn range(&mut self, lo: f32, hi: f32) -> f32 {
-        lo + (hi - lo) * self.unit()
-    }
-
-    /// Uniform integer in lo..=hi.
-    fn int(&mut self, lo: u32, hi: u32) -> u32 {
-        let span = u64::from(hi - lo) + 1;
-        lo + ((u64::from(self.0.next_u32()) * span) >> 32) as u32
-    }
-
-    fn chance(&mut self, p: f32) -> bool {
-        self.unit() < p
-    }
-
-    /// Index drawn with the given weights.
-    fn pick(&mut self, weights: &[f32]) -> usize {
-        let total: f32 = weights.iter().sum();
-        let mut t = self.unit() * total;
-        for (i, w) in weights.iter().enumerate() {
-            if t < *w {
-                return i;
-            }
-            t -= w;
-        }
-        weights.len().saturating_sub(1)
-    }
-
-    fn sign(&mut self, p_positive: f32) -> f32 {
-        if self.chance(p_positive) { 1.0 } else { -1.0 }
-    }
-
-    /// Roughly standard normal (Irwin-Hall of six uniforms): portable and bounded.
-    fn normal(&mut self) -> f32 {
-        let s: f32 = (0..6).map(|_| self.unit()).sum();
-        (s - 3.0) * std::f32::consts::SQRT_2
-    }
-
-    /// A uniformly random unit vector.
-    fn direction(&mut self) -> (f32, f32) {
-        loop {
-            let x = self.range(-1.0, 1.0);
-            let y = self.range(-1.0, 1.0);
-            let d2 = x * x + y * y;
-            if d2 > 0.01 && d2 <= 1.0 {
-                let d = d2.sqrt();
-                return (x / d, y / d);
-            }
-        }
-    }
-}
-
-/// A fast hash turning a pixel index into noise bits (splitmix64's finaliser).
-fn mix64(mut z: u64) -> u64 {
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
-
-fn smoothstep(e0: f32, e1: f32, x: f32) -> f32 {
-    let t = ((x - e0) / (e1 - e0)).clamp(0.0, 1.0);
-    t * t * (3.0 - 2.0 * t)
-}
-
-/// `cos` and `sin` of a small angle (|a| <= 0.3) by Taylor series: portable.
-fn small_rotation(a: f32) -> (f32, f32) {
-    let a2 = a * a;
-    (
-        1.0 - a2 / 2.0 + a2 * a2 / 24.0,
-        a * (1.0 - a2 / 6.0 + a2 * a2 / 120.0),
-    )
-}
-
-// ---------------------------------------------------------------------------------------------
-// Gradient noise on a lattice of random gradients.
-
-struct Noise {
-    inv_cell: f32,
-    ox: f32,
-    oy: f32,
-    gw: usize,
-    gh: usize,
-    grads: Vec<(f32, f32)>,
-}
-
-impl Noise {
-    fn new(rng: &mut Rand, w: u32, h: u32, cell: f32) -> Self {
-        let cell = cell.max(2.0);
-        let gw = (w as f32 / cell) as usize + 3;
-        let gh = (h as f32 / cell) as usize + 3;
-        let grads = (0..gw * gh)
-            .map(|_| (rng.range(-1.0, 1.0), rng.range(-1.0, 1.0)))
-            .collect();
-        Self {
-            inv_cell: 1.0 / cell,
-            ox: rng.unit(),
-            oy: rng.unit(),
-            gw,
-            gh,
-            grads,
-        }
-    }
-
-    /// The noise at one point, roughly in -1..1 (the reference for [`Noise::field`]).
-    #[cfg(test)]
-    fn at(&self, x: f32, y: f32) -> f32 {
-        let fx = (x * self.inv_cell + self.ox).max(0.0);
-        let fy = (y * self.inv_cell + self.oy).max(0.0);
-        let ix = (fx as usize).min(self.gw - 2);
-        let iy = (fy as usize).min(self.gh - 2);
-        let tx = fx - ix as f32;
-        let ty = fy - iy as f32;
-        let i = iy * self.gw + ix;
-        let g00 = self.grads[i];
-        let g10 = self.grads[i + 1];
-        let g01 = self.grads[i + self.gw];
-        let g11 = self.grads[i + self.gw + 1];
-        let n00 = g00.0 * tx + g00.1 * ty;
-        let n10 = g10.0 * (tx - 1.0) + g10.1 * ty;
-        let n01 = g01.0 * tx + g01.1 * (ty - 1.0);
-        let n11 = g11.0 * (tx - 1.0) + g11.1 * (ty - 1.0);
-        let u = tx * tx * tx * (tx * (tx * 6.0 - 15.0) + 10.0);
-        let v = ty * ty * ty * (ty * (ty * 6.0 - 15.0) + 10.0);
-        let a = n00 + u * (n10 - n00);
-        let b = n01 + u * (n11 - n01);
-        1.6 * (a + v * (b - a))
-    }
-
-    /// The noise at every pixel of a `w` x `h` image: the same values as [`Noise::at`], with
-    /// the per-column and per-row work done once.
-    fn field(&self, w: u32, h: u32) -> Vec<f32> {
-        struct Axis {
-            cell: usize,
-            t: f32,
-            fade: f32,
-        }
-        let axis = |p: u32, offset: f32, cells: usize| {
-            let f = (p as f32 * self.inv_cell + offset).max(0.0);
-            let cell = (f as usize).min(cells - 2);
-            let t = f - cell as f32;
-            Axis {
-                cell,
-                t,
-                fade: t * t * t * (t * (t * 6.0 - 15.0) + 10.0),
-            }
-        };
-        let columns: Vec<Axis> = (0..w).map(|x| axis(x, self.ox, self.gw)).collect();
-        let mut out = Vec::with_capacity((w * h) as usize);
-        for y in 0..h {
-            let row = axis(y, self.oy, self.gh);
-            let (ty, v) = (row.t, row.fade);
-            let top = &self.grads[row.cell * self.gw..(row.cell + 1) * self.gw];
-            let bottom = &self.grads[(row.cell + 1) * self.gw..(row.cell + 2) * self.gw];
-            for c in &columns {
-                let (tx, u) = (c.t, c.fade);
-                let (g00, g10) = (top[c.cell], top[c.cell + 1]);
-                let (g01, g11) = (bottom[c.cell], bottom[c.cell + 1]);
-                let n00 = g00.0 * tx + g00.1 * ty;
-                let n10 = g10.0 * (tx - 1.0) + g10.1 * ty;
-                let n01 = g01.0 * tx + g01.1 * (ty - 1.0);
-                let n11 = g11.0 * (tx - 1.0) + g11.1 * (ty - 1.0);
-                let a = n00 + u * (n10 - n00);
-                let b = n01 + u * (n11 - n01);
-                out.push(1.6 * (a + v * (b - a)));
-            }
-        }
-        out
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Shapes.
-
-/// A rotated ellipse: where a point sits relative to it, 1.0 on the outline.
-#[derive(Clone, Copy)]
-struct Ellipse {
-    cx: f32,
-    cy: f32,
-    a: f32,
-    b: f32,
-    cos: f32,
-    sin: f32,
-}
-
-impl Ellipse {
-    fn local(&self, x: f32, y: f32) -> (f32, f32) {
-        let dx = x - self.cx;
-        let dy = y - self.cy;
-        (
-            (dx * self.cos + dy * self.sin) / self.a,
-            (-dx * self.sin + dy * self.cos) / self.b,
-        )
-    }
-
-    fn radius(&self, x: f32, y: f32) -> f32 {
-        let (u, v) = self.local(x, y);
-        (u * u + v * v).sqrt()
-    }
-
-    /// The image point at local coordinates (u, v).
-    fn point(&self, u: f32, v: f32) -> (f32, f32) {
-        let (du, dv) = (u * self.a, v * self.b);
-        (
-            self.cx + du * self.cos - dv * self.sin,
-            self.cy + du * self.sin + dv * self.cos,
-        )
-    }
-}
-
-/// A closed outline whose radius varies with angle: `r0 * (1 + sum a_k cos k t + b_k sin k t)`.
-#[derive(Clone)]
-struct Wobble {
-    coeffs: Vec<(f32, f32)>,
-}
-
-impl Wobble {
-    /// Harmonics 2..=5 with amplitudes falling as 1/k, scaled by `irregularity`.
-    fn new(rng: &mut Rand, irregularity: f32) -> Self {
-        let coeffs = (2..=5)
-            .map(|k| {
-                let s = irregularity / k as f32;
-                (rng.range(-s, s), rng.range(-s, s))
-            })
-            .collect();
-        Self { coeffs }
-    }
-
-    /// The largest factor the outline reaches.
-    fn max_factor(&self) -> f32 {
-        1.0 + self
-            .coeffs
-            .iter()
-            .map(|(a, b)| (a * a + b * b).sqrt())
-            .sum::<f32>()
-    }
-
-    /// The radius factor in the direction (c, s) (a unit vector).
-    fn factor(&self, c: f32, s: f32) -> f32 {
-        // (c + i s)^k by repeated multiplication: cos k t and sin k t without trigonometry.
-        let (mut zc, mut zs) = (c, s);
-        let mut f = 1.0;
-        for (a, b) in &self.coeffs {
-            (zc, zs) = (zc * c - zs * s, zc * s + zs * c);
-            f += a * zc + b * zs;
-        }
-        f
-    }
-}
-
-/// A blob-like structure: a lesion's geometry.
-struct Blob {
-    shape: Ellipse,
-    wobble: Wobble,
-    edge: f32,
-}
-
-impl Blob {
-    /// How far the blob (with its soft edge) can reach from its centre.
-    fn reach(&self) -> f32 {
-        self.shape.a.max(self.shape.b) * self.wobble.max_factor() + self.edge + 1.0
-    }
-
-    /// Opacity at a point: 1 inside, 0 outside, 0.5 on the outline.
-    fn opacity(&self, x: f32, y: f32) -> f32 {
-        let (u, v) = self.shape.local(x, y);
-        let d = (u * u + v * v).sqrt();
-        let (c, s) = if d > 1e-6 { (u / d, v / d) } else { (1.0, 0.0) };
-        let r = self.wobble.factor(c, s);
-        // Work in pixels so the edge width is in pixels.
-        let scale = self.shape.a.min(self.shape.b);
-        1.0 - smoothstep((r * scale) - self.edge, (r * scale) + self.edge, d * scale)
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// The painter: one scan, drawn layer by layer on a float canvas (0..1, roughly).
-
-struct Painter {
-    rng: Rand,
-    w: u32,
-    h: u32,
+pub(super) struct Painter {
+    pub(super) rng: Rand,
+    pub(super) w: u32,
+    pub(super) h: u32,
     /// Geometric mean of the sides: the scale of every structure.
-    side: f32,
-    value: Vec<f32>,
+    pub(super) side: f32,
+    pub(super) value: Vec<f32>,
     /// Scratch opacity for strokes, kept zero outside a painting.
-    alpha: Vec<f32>,
+    pub(super) alpha: Vec<f32>,
     /// Texture octaves (coarse, medium, fine) and two low-frequency deformation fields.
-    octaves: [Vec<f32>; 3],
-    low: [Vec<f32>; 2],
+    pub(super) octaves: [Vec<f32>; 3],
+    pub(super) low: [Vec<f32>; 2],
     /// The body outline (None when the view is cropped inside the body).
-    body: Option<Ellipse>,
-    organs: Vec<Ellipse>,
-    tissue: f32,
+    pub(super) body: Option<Ellipse>,
+    pub(super) organs: Vec<Ellipse>,
+    pub(super) tissue: f32,
     /// Discs (x, y, radius) around the lesion sites that other structures stay out of.
-    keep_out: Vec<(f32, f32, f32)>,
+    pub(super) keep_out: Vec<(f32, f32, f32)>,
 }
 
 /// A lesion chosen but not yet drawn.
-struct PlannedLesion {
-    blob: Blob,
-    reach: f32,
-    lesion: Lesion,
+pub(super) struct PlannedLesion {
+    pub(super) blob: Blob,
+    pub(super) reach: f32,
+    pub(super) lesion: Lesion,
     /// How much the fine texture modulates its contrast.
-    texture: f32,
+    pub(super) texture: f32,
 }
 
 impl Painter {
-    fn new(mut rng: Rand) -> Self {
+    pub(super) fn new(mut rng: Rand) -> Self {
         let (w, h) = if rng.chance(0.4) {
             let s = rng.int(MIN_SIDE, MAX_SIDE);
             (s, s)
@@ -448,7 +71,7 @@ impl Painter {
         }
     }
 
-    fn paint(mut self) -> Scan {
+    pub(super) fn paint(mut self) -> Scan {
         let positive = self.rng.chance(0.5);
         self.body_and_tissue();
         self.organs();
@@ -482,12 +105,12 @@ impl Painter {
         }
     }
 
-    fn idx(&self, x: u32, y: u32) -> usize {
+    pub(super) fn idx(&self, x: u32, y: u32) -> usize {
         (y * self.w + x) as usize
     }
 
     /// The pixel rectangle (x0, y0, x1, y1) within `reach` of a point, clipped to the image.
-    fn bbox(&self, cx: f32, cy: f32, reach: f32) -> (u32, u32, u32, u32) {
+    pub(super) fn bbox(&self, cx: f32, cy: f32, reach: f32) -> (u32, u32, u32, u32) {
         let clip = |v: f32, max: u32| v.clamp(0.0, max as f32 - 1.0) as u32;
         (
             clip((cx - reach).floor(), self.w),
@@ -497,7 +120,7 @@ impl Painter {
         )
     }
 
-    fn random_ellipse(&mut self, cx: f32, cy: f32, a: f32, b: f32) -> Ellipse {
+    pub(super) fn random_ellipse(&mut self, cx: f32, cy: f32, a: f32, b: f32) -> Ellipse {
         let (cos, sin) = self.rng.direction();
         Ellipse {
             cx,
@@ -510,7 +133,7 @@ impl Painter {
     }
 
     /// A texture: a random mix of the three octaves.
-    fn texture_weights(&mut self, amount: f32) -> [f32; 3] {
+    pub(super) fn texture_weights(&mut self, amount: f32) -> [f32; 3] {
         let fine = self.rng.range(0.2, 1.0);
         [
             amount * self.rng.range(0.4, 1.0),
@@ -519,14 +142,14 @@ impl Painter {
         ]
     }
 
-    fn texture_at(&self, i: usize, weights: &[f32; 3]) -> f32 {
+    pub(super) fn texture_at(&self, i: usize, weights: &[f32; 3]) -> f32 {
         weights[0] * self.octaves[0][i]
             + weights[1] * self.octaves[1][i]
             + weights[2] * self.octaves[2][i]
     }
 
     /// A point well inside the body (or anywhere when the body fills the view).
-    fn point_in_body(&mut self, depth: f32) -> (f32, f32) {
+    pub(super) fn point_in_body(&mut self, depth: f32) -> (f32, f32) {
         match self.body {
             Some(body) => {
                 let (dx, dy) = self.rng.direction();
@@ -540,7 +163,7 @@ impl Painter {
         }
     }
 
-    fn body_and_tissue(&mut self) {
+    pub(super) fn body_and_tissue(&mut self) {
         let (w, h) = (self.w as f32, self.h as f32);
         if self.rng.chance(0.6) {
             let cx = w * (0.5 + self.rng.range(-0.05, 0.05));
@@ -593,7 +216,7 @@ impl Painter {
         }
     }
 
-    fn organs(&mut self) {
+    pub(super) fn organs(&mut self) {
         let count = 1 + self.rng.pick(&[0.35, 0.4, 0.25]);
         for _ in 0..count {
             let (cx, cy) = self.point_in_body(0.55);
@@ -640,7 +263,7 @@ impl Painter {
     }
 
     /// A curve by a random walk with slowly changing curvature: points (x, y, half width).
-    fn walk(
+    pub(super) fn walk(
         &mut self,
         start: (f32, f32),
         length: f32,
@@ -675,7 +298,7 @@ impl Painter {
     }
 
     /// Whether a point within `margin` of (x, y) falls in a lesion site's keep-out disc.
-    fn too_close(&self, x: f32, y: f32, margin: f32) -> bool {
+    pub(super) fn too_close(&self, x: f32, y: f32, margin: f32) -> bool {
         self.keep_out.iter().any(|&(kx, ky, kr)| {
             let (dx, dy) = (x - kx, y - ky);
             dx * dx + dy * dy < (kr + margin) * (kr + margin)
@@ -684,7 +307,7 @@ impl Painter {
 
     /// Paints a stroke through `points` with soft edges, changing the canvas by `amount` where
     /// it is opaque.
-    fn stroke(&mut self, points: &[(f32, f32, f32)], soft: f32, amount: f32) {
+    pub(super) fn stroke(&mut self, points: &[(f32, f32, f32)], soft: f32, amount: f32) {
         let Some(&(fx, fy, _)) = points.first() else {
             return;
         };
@@ -714,7 +337,7 @@ impl Painter {
     }
 
     /// A contrast like a lesion's: mostly brighter, sometimes faint.
-    fn lesion_contrast(&mut self) -> f32 {
+    pub(super) fn lesion_contrast(&mut self) -> f32 {
         let magnitude = if self.rng.chance(0.1) {
             self.rng.range(0.11, 0.15)
         } else {
@@ -724,7 +347,7 @@ impl Painter {
     }
 
     /// A radius like a lesion's, in pixels.
-    fn lesion_radius(&mut self) -> f32 {
+    pub(super) fn lesion_radius(&mut self) -> f32 {
         let fraction = if self.rng.chance(0.75) {
             self.rng.range(0.06, 0.11)
         } else {
@@ -733,7 +356,7 @@ impl Painter {
         fraction * self.side
     }
 
-    fn bones(&mut self) {
+    pub(super) fn bones(&mut self) {
         let count = self.rng.pick(&[0.5, 0.3, 0.2]);
         for _ in 0..count {
             let start = self.point_in_body(0.95);
@@ -746,7 +369,7 @@ impl Painter {
         }
     }
 
-    fn vessels(&mut self) {
+    pub(super) fn vessels(&mut self) {
         let count = self.rng.int(0, 5);
         for _ in 0..count {
             let start = self.point_in_body(0.85);
@@ -764,7 +387,7 @@ impl Painter {
         }
     }
 
-    fn streaks(&mut self) {
+    pub(super) fn streaks(&mut self) {
         let count = self.rng.pick(&[0.4, 0.35, 0.25]);
         for _ in 0..count {
             let start = self.point_in_body(0.85);
@@ -778,7 +401,7 @@ impl Painter {
         }
     }
 
-    fn rings(&mut self) {
+    pub(super) fn rings(&mut self) {
         let count = self.rng.pick(&[0.45, 0.35, 0.2]);
         for _ in 0..count {
             let radius = self.lesion_radius() * self.rng.range(0.8, 1.3);
@@ -821,7 +444,7 @@ impl Painter {
 
     /// Chooses one to three lesions: shape, contrast and a site (mostly inside an organ, clear
     /// of the image border and of each other).
-    fn plan_lesions(&mut self) -> Vec<PlannedLesion> {
+    pub(super) fn plan_lesions(&mut self) -> Vec<PlannedLesion> {
         let count = 1 + self.rng.pick(&[0.5, 0.3, 0.2]);
         let mut planned: Vec<PlannedLesion> = Vec::new();
         for _ in 0..count {
@@ -894,7 +517,11 @@ impl Painter {
     }
 
     /// Draws the lesions and marks where their opacity exceeds 0.5 in `mask`.
-    fn draw_lesions(&mut self, planned: &[PlannedLesion], mask: &mut [u8]) -> Vec<Lesion> {
+    pub(super) fn draw_lesions(
+        &mut self,
+        planned: &[PlannedLesion],
+        mask: &mut [u8],
+    ) -> Vec<Lesion> {
         for p in planned {
             let (x0, y0, x1, y1) = self.bbox(p.lesion.x, p.lesion.y, p.reach);
             for py in y0..=y1 {
@@ -914,7 +541,7 @@ impl Painter {
         planned.iter().map(|p| p.lesion).collect()
     }
 
-    fn bias_field(&mut self) {
+    pub(super) fn bias_field(&mut self) {
         let (gx, gy) = self.rng.direction();
         let slope = self.rng.range(0.0, 0.35);
         let wobble = self.rng.range(0.0, 0.15);
@@ -931,7 +558,7 @@ impl Painter {
         }
     }
 
-    fn sensor_noise(&mut self) {
+    pub(super) fn sensor_noise(&mut self) {
         let sigma = self.rng.range(0.006, 0.03);
         let key = self.rng.u64();
         // Sum of four 16-bit uniforms: mean 2, variance 1/3.
@@ -946,7 +573,7 @@ impl Painter {
 
     /// Maps the canvas to 0..255: the 0.5th..99.7th percentiles onto a random window, with a
     /// random gamma-like curve.
-    fn quantise(&mut self) -> Vec<u8> {
+    pub(super) fn quantise(&mut self) -> Vec<u8> {
         const BINS: usize = 2048;
         let (mut lo, mut hi) = (f32::INFINITY, f32::NEG_INFINITY);
         for &v in &self.value {
@@ -988,176 +615,5 @@ impl Painter {
                 ((out_lo + (out_hi - out_lo) * t).clamp(0.0, 255.0) + 0.5) as u8
             })
             .collect()
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Writing a data set.
-
-#[derive(Debug, thiserror::Error)]
-pub enum SynthError {
-    #[error("{file}: already exists (pass replace to write over it)")]
-    Exists { file: String },
-    #[error("{file}: cannot create the folder: {reason}")]
-    Folder { file: String, reason: String },
-    #[error(transparent)]
-    Export(#[from] ExportError),
-}
-
-/// What [`write_dataset`] wrote.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DatasetSummary {
-    pub dir: PathBuf,
-    pub count: u64,
-    pub positives: u64,
-    pub negatives: u64,
-    /// Lesions over all scans.
-    pub lesions: u64,
-    pub labels_csv: PathBuf,
-}
-
-/// The file name of scan `index` in a data set.
-pub fn scan_file_name(index: u64) -> String {
-    format!("scan_{index:05}.bmp")
-}
-
-/// The path of scan `index`'s mask, relative to the data set's folder.
-pub fn mask_file_name(index: u64) -> String {
-    format!("masks/scan_{index:05}.png")
-}
-
-/// Writes `count` scans of `seed` as `dir/scan_00000.bmp` (8-bit grayscale BMP), their masks as
-/// `dir/masks/scan_00000.png` and `dir/labels.csv` (`image,label,lesions,mask`; label 0 =
-/// normal, 1 = lesion). Every file is written atomically. Unless `replace`, nothing is written
-/// when any of the files already exists.
-pub fn write_dataset(
-    dir: &Path,
-    count: u64,
-    seed: u64,
-    replace: bool,
-) -> Result<DatasetSummary, SynthError> {
-    let labels_csv = dir.join("labels.csv");
-    if !replace {
-        let taken = std::iter::once(labels_csv.clone())
-            .chain(
-                (0..count).flat_map(|i| [dir.join(scan_file_name(i)), dir.join(mask_file_name(i))]),
-            )
-            .find(|p| p.symlink_metadata().is_ok());
-        if let Some(p) = taken {
-            return Err(SynthError::Exists {
-                file: p.display().to_string(),
-            });
-        }
-    }
-    let masks = dir.join("masks");
-    std::fs::create_dir_all(&masks).map_err(|e| SynthError::Folder {
-        file: masks.display().to_string(),
-        reason: crate::describe_io_error(&e),
-    })?;
-
-    let generator = ScanGenerator::new(seed);
-    let mut csv = String::from("image,label,lesions,mask\n");
-    let (mut positives, mut lesions) = (0u64, 0u64);
-    for index in 0..count {
-        let scan = generator.scan(index);
-        let image_name = scan_file_name(index);
-        let mask_name = mask_file_name(index);
-        write_atomic(&dir.join(&image_name), replace, |w| {
-            image::codecs::bmp::BmpEncoder::new(w)
-                .encode(
-                    scan.image.as_raw(),
-                    scan.image.width(),
-                    scan.image.height(),
-                    image::ExtendedColorType::L8,
-                )
-                .map_err(std::io::Error::other)
-        })?;
-        write_atomic(&dir.join(&mask_name), replace, |w| {
-            use image::ImageEncoder;
-            image::codecs::png::PngEncoder::new(w)
-                .write_image(
-                    scan.mask.as_raw(),
-                    scan.mask.width(),
-                    scan.mask.height(),
-                    image::ExtendedColorType::L8,
-                )
-                .map_err(std::io::Error::other)
-        })?;
-        positives += u64::from(scan.positive);
-        lesions += scan.lesions.len() as u64;
-        csv.push_str(&format!(
-            "{image_name},{},{},{mask_name}\n",
-            u8::from(scan.positive),
-            scan.lesions.len()
-        ));
-    }
-    write_atomic(&labels_csv, replace, |w| w.write_all(csv.as_bytes()))?;
-    Ok(DatasetSummary {
-        dir: dir.to_path_buf(),
-        count,
-        positives,
-        negatives: count - positives,
-        lesions,
-        labels_csv,
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn noise_field_matches_pointwise_noise() {
-        let mut rng = Rand::new(5, 9);
-        for cell in [3.0, 17.5, 90.0] {
-            let noise = Noise::new(&mut rng, 150, 131, cell);
-            let field = noise.field(150, 131);
-            let mut sum2 = 0.0;
-            for y in 0..131 {
-                for x in 0..150 {
-                    let v = noise.at(x as f32, y as f32);
-                    assert_eq!(field[y * 150 + x], v, "cell {cell} at ({x}, {y})");
-                    sum2 += v * v;
-                }
-            }
-            let std = (sum2 / (150.0 * 131.0)).sqrt();
-            assert!((0.15..0.6).contains(&std), "cell {cell}: std {std}");
-        }
-    }
-
-    #[test]
-    fn wobble_factor_is_the_harmonic_sum() {
-        let mut rng = Rand::new(1, 2);
-        let wobble = Wobble::new(&mut rng, 0.3);
-        for k in 0..64 {
-            let t = k as f64 * std::f64::consts::TAU / 64.0;
-            let expected: f64 = 1.0
-                + wobble
-                    .coeffs
-                    .iter()
-                    .zip(2..)
-                    .map(|((a, b), n)| {
-                        f64::from(*a) * (n as f64 * t).cos() + f64::from(*b) * (n as f64 * t).sin()
-                    })
-                    .sum::<f64>();
-            let got = wobble.factor(t.cos() as f32, t.sin() as f32);
-            assert!(
-                (f64::from(got) - expected).abs() < 1e-4,
-                "{got} vs {expected}"
-            );
-            assert!(got <= wobble.max_factor() && got > 0.0);
-        }
-    }
-
-    #[test]
-    fn random_numbers_stay_in_range() {
-        let mut rng = Rand::new(0, 0);
-        for _ in 0..10_000 {
-            let u = rng.unit();
-            assert!((0.0..1.0).contains(&u));
-            assert!((3..=7).contains(&rng.int(3, 7)));
-            let (x, y) = rng.direction();
-            assert!((x * x + y * y - 1.0).abs() < 1e-5);
-        }
     }
 }

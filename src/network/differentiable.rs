@@ -1,4 +1,6 @@
-//! torchvision's DenseNet family in candle, with torchvision's exact key names.
+//! torchvision's DenseNet in candle, differentiable: what `train` optimises and what the
+//! gradient methods back-propagate through. Inference goes through the engine
+//! (`super::inference`), which `Classifier::forward` uses.
 //!
 //! The module tree mirrors `torchvision.models.densenet.DenseNet` so that a `VarBuilder` built
 //! from a torchvision state dict (after key normalisation, see `crate::checkpoint`) loads it
@@ -8,120 +10,7 @@
 use candle_core::{D, Result, Tensor};
 use candle_nn::{BatchNorm, Linear, ModuleT, VarBuilder};
 
-/// Batch norm epsilon used by torchvision's DenseNet.
-pub(crate) const BN_EPS: f64 = 1e-5;
-
-/// The hyper-parameters that fix a DenseNet's tensors (dropout does not exist at inference).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct DenseNetConfig {
-    pub growth_rate: usize,
-    pub block_config: Vec<usize>,
-    pub num_init_features: usize,
-    pub bn_size: usize,
-    pub num_classes: usize,
-}
-
-impl DenseNetConfig {
-    pub fn densenet121(num_classes: usize) -> Self {
-        Self::preset(32, &[6, 12, 24, 16], 64, num_classes)
-    }
-    pub fn densenet161(num_classes: usize) -> Self {
-        Self::preset(48, &[6, 12, 36, 24], 96, num_classes)
-    }
-    pub fn densenet169(num_classes: usize) -> Self {
-        Self::preset(32, &[6, 12, 32, 32], 64, num_classes)
-    }
-    pub fn densenet201(num_classes: usize) -> Self {
-        Self::preset(32, &[6, 12, 48, 32], 64, num_classes)
-    }
-
-    fn preset(growth: usize, blocks: &[usize], init: usize, num_classes: usize) -> Self {
-        Self {
-            growth_rate: growth,
-            block_config: blocks.to_vec(),
-            num_init_features: init,
-            bn_size: 4,
-            num_classes,
-        }
-    }
-
-    /// torchvision's name for this configuration, or a description of a custom one.
-    pub fn architecture_name(&self) -> String {
-        for (name, preset) in [
-            ("densenet121", Self::densenet121(self.num_classes)),
-            ("densenet161", Self::densenet161(self.num_classes)),
-            ("densenet169", Self::densenet169(self.num_classes)),
-            ("densenet201", Self::densenet201(self.num_classes)),
-        ] {
-            if *self == preset {
-                return name.to_string();
-            }
-        }
-        let blocks: Vec<String> = self.block_config.iter().map(usize::to_string).collect();
-        format!(
-            "densenet (growth {}, blocks {}, init {}, bn_size {})",
-            self.growth_rate,
-            blocks.join("-"),
-            self.num_init_features,
-            self.bn_size
-        )
-    }
-
-    /// Number of channels of the final feature maps (the classifier's input).
-    pub fn num_features(&self) -> usize {
-        let mut channels = self.num_init_features;
-        for (i, &layers) in self.block_config.iter().enumerate() {
-            channels += layers * self.growth_rate;
-            if i + 1 != self.block_config.len() {
-                channels /= 2;
-            }
-        }
-        channels
-    }
-
-    /// Every tensor a torchvision state dict of this configuration holds, with its shape
-    /// (`num_batches_tracked` excluded: it plays no part at inference).
-    pub fn expected_tensors(&self) -> Vec<(String, Vec<usize>)> {
-        let mut out = Vec::new();
-        let bn = |out: &mut Vec<(String, Vec<usize>)>, prefix: &str, c: usize| {
-            for p in ["weight", "bias", "running_mean", "running_var"] {
-                out.push((format!("{prefix}.{p}"), vec![c]));
-            }
-        };
-        let init = self.num_init_features;
-        out.push(("features.conv0.weight".into(), vec![init, 3, 7, 7]));
-        bn(&mut out, "features.norm0", init);
-        let mut channels = init;
-        let inner = self.bn_size * self.growth_rate;
-        for (i, &layers) in self.block_config.iter().enumerate() {
-            for j in 0..layers {
-                let p = format!("features.denseblock{}.denselayer{}", i + 1, j + 1);
-                let c_in = channels + j * self.growth_rate;
-                bn(&mut out, &format!("{p}.norm1"), c_in);
-                out.push((format!("{p}.conv1.weight"), vec![inner, c_in, 1, 1]));
-                bn(&mut out, &format!("{p}.norm2"), inner);
-                out.push((
-                    format!("{p}.conv2.weight"),
-                    vec![self.growth_rate, inner, 3, 3],
-                ));
-            }
-            channels += layers * self.growth_rate;
-            if i + 1 != self.block_config.len() {
-                let p = format!("features.transition{}", i + 1);
-                bn(&mut out, &format!("{p}.norm"), channels);
-                out.push((
-                    format!("{p}.conv.weight"),
-                    vec![channels / 2, channels, 1, 1],
-                ));
-                channels /= 2;
-            }
-        }
-        bn(&mut out, "features.norm5", channels);
-        out.push(("classifier.weight".into(), vec![self.num_classes, channels]));
-        out.push(("classifier.bias".into(), vec![self.num_classes]));
-        out
-    }
-}
+use super::config::{BN_EPS, DenseNetConfig, ForwardOutput, Stage};
 
 fn batch_norm(channels: usize, vb: VarBuilder) -> Result<BatchNorm> {
     candle_nn::batch_norm(channels, BN_EPS, vb)
@@ -273,9 +162,10 @@ struct DenseBlock {
     transition: Option<Transition>,
 }
 
-/// A torchvision DenseNet. `forward` gives the logits and the final feature maps.
+/// A torchvision DenseNet as candle tensors. `forward_t` gives the logits and the final feature
+/// maps, differentiably.
 #[derive(Debug, Clone)]
-pub struct DenseNet {
+pub struct DifferentiableDenseNet {
     config: DenseNetConfig,
     conv0: Conv,
     norm0: BatchNorm,
@@ -284,16 +174,7 @@ pub struct DenseNet {
     classifier: Linear,
 }
 
-/// What one forward pass yields.
-#[derive(Debug, Clone)]
-pub struct ForwardOutput {
-    /// `[batch, num_classes]`
-    pub logits: Tensor,
-    /// `A = relu(features.norm5(..))`, `[batch, num_features, h, w]`: the maps CAM weighs.
-    pub features: Tensor,
-}
-
-impl DenseNet {
+impl DifferentiableDenseNet {
     pub fn new(config: &DenseNetConfig, vb: VarBuilder) -> Result<Self> {
         let f = vb.pp("features");
         let conv0 = Conv::new(3, config.num_init_features, 7, 2, 3, f.pp("conv0"))?;
@@ -362,21 +243,6 @@ impl DenseNet {
             logits,
             features: x,
         })
-    }
-
-    /// The stages a map can be computed at, in network order:
-    /// `features.denseblock1`, `features.transition1`, ..., `features.norm5`.
-    pub fn stages(&self) -> Vec<Stage> {
-        let n = self.blocks.len();
-        let mut out = Vec::with_capacity(2 * n);
-        for i in 1..=n {
-            out.push(Stage::DenseBlock(i));
-            if i < n {
-                out.push(Stage::Transition(i));
-            }
-        }
-        out.push(Stage::Norm5);
-        out
     }
 
     /// Inference up to and including `stage`: its output activation `[batch, channels, h, w]`
@@ -459,90 +325,6 @@ impl DenseNet {
     }
 }
 
-/// A named stage of torchvision's `features`, whose output a map can be computed at.
-///
-/// `Norm5` is `relu(features.norm5(..))`: torchvision applies that ReLU in `DenseNet.forward`,
-/// outside `features`, so a hook on `features.norm5` (or `features[-1]`) in PyTorch sees the
-/// pre-ReLU map. Ours is the post-ReLU one, the activations CAM weighs and the classifier sees.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    PartialOrd,
-    Ord,
-    Default,
-    serde::Serialize,
-    serde::Deserialize,
-)]
-#[serde(into = "String", try_from = "String")]
-pub enum Stage {
-    /// `features.denseblock{i}` (1-based): the concatenated maps, before the transition.
-    DenseBlock(usize),
-    /// `features.transition{i}` (1-based): after its 2x2 average pooling.
-    Transition(usize),
-    /// `features.norm5` followed by torchvision's ReLU.
-    #[default]
-    Norm5,
-}
-
-impl Stage {
-    /// torchvision's module name, e.g. `features.denseblock3`.
-    pub fn name(self) -> String {
-        match self {
-            Self::DenseBlock(i) => format!("features.denseblock{i}"),
-            Self::Transition(i) => format!("features.transition{i}"),
-            Self::Norm5 => "features.norm5".to_string(),
-        }
-    }
-}
-
-impl std::fmt::Display for Stage {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.name())
-    }
-}
-
-impl std::str::FromStr for Stage {
-    type Err = String;
-
-    /// `features.denseblock2`, `denseblock2`, `features.transition1`, `features.norm5`, `norm5`.
-    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
-        let t = s.trim();
-        let t = t.strip_prefix("features.").unwrap_or(t);
-        let number = |rest: &str| rest.parse::<usize>().ok().filter(|&i| i >= 1);
-        let stage = if t == "norm5" {
-            Some(Self::Norm5)
-        } else if let Some(rest) = t.strip_prefix("denseblock") {
-            number(rest).map(Self::DenseBlock)
-        } else if let Some(rest) = t.strip_prefix("transition") {
-            number(rest).map(Self::Transition)
-        } else {
-            None
-        };
-        stage.ok_or_else(|| {
-            format!(
-                "unknown layer '{s}': use features.denseblockN, features.transitionN or features.norm5"
-            )
-        })
-    }
-}
-
-impl From<Stage> for String {
-    fn from(stage: Stage) -> Self {
-        stage.name()
-    }
-}
-
-impl TryFrom<String> for Stage {
-    type Error = String;
-    fn try_from(s: String) -> std::result::Result<Self, Self::Error> {
-        s.parse()
-    }
-}
-
 /// torchvision's `pool0`: MaxPool2d(3, stride 2, padding 1).
 ///
 /// The input is post-ReLU (>= 0), so zero padding gives exactly what PyTorch's -inf padding
@@ -584,22 +366,9 @@ fn max_pool_3x3_s2_p1(x: &Tensor, differentiable: bool) -> Result<Tensor> {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
-    use candle_core::Device;
-
-    /// Largest absolute difference of two tensors of the same shape.
-    pub(crate) fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
-        assert_eq!(a.dims(), b.dims(), "shapes differ");
-        (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar()
-            .unwrap()
-    }
+    use crate::network::test_support::{max_abs_diff, normal, uniform};
 
     #[test]
     fn lowered_convolutions_equal_candle_s() {
@@ -609,8 +378,8 @@ pub(crate) mod tests {
             (4, 1, 1, 0, 6, 7),
             (2, 3, 2, 1, 11, 10),
         ] {
-            let x = Tensor::randn(0f32, 1.0, (2, c_in, h, w), &Device::Cpu).unwrap();
-            let weight = Tensor::randn(0f32, 1.0, (6, c_in, k, k), &Device::Cpu).unwrap();
+            let x = normal(1, &[2, c_in, h, w], 1.0);
+            let weight = normal(2, &[6, c_in, k, k], 1.0);
             let conv = Conv {
                 weight: weight.clone(),
                 kernel: k,
@@ -628,28 +397,12 @@ pub(crate) mod tests {
     #[test]
     fn differentiable_pooling_equals_candle_s() {
         for (h, w) in [(8, 8), (7, 9), (5, 6), (112, 111)] {
-            let x = Tensor::rand(0f32, 1.0, (2, 3, h, w), &Device::Cpu).unwrap();
+            let x = uniform(3, &[2, 3, h, w], 0.0, 1.0);
             let a = max_pool_3x3_s2_p1(&x, false).unwrap();
             let b = max_pool_3x3_s2_p1(&x, true).unwrap();
             assert_eq!(a.dims(), b.dims());
             let diff = max_abs_diff(&a, &b);
             assert_eq!(diff, 0.0, "{h}x{w}");
         }
-    }
-
-    #[test]
-    fn presets_have_torchvision_feature_counts() {
-        assert_eq!(DenseNetConfig::densenet121(1000).num_features(), 1024);
-        assert_eq!(DenseNetConfig::densenet161(1000).num_features(), 2208);
-        assert_eq!(DenseNetConfig::densenet169(1000).num_features(), 1664);
-        assert_eq!(DenseNetConfig::densenet201(1000).num_features(), 1920);
-    }
-
-    #[test]
-    fn densenet121_tensor_count_matches_torchvision() {
-        // torchvision's densenet121 state dict holds 727 entries, 121 of them num_batches_tracked
-        // (one per batch norm: norm0, 2 x 58 dense layers, 3 transitions, norm5).
-        let expected = DenseNetConfig::densenet121(1000).expected_tensors();
-        assert_eq!(expected.len(), 727 - 121);
     }
 }

@@ -1,5 +1,5 @@
 //! Training a torchvision-style DenseNet with candle-nn on the CPU: the demo model is made this
-//! way, through the same `DenseNet` (and so the same key names) as users' checkpoints.
+//! way, through the same differentiable DenseNet (and so the same key names) as users' checkpoints.
 
 use std::ops::ControlFlow;
 
@@ -12,7 +12,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
 use crate::imaging::{PreprocessError, Preprocessing};
-use crate::network::{DenseNet, DenseNetConfig};
+use crate::network::{DenseNetConfig, DifferentiableDenseNet};
 
 /// The demo model's architecture: two dense blocks, so the final maps are 1/8 of the input
 /// (16 x 16 at 128 pixels: fine enough to point at small lesions, where torchvision's four
@@ -278,17 +278,32 @@ fn localisation_loss(
 /// A model being trained: its variables and the network reading them.
 pub struct Trainer {
     pub varmap: VarMap,
-    pub net: DenseNet,
+    pub net: DifferentiableDenseNet,
     optimizer: AdamW,
     config: TrainConfig,
     rng: ChaCha8Rng,
+}
+
+/// What one optimisation step did.
+#[derive(Debug, Clone, Copy)]
+pub struct StepReport {
+    pub loss: f32,
+    /// Images of the batch classified right (before the step).
+    pub correct: usize,
+}
+
+/// Loss and accuracy over a set of samples.
+#[derive(Debug, Clone, Copy)]
+pub struct Evaluation {
+    pub loss: f32,
+    pub accuracy: f32,
 }
 
 impl Trainer {
     pub fn new(config: TrainConfig) -> Result<Self, TrainError> {
         let varmap = VarMap::new();
         let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
-        let net = DenseNet::new(&config.model, vb)?;
+        let net = DifferentiableDenseNet::new(&config.model, vb)?;
         // Seed every weight: VarMap's initialisers draw from candle's own RNG, so re-draw
         // each trainable tensor from ours (kaiming-uniform-like scale) for reproducibility.
         let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
@@ -311,10 +326,9 @@ impl Trainer {
         })
     }
 
-    /// One optimisation step on a batch; returns the loss and the number of correct answers.
-    /// The loss is the cross-entropy plus, with a mask weight, that weight times
-    /// [`localisation_loss`].
-    pub fn step(&mut self, batch: &[&Sample]) -> Result<(f32, usize), TrainError> {
+    /// One optimisation step on a batch. The loss is the cross-entropy plus, with a mask
+    /// weight, that weight times [`localisation_loss`].
+    pub fn step(&mut self, batch: &[&Sample]) -> Result<StepReport, TrainError> {
         let b = batch_tensor(batch, &self.config.preprocessing, Some(&mut self.rng))?;
         let out = self.net.forward_t(&b.x, true)?;
         let mut loss = candle_nn::loss::cross_entropy(&out.logits, &b.y)?;
@@ -325,11 +339,14 @@ impl Trainer {
             }
         }
         self.optimizer.backward_step(&loss)?;
-        Ok((loss.to_scalar::<f32>()?, correct(&out.logits, &b.y)?))
+        Ok(StepReport {
+            loss: loss.to_scalar::<f32>()?,
+            correct: correct(&out.logits, &b.y)?,
+        })
     }
 
     /// Loss and accuracy in inference mode (running batch-norm statistics, no augmentation).
-    pub fn evaluate(&self, samples: &[Sample]) -> Result<(f32, f32), TrainError> {
+    pub fn evaluate(&self, samples: &[Sample]) -> Result<Evaluation, TrainError> {
         let mut loss_sum = 0.0;
         let mut right = 0;
         for chunk in samples.chunks(self.config.batch_size.max(1)) {
@@ -341,7 +358,10 @@ impl Trainer {
             right += correct(&logits, &b.y)?;
         }
         let n = samples.len().max(1) as f32;
-        Ok((loss_sum / n, right as f32 / n))
+        Ok(Evaluation {
+            loss: loss_sum / n,
+            accuracy: right as f32 / n,
+        })
     }
 
     /// Trains for the configured epochs; `on_step` is called after every batch (for progress)
@@ -370,19 +390,19 @@ impl Trainer {
                     * (1.0 + (std::f64::consts::PI * progress).cos());
                 self.optimizer.set_learning_rate(lr);
                 let batch: Vec<&Sample> = chunk.iter().map(|&j| &train[j]).collect();
-                let (loss, ok) = self.step(&batch)?;
-                loss_sum += loss * batch.len() as f32;
-                right += ok;
-                on_step(i, loss);
+                let step = self.step(&batch)?;
+                loss_sum += step.loss * batch.len() as f32;
+                right += step.correct;
+                on_step(i, step.loss);
             }
             let n = train.len().max(1) as f32;
-            let (validation_loss, validation_accuracy) = self.evaluate(validation)?;
+            let held_out = self.evaluate(validation)?;
             let report = EpochReport {
                 epoch,
                 train_loss: loss_sum / n,
                 train_accuracy: right as f32 / n,
-                validation_loss,
-                validation_accuracy,
+                validation_loss: held_out.loss,
+                validation_accuracy: held_out.accuracy,
                 seconds: start.elapsed().as_secs_f32(),
             };
             let flow = on_epoch(&report, self);
@@ -497,7 +517,7 @@ fn reseed(varmap: &VarMap, rng: &mut ChaCha8Rng) -> Result<(), candle_core::Erro
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::network::densenet::tests::max_abs_diff;
+    use crate::network::test_support::max_abs_diff;
 
     fn tiny_config() -> TrainConfig {
         TrainConfig {
@@ -554,7 +574,9 @@ mod tests {
         let mut trainer = Trainer::new(tiny_config()).unwrap();
         let samples = toy_samples(16);
         let batch: Vec<&Sample> = samples.iter().collect();
-        let losses: Vec<f32> = (0..20).map(|_| trainer.step(&batch).unwrap().0).collect();
+        let losses: Vec<f32> = (0..20)
+            .map(|_| trainer.step(&batch).unwrap().loss)
+            .collect();
         let first = losses[..3].iter().sum::<f32>() / 3.0;
         let after = losses[17..].iter().sum::<f32>() / 3.0;
         assert!(after < first * 0.7, "loss {first} -> {after}: {losses:?}");
@@ -590,7 +612,9 @@ mod tests {
         .unwrap();
         let samples = toy_samples(16);
         let batch: Vec<&Sample> = samples.iter().collect();
-        let losses: Vec<f32> = (0..20).map(|_| trainer.step(&batch).unwrap().0).collect();
+        let losses: Vec<f32> = (0..20)
+            .map(|_| trainer.step(&batch).unwrap().loss)
+            .collect();
         let first = losses[..3].iter().sum::<f32>() / 3.0;
         let after = losses[17..].iter().sum::<f32>() / 3.0;
         // The term alone starts near -ln(share of the image the squares cover) > 1.
@@ -680,7 +704,7 @@ mod tests {
             max_abs_diff(&column_sums, &column_sums.zeros_like().unwrap()) > 1e-3,
             "the test needs an uncentred classifier"
         );
-        let saved = DenseNet::new(
+        let saved = DifferentiableDenseNet::new(
             &trainer.config.model,
             VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu),
         )
@@ -688,8 +712,9 @@ mod tests {
         let x = batch_tensor(&batch, &trainer.config.preprocessing, None)
             .unwrap()
             .x;
-        let p =
-            |net: &DenseNet| candle_nn::ops::softmax(&net.forward(&x).unwrap().logits, 1).unwrap();
+        let p = |net: &DifferentiableDenseNet| {
+            candle_nn::ops::softmax(&net.forward(&x).unwrap().logits, 1).unwrap()
+        };
         let diff = max_abs_diff(&p(&trainer.net), &p(&saved));
         assert!(diff < 1e-6, "{diff}");
     }

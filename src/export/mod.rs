@@ -1,20 +1,22 @@
 //! Writing overlays, raw maps and their provenance: atomically, never over the source image,
 //! never over an existing file unless asked.
 
+mod overlay;
+mod provenance;
+
+pub use overlay::OverlayRequest;
+pub use provenance::{ClassRecord, ImageRecord, Provenance};
+
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use image::{ImageFormat, RgbImage};
-use serde::{Deserialize, Serialize};
 
-use crate::explain::{Analysis, ClassActivationMap, Method, Normalisation, Stage};
-use crate::imaging::Region;
-use crate::network::{Classifier, ModelInfo};
-use crate::render::{Annotation, Colormap, OverlayStyle};
+use crate::explain::{ClassActivationMap, Method, Stage};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
-    #[error("{file}: already exists (use --force to replace it)")]
+    #[error("{file}: already exists")]
     Exists { file: String },
     #[error("{file}: refusing to write over the source image")]
     IsSource { file: String },
@@ -22,113 +24,6 @@ pub enum ExportError {
     UnknownFormat { file: String, extension: String },
     #[error("{file}: cannot write: {reason}")]
     Io { file: String, reason: String },
-}
-
-/// Everything needed to know how an overlay was made.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Provenance {
-    pub camview_version: String,
-    pub image: ImageRecord,
-    pub model: ModelInfo,
-    pub labels: Vec<String>,
-    pub class: ClassRecord,
-    pub predicted: ClassRecord,
-    pub method: Method,
-    /// The layer the map explains (older sidecars, CAM only, have none: norm5).
-    #[serde(default)]
-    pub layer: Stage,
-    pub opacity: f32,
-    pub colormap: Colormap,
-    pub threshold: f32,
-    pub normalisation: Normalisation,
-    /// The raw map values drawn as the colour bar's two ends.
-    pub map_range: (f32, f32),
-    /// Where the network's input sits on the image.
-    pub region: Region,
-    pub logits: Vec<f32>,
-    pub probabilities: Vec<f32>,
-    /// The viewer's marks burnt into the overlay, in image pixel coordinates.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub annotations: Vec<Annotation>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct ImageRecord {
-    pub file: String,
-    pub width: u32,
-    pub height: u32,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct ClassRecord {
-    pub index: usize,
-    pub label: String,
-    pub probability: f32,
-}
-
-impl Provenance {
-    pub fn new(
-        image: ImageRecord,
-        classifier: &Classifier,
-        analysis: &Analysis,
-        class: usize,
-        style: &OverlayStyle,
-    ) -> Self {
-        let record = |i: usize| ClassRecord {
-            index: i,
-            label: classifier.labels[i].clone(),
-            probability: analysis.probabilities[i],
-        };
-        Self {
-            camview_version: env!("CARGO_PKG_VERSION").to_string(),
-            image,
-            model: classifier.info.clone(),
-            labels: classifier.labels.clone(),
-            class: record(class),
-            predicted: record(analysis.predicted),
-            method: analysis.cams[class].method,
-            layer: analysis.cams[class].layer,
-            opacity: style.opacity,
-            colormap: style.colormap,
-            threshold: style.threshold,
-            normalisation: style.normalisation,
-            map_range: analysis.range(class, style.normalisation),
-            region: analysis.region,
-            logits: analysis.logits.clone(),
-            probabilities: analysis.probabilities.clone(),
-            annotations: Vec::new(),
-        }
-    }
-
-    /// The caption band's lines.
-    pub fn caption_lines(&self) -> Vec<String> {
-        let model = Path::new(&self.model.file)
-            .file_name()
-            .map_or(self.model.file.clone(), |n| {
-                n.to_string_lossy().into_owned()
-            });
-        let image = Path::new(&self.image.file)
-            .file_name()
-            .map_or(self.image.file.clone(), |n| {
-                n.to_string_lossy().into_owned()
-            });
-        vec![
-            format!(
-                "{image}  |  {}: {:.1}%  |  predicted: {} ({:.1}%)",
-                self.class.label,
-                100.0 * self.class.probability,
-                self.predicted.label,
-                100.0 * self.predicted.probability
-            ),
-            format!(
-                "{} at {}  |  {}  |  {}",
-                self.method.title(),
-                self.layer,
-                model,
-                self.model.architecture
-            ),
-        ]
-    }
 }
 
 /// The default overlay name: `<image stem>_<method>_<class label>.png` beside the image, with
@@ -228,7 +123,8 @@ pub fn write_atomic(
     }
 }
 
-fn format_of(path: &Path) -> Result<ImageFormat, ExportError> {
+/// The format an overlay is written in, by its extension.
+pub fn format_of(path: &Path) -> Result<ImageFormat, ExportError> {
     let extension = path
         .extension()
         .map(|e| e.to_string_lossy().to_lowercase())

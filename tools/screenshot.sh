@@ -2,8 +2,8 @@
 # Starts the real viewer under a virtual X server, waits for the first heat map, takes a
 # screenshot of the screen and writes it to docs/screenshot.png (or $OUT).
 #
-#   scripts/screenshot.sh                      # the demo model on a demo image
-#   scripts/screenshot.sh --model m.pth a.png  # anything `camview` accepts
+#   tools/screenshot.sh                      # the demo model on a demo image
+#   tools/screenshot.sh --model m.pth a.png  # anything `camview` accepts
 #
 # Needs (Debian): xvfb xauth libxkbcommon-x11-0 libegl1 libgl1-mesa-dri imagemagick.
 # Environment: CAMVIEW (the binary; default: built with `cargo build --release`), OUT, SIZE

@@ -3,7 +3,7 @@
 # alternating (so a busy neighbour hurts all three alike), then the medians and the ratios.
 # Not part of CI: needs a Python with torch + torchvision (VENV, default /work/venv).
 #
-#   bench/compare_pytorch.sh [CHECKPOINT] [ROUNDS] [REPEATS]
+#   tools/pytorch/compare_pytorch.sh [CHECKPOINT] [ROUNDS] [REPEATS]
 #
 # Without a checkpoint, a DenseNet-121 with random weights (and random batch-norm statistics)
 # is written to a temporary folder. Each round runs every engine in a fresh process: load,
@@ -11,7 +11,7 @@
 # THREADS=n runs both with n threads (torch.set_num_threads, RAYON_NUM_THREADS); by default
 # each picks its own (both use the 2 cores here).
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 VENV=${VENV:-/work/venv}
 PYTHON="$VENV/bin/python"
 CHECKPOINT=${1:-}
@@ -26,7 +26,7 @@ trap 'rm -rf "$work"' EXIT
 
 if [[ -z "$CHECKPOINT" ]]; then
     CHECKPOINT="$work/densenet121.pth"
-    "$PYTHON" bench/make_densenet121.py "$CHECKPOINT"
+    "$PYTHON" tools/pytorch/make_densenet121.py "$CHECKPOINT"
 fi
 cargo build --release --quiet --example time_forward
 CAMVIEW=target/release/examples/time_forward
@@ -35,9 +35,9 @@ echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(n
 echo "torch: $("$PYTHON" -c 'import os, torch; os.environ.get("THREADS") and torch.set_num_threads(int(os.environ["THREADS"])); print(torch.__version__, "threads", torch.get_num_threads())'), camview threads: ${RAYON_NUM_THREADS:-default (cores)}"
 echo "load before: $(uptime | sed 's/.*load average/load average/')"
 for round in $(seq "$ROUNDS"); do
-    "$PYTHON" bench/time_pytorch.py "$CHECKPOINT" "$SIZE" "$REPEATS" eager \
+    "$PYTHON" tools/pytorch/time_pytorch.py "$CHECKPOINT" "$SIZE" "$REPEATS" eager \
         | grep forward_ms >>"$work/eager"
-    "$PYTHON" bench/time_pytorch.py "$CHECKPOINT" "$SIZE" "$REPEATS" channels_last \
+    "$PYTHON" tools/pytorch/time_pytorch.py "$CHECKPOINT" "$SIZE" "$REPEATS" channels_last \
         | grep forward_ms >>"$work/channels_last"
     "$CAMVIEW" "$CHECKPOINT" "$SIZE" "$REPEATS" >"$work/camview.out"
     grep forward_ms "$work/camview.out" >>"$work/camview"

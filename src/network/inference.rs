@@ -1,8 +1,8 @@
 //! The inference engine: torchvision's DenseNet forward pass on plain `f32` buffers, for when no
 //! gradient is wanted (every forward of `predict`, `render`, `batch` and the viewer).
 //!
-//! Same maths as `densenet::DenseNet::forward` (which stays the differentiable path for
-//! training and gradient methods), arranged to do less work:
+//! Same maths as `differentiable::DifferentiableDenseNet::forward` (which stays the
+//! differentiable path for training and gradient methods), arranged to do less work:
 //! - weights are converted once, at load time, into the matrices the products need;
 //! - batch norms that directly follow a convolution (norm0 after conv0, norm2 after conv1) are
 //!   folded into its weights and a bias; the others (norm1, the transitions' norm, norm5) are
@@ -23,7 +23,7 @@ use candle_core::{CpuStorage, DType, Device, Layout, Result, Tensor};
 use rayon::prelude::*;
 use std::collections::HashMap;
 
-use super::densenet::{BN_EPS, DenseNetConfig, ForwardOutput};
+use super::config::{BN_EPS, DenseNetConfig, ForwardOutput};
 
 /// Parallel element-wise passes split work into pieces of at least this many values.
 const MIN_PIECE: usize = 16 * 1024;
@@ -100,7 +100,7 @@ struct Block {
 }
 
 /// A DenseNet's weights arranged for the inference engine (see the module's documentation).
-pub struct FastDenseNet {
+pub struct InferenceEngine {
     config: DenseNetConfig,
     /// `[init, 3 * 7 * 7]` with norm0's scale folded in.
     conv0: Matrix,
@@ -124,9 +124,9 @@ pub struct FeatureMaps {
     scratch: Vec<f32>,
 }
 
-impl std::fmt::Debug for FastDenseNet {
+impl std::fmt::Debug for InferenceEngine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FastDenseNet")
+        f.debug_struct("InferenceEngine")
             .field("config", &self.config)
             .finish_non_exhaustive()
     }
@@ -178,7 +178,7 @@ impl Weights<'_> {
     }
 }
 
-impl FastDenseNet {
+impl InferenceEngine {
     /// Arranges the weights of a validated state dict (see `network::validate`).
     pub fn from_tensors(config: &DenseNetConfig, map: &HashMap<String, Tensor>) -> Result<Self> {
         let w = Weights { map };
@@ -243,7 +243,7 @@ impl FastDenseNet {
     }
 
     /// Inference forward pass of `[batch, 3, h, w]`: the same logits and feature maps as
-    /// `DenseNet::forward`, as tensors on the CPU.
+    /// the differentiable network's `forward`, as tensors on the CPU.
     pub fn forward(&self, x: &Tensor) -> Result<ForwardOutput> {
         let (n, c, h, w) = x.dims4()?;
         if c != 3 {
@@ -254,10 +254,10 @@ impl FastDenseNet {
         let mut features = Vec::new();
         let mut grid = (0, 0);
         for image in input.chunks_exact(3 * h * w) {
-            let (l, f, fh, fw) = self.forward_image(image, h, w)?;
+            let (l, f) = self.forward_image(image, h, w)?;
             logits.extend(l);
-            features.extend(f);
-            grid = (fh, fw);
+            grid = (f.height, f.width);
+            features.extend(f.values);
         }
         let channels = self.config.num_features();
         Ok(ForwardOutput {
@@ -266,13 +266,8 @@ impl FastDenseNet {
         })
     }
 
-    /// One `[3, h, w]` image: logits and `relu(norm5(..))` as `[channels, fh, fw]`.
-    fn forward_image(
-        &self,
-        image: &[f32],
-        h: usize,
-        w: usize,
-    ) -> Result<(Vec<f32>, Vec<f32>, usize, usize)> {
+    /// One `[3, h, w]` image: its logits and `relu(norm5(..))`.
+    fn forward_image(&self, image: &[f32], h: usize, w: usize) -> Result<(Vec<f32>, FeatureMaps)> {
         let mut maps = self.stem(image, h, w)?;
         for (i, block) in self.blocks.iter().enumerate() {
             for j in 0..block.layers.len() {
@@ -282,8 +277,7 @@ impl FastDenseNet {
                 maps = self.transition(i, &maps)?;
             }
         }
-        let (logits, features) = self.head(maps)?;
-        Ok((logits, features.values, features.height, features.width))
+        self.head(maps)
     }
 
     /// The stem: conv0 (norm0 folded in), relu0 and pool0 of a `[3, h, w]` image, written into
@@ -603,41 +597,19 @@ fn sum_of_shifted_taps(taps: &[f32], growth: usize, o: usize, h: usize, w: usize
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::network::DenseNet;
-    use crate::network::densenet::tests::max_abs_diff;
+    use crate::network::DifferentiableDenseNet;
+    use crate::network::test_support::{max_abs_diff, normal, random_tensors};
     use candle_nn::VarBuilder;
-
-    /// A state dict of `config` with random weights and batch-norm statistics (so that every
-    /// fold and fusion is exercised), as a checkpoint would hold it.
-    fn random_tensors(config: &DenseNetConfig, dtype: DType) -> HashMap<String, Tensor> {
-        let cpu = &Device::Cpu;
-        config
-            .expected_tensors()
-            .into_iter()
-            .map(|(key, shape)| {
-                let is_norm_weight = key.contains(".norm") && key.ends_with(".weight");
-                let t = if key.ends_with("running_var") || is_norm_weight {
-                    Tensor::rand(0.5f32, 1.5, shape.as_slice(), cpu)
-                } else if key.ends_with(".bias") || key.ends_with("running_mean") {
-                    Tensor::rand(-0.3f32, 0.3, shape.as_slice(), cpu)
-                } else {
-                    let fan_in: usize = shape[1..].iter().product();
-                    Tensor::randn(0f32, (2.0 / fan_in as f32).sqrt(), shape.as_slice(), cpu)
-                };
-                (key, t.unwrap().to_dtype(dtype).unwrap())
-            })
-            .collect()
-    }
 
     fn max_abs(a: &Tensor) -> f32 {
         a.abs().unwrap().max_all().unwrap().to_scalar().unwrap()
     }
 
     fn assert_engine_matches_candle(config: &DenseNetConfig, dtype: DType, x: &Tensor) {
-        let map = random_tensors(config, dtype);
-        let engine = FastDenseNet::from_tensors(config, &map).unwrap();
+        let map = random_tensors(config, dtype, 7);
+        let engine = InferenceEngine::from_tensors(config, &map).unwrap();
         let vb = VarBuilder::from_tensors(map, DType::F32, &Device::Cpu);
-        let net = DenseNet::new(config, vb).unwrap();
+        let net = DifferentiableDenseNet::new(config, vb).unwrap();
         let reference = net.forward(x).unwrap();
         let fast = engine.forward(x).unwrap();
         for (what, a, b) in [
@@ -666,7 +638,6 @@ mod tests {
 
     #[test]
     fn engine_equals_the_candle_network_on_random_weights() {
-        let cpu = &Device::Cpu;
         for (config, (n, h, w)) in [
             (custom(4, &[1, 2, 1], 8, 3), (1, 64, 64)),
             (custom(4, &[1, 2, 1], 8, 3), (2, 37, 30)),
@@ -676,14 +647,14 @@ mod tests {
             // conv0's maps larger than one piece of parallel work
             (custom(4, &[1, 1], 8, 2), (1, 300, 261)),
         ] {
-            let x = Tensor::randn(0f32, 1.0, (n, 3, h, w), cpu).unwrap();
+            let x = normal(11, &[n, 3, h, w], 1.0);
             assert_engine_matches_candle(&config, DType::F32, &x);
         }
     }
 
     #[test]
     fn engine_equals_the_candle_network_with_half_precision_weights() {
-        let x = Tensor::randn(0f32, 1.0, (1, 3, 49, 51), &Device::Cpu).unwrap();
+        let x = normal(12, &[1, 3, 49, 51], 1.0);
         for dtype in [DType::F16, DType::BF16] {
             assert_engine_matches_candle(&custom(4, &[2, 2, 1], 8, 2), dtype, &x);
         }
@@ -691,15 +662,15 @@ mod tests {
 
     #[test]
     fn densenet121_shapes_and_values_at_224() {
-        let x = Tensor::randn(0f32, 1.0, (1, 3, 224, 224), &Device::Cpu).unwrap();
+        let x = normal(13, &[1, 3, 224, 224], 1.0);
         assert_engine_matches_candle(&DenseNetConfig::densenet121(4), DType::F32, &x);
     }
 
     #[test]
     fn an_input_too_small_is_an_error_not_a_panic() {
         let config = custom(4, &[1, 1, 1], 8, 2);
-        let map = random_tensors(&config, DType::F32);
-        let engine = FastDenseNet::from_tensors(&config, &map).unwrap();
+        let map = random_tensors(&config, DType::F32, 8);
+        let engine = InferenceEngine::from_tensors(&config, &map).unwrap();
         for size in [1, 3, 8] {
             let x = Tensor::zeros((1, 3, size, size), DType::F32, &Device::Cpu).unwrap();
             assert!(engine.forward(&x).is_err(), "{size}x{size}");

@@ -1,0 +1,156 @@
+//! `predict`: the top classes of each image, and with `--map` where the predicted class's map
+//! peaks.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::Args;
+use serde::Serialize;
+
+use super::args::{MapArgs, ModelArgs, image_inputs};
+use super::{Analysed, analyse_file, exit_for, report};
+use crate::explain::{MapChoice, Method, Stage};
+use crate::network::{Classifier, ModelInfo};
+
+#[derive(Debug, Args)]
+pub struct PredictArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// One JSON object per line instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Also compute the predicted class's map and report where it peaks (with --method,
+    /// --layer; off by default, as predict needs only the forward pass).
+    #[arg(long)]
+    pub map: bool,
+    #[command(flatten)]
+    pub map_args: MapArgs,
+    /// Images (or folders of images) to classify.
+    #[arg(required = true, value_name = "IMAGE")]
+    pub images: Vec<PathBuf>,
+}
+
+#[derive(Serialize)]
+struct PredictRecord<'a> {
+    image: String,
+    width: u32,
+    height: u32,
+    model: &'a ModelInfo,
+    logits: &'a [f32],
+    probabilities: &'a [f32],
+    predicted: usize,
+    labels: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    map: Option<MapPeak>,
+}
+
+/// Where the predicted class's map peaks (`predict --map`).
+#[derive(Serialize)]
+struct MapPeak {
+    method: Method,
+    layer: Stage,
+    /// The map's size (the layer's resolution).
+    width: usize,
+    height: usize,
+    /// The peak's centre in image pixels.
+    peak: (f64, f64),
+    /// The raw map's range.
+    range: (f32, f32),
+}
+
+impl MapPeak {
+    fn of(a: &Analysed, class: usize) -> Self {
+        let map = &a.analysis.maps[class];
+        let best = map
+            .values
+            .iter()
+            .enumerate()
+            .max_by(|x, y| x.1.total_cmp(y.1))
+            .map_or(0, |(i, _)| i);
+        let (col, row) = (best % map.width.max(1), best / map.width.max(1));
+        let r = map.region;
+        Self {
+            method: map.method,
+            layer: map.layer,
+            width: map.width,
+            height: map.height,
+            peak: (
+                r.x + (col as f64 + 0.5) * r.width / map.width.max(1) as f64,
+                r.y + (row as f64 + 0.5) * r.height / map.height.max(1) as f64,
+            ),
+            range: map.min_max(),
+        }
+    }
+}
+
+pub fn predict(args: &PredictArgs) -> Result<ExitCode> {
+    let classifier = args.model.load()?;
+    // Without --map, only the forward pass: CAM at norm5 comes with it.
+    let choice = if args.map {
+        args.map_args.choice()
+    } else {
+        MapChoice::default()
+    };
+    let mut failures = 0;
+    for path in &image_inputs(&args.images)? {
+        match analyse_file(&classifier, path, &choice) {
+            Ok(a) => print_prediction(&classifier, path, &a, args)?,
+            Err(e) => {
+                report(&e);
+                failures += 1;
+            }
+        }
+    }
+    Ok(exit_for(failures))
+}
+
+fn print_prediction(
+    classifier: &Classifier,
+    path: &std::path::Path,
+    a: &Analysed,
+    args: &PredictArgs,
+) -> Result<()> {
+    let predicted = a.analysis.predicted;
+    let peak = args.map.then(|| MapPeak::of(a, predicted));
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        let record = PredictRecord {
+            image: path.display().to_string(),
+            width: a.image.width(),
+            height: a.image.height(),
+            model: &classifier.info,
+            logits: &a.analysis.logits,
+            probabilities: &a.analysis.probabilities,
+            predicted,
+            labels: &classifier.labels,
+            map: peak,
+        };
+        writeln!(out, "{}", serde_json::to_string(&record)?)?;
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "{}: {} ({:.1}%)",
+        path.display(),
+        classifier.labels[predicted],
+        100.0 * a.analysis.probabilities[predicted]
+    )?;
+    if let Some(m) = &peak {
+        writeln!(
+            out,
+            "  {} at {}: peak at ({:.0}, {:.0})",
+            m.method, m.layer, m.peak.0, m.peak.1
+        )?;
+    }
+    for c in a.analysis.ranked().into_iter().take(5) {
+        writeln!(
+            out,
+            "  {:>6.2}%  {}",
+            100.0 * a.analysis.probabilities[c],
+            classifier.labels[c]
+        )?;
+    }
+    Ok(())
+}

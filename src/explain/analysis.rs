@@ -1,0 +1,227 @@
+//! The one analysis path. A forward pass (`analyse`) gives an `Analysis` with every class's CAM;
+//! the chosen method's maps (`methods::explain_maps`) then replace them (`Analysis::showing`).
+//! `explain_image` does both and is what `render`, `batch`, `predict --map` and `faithfulness`
+//! call; the viewer runs the same two steps as separate jobs so it can cache each, and saves
+//! through the same composition (`crate::export::compose_overlay`).
+
+use candle_core::Tensor;
+use image::RgbImage;
+
+use super::methods::{self, ExplainError, Progress};
+use super::{ClassActivationMap, MapChoice, Method, Normalisation, Stage};
+use crate::imaging::{PreprocessError, Preprocessing, Region, SourceImage};
+use crate::network::Classifier;
+
+/// Why an image could not be analysed. Every message names the image.
+///
+/// Each message is whole (it holds its cause's text), so the cause is not also reported as a
+/// `source`, which would print it twice in a chain.
+#[derive(Debug, thiserror::Error)]
+pub enum AnalysisError {
+    #[error("{file}: {reason}")]
+    Preprocess {
+        file: String,
+        reason: PreprocessError,
+    },
+    #[error("{file}: the network failed: {reason}")]
+    Network {
+        file: String,
+        reason: candle_core::Error,
+    },
+    #[error("{file}: cannot compute {method} at {layer}: {reason}")]
+    Map {
+        file: String,
+        method: Method,
+        layer: Stage,
+        reason: ExplainError,
+    },
+}
+
+/// Everything one forward pass gives, cached so that class, opacity and colormap changes never
+/// run the network again.
+#[derive(Debug, Clone)]
+pub struct Analysis {
+    pub logits: Vec<f32>,
+    pub probabilities: Vec<f32>,
+    pub predicted: usize,
+    /// Every class's raw map: CAM's straight after the forward pass, or the chosen method's
+    /// (`showing`); each map says which method and layer it is.
+    pub maps: Vec<ClassActivationMap>,
+    /// Where the network's input sits on the original image.
+    pub region: Region,
+    /// The network's input size, `(width, height)`.
+    pub input_size: (u32, u32),
+    /// `A`, `[num_features, h, w]`, kept for other methods.
+    pub features: Tensor,
+    /// The network's input `[1, 3, H, W]`, kept for the methods and scores that run the
+    /// network again (Score-CAM, faithfulness, other layers).
+    pub input: Tensor,
+}
+
+impl Analysis {
+    /// Classes by decreasing probability.
+    pub fn ranked(&self) -> Vec<usize> {
+        let mut order: Vec<usize> = (0..self.probabilities.len()).collect();
+        order.sort_by(|&a, &b| self.probabilities[b].total_cmp(&self.probabilities[a]));
+        order
+    }
+
+    /// The same forward pass showing `maps` (a method's, at some layer) instead of its own.
+    pub fn showing(&self, maps: Vec<ClassActivationMap>) -> Self {
+        Self {
+            maps,
+            ..self.clone()
+        }
+    }
+
+    /// The value range that maps `class` to `[0, 1]` under `normalisation`.
+    pub fn range(&self, class: usize, normalisation: Normalisation) -> (f32, f32) {
+        match normalisation {
+            Normalisation::PerMap => self.maps[class].min_max(),
+            Normalisation::Shared => self
+                .maps
+                .iter()
+                .map(ClassActivationMap::min_max)
+                .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), (a, b)| {
+                    (lo.min(a), hi.max(b))
+                }),
+        }
+    }
+}
+
+/// Softmax in f64 (stable for large logits).
+pub fn softmax(logits: &[f32]) -> Vec<f32> {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let exps: Vec<f64> = logits.iter().map(|&l| f64::from(l - max).exp()).collect();
+    let sum: f64 = exps.iter().sum();
+    exps.iter().map(|e| (e / sum) as f32).collect()
+}
+
+/// `M[c] = sum_k W[c, k] A[k]` for every class at once: `[classes, h, w]`.
+pub fn class_activation_maps(features: &Tensor, weight: &Tensor) -> candle_core::Result<Tensor> {
+    let (k, h, w) = features.dims3()?;
+    let flat = features.reshape((k, h * w))?;
+    weight.matmul(&flat)?.reshape(((), h, w))
+}
+
+/// What one forward pass gives, as plain vectors.
+struct ForwardMaps {
+    logits: Vec<f32>,
+    features: Tensor,
+    /// Every class's raw map, row-major `height x width`.
+    maps: Vec<Vec<f32>>,
+    width: usize,
+    height: usize,
+}
+
+fn forward_maps(classifier: &Classifier, input: &Tensor) -> candle_core::Result<ForwardMaps> {
+    let out = classifier.forward(input)?;
+    let logits: Vec<f32> = out.logits.squeeze(0)?.to_vec1()?;
+    let features = out.features.squeeze(0)?;
+    let (weight, _) = classifier.head();
+    let maps = class_activation_maps(&features, weight)?;
+    let (_, height, width) = maps.dims3()?;
+    let maps = maps.flatten_from(1)?.to_vec2()?;
+    Ok(ForwardMaps {
+        logits,
+        features,
+        maps,
+        width,
+        height,
+    })
+}
+
+/// Runs the network once on an image and computes every class's CAM (the forward pass alone;
+/// `explain_image` adds the chosen method).
+pub fn analyse(
+    classifier: &Classifier,
+    image_name: &str,
+    image: &RgbImage,
+    preprocessing: &Preprocessing,
+) -> Result<Analysis, AnalysisError> {
+    let input = preprocessing
+        .prepare(image)
+        .map_err(|reason| AnalysisError::Preprocess {
+            file: image_name.to_string(),
+            reason,
+        })?;
+    let ForwardMaps {
+        logits,
+        features,
+        maps,
+        width: w,
+        height: h,
+    } = forward_maps(classifier, &input.tensor).map_err(|reason| AnalysisError::Network {
+        file: image_name.to_string(),
+        reason,
+    })?;
+    let probabilities = softmax(&logits);
+    let maps = maps
+        .into_iter()
+        .enumerate()
+        .map(|(class, values)| ClassActivationMap {
+            class,
+            method: Method::Cam,
+            layer: Stage::Norm5,
+            width: w,
+            height: h,
+            values,
+            region: input.region,
+        })
+        .collect();
+    let predicted = logits
+        .iter()
+        .enumerate()
+        .max_by(|a, b| a.1.total_cmp(b.1))
+        .map_or(0, |(i, _)| i);
+    Ok(Analysis {
+        logits,
+        probabilities,
+        predicted,
+        maps,
+        region: input.region,
+        input_size: input.pixels.dimensions(),
+        features,
+        input: input.tensor,
+    })
+}
+
+/// The forward pass on `image`, then `choice`'s maps of every class: the one analysis path of
+/// every front end.
+pub fn explain_image(
+    classifier: &Classifier,
+    image: &SourceImage,
+    choice: &MapChoice,
+    progress: &dyn Progress,
+) -> Result<Analysis, AnalysisError> {
+    let analysis = analyse(
+        classifier,
+        &image.name,
+        &image.rgb,
+        &classifier.preprocessing,
+    )?;
+    if choice.is_forward_pass_cam() {
+        return Ok(analysis);
+    }
+    let explained =
+        methods::explain_maps(classifier, &analysis, choice, None, progress).map_err(|reason| {
+            AnalysisError::Map {
+                file: image.name.clone(),
+                method: choice.method,
+                layer: choice.layer,
+                reason,
+            }
+        })?;
+    Ok(analysis.showing(explained.maps))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn softmax_is_stable_for_large_logits() {
+        let p = softmax(&[1000.0, 1000.0, f32::NEG_INFINITY]);
+        assert_eq!(p, [0.5, 0.5, 0.0]);
+    }
+}

@@ -1,0 +1,84 @@
+//! The saved overlay, composed once for every front end (`render`, `batch` and the viewer's Save
+//! and Copy): the same request gives the same pixels and the same provenance.
+
+use std::path::{Path, PathBuf};
+
+use image::RgbImage;
+
+use super::{ExportError, ImageRecord, Provenance, save_overlay};
+use crate::explain::Analysis;
+use crate::imaging::SourceImage;
+use crate::network::Classifier;
+use crate::render::{self, Annotation, Decorations, OverlayStyle};
+
+/// Everything an overlay and its provenance depend on.
+#[derive(Clone, Copy)]
+pub struct OverlayRequest<'a> {
+    pub image: &'a SourceImage,
+    /// The image's file, when it has one: named in the provenance and never written over.
+    pub image_file: Option<&'a Path>,
+    pub classifier: &'a Classifier,
+    /// The forward pass showing the chosen method's maps.
+    pub analysis: &'a Analysis,
+    pub class: usize,
+    pub style: OverlayStyle,
+    /// Marks burnt into the overlay and recorded in the provenance.
+    pub annotations: &'a [Annotation],
+    /// A caption band below the overlay: image, class, prediction, method, model.
+    pub caption: bool,
+    /// A colour bar with the map's scale, in the caption band.
+    pub colour_bar: bool,
+}
+
+impl OverlayRequest<'_> {
+    pub fn provenance(&self) -> Provenance {
+        let record = ImageRecord {
+            file: self
+                .image_file
+                .map_or_else(|| self.image.name.clone(), |p| p.display().to_string()),
+            width: self.image.width(),
+            height: self.image.height(),
+        };
+        let mut provenance = Provenance::new(
+            record,
+            self.classifier,
+            self.analysis,
+            self.class,
+            &self.style,
+        );
+        provenance.annotations = self.annotations.to_vec();
+        provenance
+    }
+
+    /// The overlay at the image's own resolution, with its provenance.
+    pub fn compose(&self) -> (RgbImage, Provenance) {
+        let provenance = self.provenance();
+        let caption = if self.caption {
+            provenance.caption_lines()
+        } else {
+            Vec::new()
+        };
+        let decorations = Decorations {
+            annotations: self.annotations,
+            caption: &caption,
+            colour_bar: self.colour_bar,
+        };
+        let overlay = render::compose(
+            &self.image.rgb,
+            self.analysis,
+            self.class,
+            &self.style,
+            &decorations,
+        );
+        (overlay, provenance)
+    }
+
+    /// Composes the overlay and writes it to `dest` with its sidecar (never over the image);
+    /// returns the provenance and the sidecar's path.
+    pub fn save(&self, dest: &Path, replace: bool) -> Result<(Provenance, PathBuf), ExportError> {
+        let (img, provenance) = self.compose();
+        let sources: Vec<&Path> = self.image_file.into_iter().collect();
+        let sidecar = save_overlay(dest, &img, &provenance, replace, &sources)?;
+        Ok((provenance, sidecar))
+    }
+}
