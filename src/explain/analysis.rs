@@ -2,7 +2,7 @@
 //! the chosen method's maps (`methods::explain_maps`) then replace them (`Analysis::showing`).
 //! `explain_image` does both and is what `render`, `batch`, `predict --map` and `faithfulness`
 //! call; the viewer runs the same two steps as separate jobs so it can cache each, and saves
-//! through the same composition (`crate::export::compose_overlay`).
+//! through the same composition (`crate::export::OverlayRequest`).
 
 use candle_core::Tensor;
 use image::RgbImage;
