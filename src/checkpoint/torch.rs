@@ -60,149 +60,190 @@ struct TensorSpec {
 // ---------------------------------------------------------------------------
 
 pub(crate) fn read_zip(name: &str, bytes: &[u8]) -> Result<Vec<(String, Tensor)>, CheckpointError> {
-    let mut zip = ZipArchive::new(Cursor::new(bytes)).map_err(|e| {
-        let text = e.to_string();
-        if text.contains("EOCD") || text.contains("Unexpected end") {
-            CheckpointError::corrupt(
-                name,
-                "the zip archive's table of contents, at the end of the file, is missing (was \
-                 the file cut short while copying or downloading?)",
-            )
-        } else {
-            CheckpointError::corrupt(name, format!("the zip archive is damaged ({text})"))
-        }
-    })?;
-    let names: Vec<String> = zip
-        .file_names()
-        .filter_map(Result::ok)
-        .map(|n| n.into_owned())
-        .collect();
-    let Some(pkl) = names
-        .iter()
-        .filter(|n| *n == "data.pkl" || n.ends_with("/data.pkl"))
-        .min_by_key(|n| (n.matches('/').count(), n.as_str()))
-        .cloned()
-    else {
-        if names.iter().any(|n| n.ends_with("constants.pkl")) {
-            return Err(torchscript(name));
-        }
-        return Err(CheckpointError::not_a_checkpoint(
-            name,
-            "it is a zip archive without a data.pkl inside",
-        ));
-    };
-    let prefix = pkl.strip_suffix("data.pkl").unwrap_or_default().to_owned();
-    let (constants, code) = (format!("{prefix}constants.pkl"), format!("{prefix}code/"));
-    if names
-        .iter()
-        .any(|n| *n == constants || n.starts_with(&code))
-    {
-        return Err(torchscript(name));
-    }
-
-    let byteorder_entry = format!("{prefix}byteorder");
-    let name_set: HashSet<&str> = names.iter().map(String::as_str).collect();
-    if name_set.contains(byteorder_entry.as_str()) {
-        let order = read_entry(name, bytes.len(), &mut zip, &byteorder_entry, 64)?;
-        match String::from_utf8_lossy(&order).trim() {
-            "little" => {}
-            "big" => return Err(big_endian(name)),
-            other => {
-                return Err(CheckpointError::corrupt(
-                    name,
-                    format!("{byteorder_entry} says '{other}' instead of 'little' or 'big'"),
-                ));
-            }
-        }
-    }
-
-    let data = read_entry(name, bytes.len(), &mut zip, &pkl, MAX_PICKLE_BYTES + 1)?;
-    if data.len() as u64 > MAX_PICKLE_BYTES {
-        return Err(CheckpointError::unsupported(
-            name,
-            format!("{pkl} is larger than {MAX_PICKLE_BYTES} bytes"),
-        ));
-    }
-    let p = pickle::parse(&data, 0).map_err(|e| CheckpointError::from_pickle(name, &pkl, e))?;
+    let mut archive = ZipCheckpoint::open(name, bytes)?;
+    archive.check_byteorder()?;
+    let data = archive.read_data_pkl()?;
+    let p = pickle::parse(&data, 0)
+        .map_err(|e| CheckpointError::from_pickle(name, &archive.data_pkl, e))?;
     let specs = state_dict(name, &p)?;
-
-    // Load every storage the state dict uses, once (tensors may share one).
-    let mut storages: HashMap<String, Vec<u8>> = HashMap::new();
-    for (_, spec) in &specs {
-        let key = &spec.storage.key;
-        let need = storage_bytes(name, &spec.storage)?;
-        match storages.get_mut(key) {
-            Some(existing) if existing.len() as u64 >= need => {}
-            _ => {
-                let entry = format!("{prefix}data/{key}");
-                if !name_set.contains(entry.as_str()) {
-                    return Err(CheckpointError::corrupt(
-                        name,
-                        format!("the archive has no entry {entry} for a tensor's data"),
-                    ));
-                }
-                let mut v =
-                    read_entry(name, bytes.len(), &mut zip, &entry, need.saturating_add(1))?;
-                if (v.len() as u64) < need {
-                    return Err(CheckpointError::corrupt(
-                        name,
-                        format!(
-                            "{entry} has {} bytes but the checkpoint says it holds {need}",
-                            v.len()
-                        ),
-                    ));
-                }
-                v.truncate(usize::try_from(need).unwrap_or(usize::MAX));
-                storages.insert(key.clone(), v);
-            }
-        }
-    }
-
-    let mut budget = Budget::for_data(storages.values().map(Vec::len).sum());
-    let mut out = Vec::with_capacity(specs.len());
-    for (key, spec) in specs {
-        let data = storages
-            .get(&spec.storage.key)
-            .map(Vec::as_slice)
-            .unwrap_or_default();
-        let entry = format!("{prefix}data/{}", spec.storage.key);
-        let t = make_tensor(name, &key, &entry, &spec, data, &mut budget)?;
-        out.push((key, t));
-    }
-    Ok(out)
+    let owned = archive.read_storages(&specs)?;
+    let storages: Storages = owned
+        .iter()
+        .map(|(key, data)| (key.as_str(), data.as_slice()))
+        .collect();
+    tensors_from_specs(name, specs, &storages, |key| archive.storage_entry(key))
 }
 
-/// Reads one zip entry, at most `limit` bytes, without trusting the declared size.
-fn read_entry(
-    name: &str,
+/// A `torch.save` zip archive whose `data.pkl` has been found.
+struct ZipCheckpoint<'a> {
+    /// The file's name, for messages.
+    name: &'a str,
+    /// Bounds every read: no entry can hold more than the whole file.
     file_len: usize,
-    zip: &mut ZipArchive<Cursor<&[u8]>>,
-    entry: &str,
-    limit: u64,
-) -> Result<Vec<u8>, CheckpointError> {
-    // Never reserve more than the whole file up front, whatever the entry claims.
-    let total = file_len as u64;
-    let damaged = |e: &dyn std::fmt::Display| {
-        if e.to_string().contains("checksum") {
-            return CheckpointError::corrupt(
+    zip: ZipArchive<Cursor<&'a [u8]>>,
+    entries: HashSet<String>,
+    /// `<folder>/data.pkl`; the folder is named after the file `torch.save` wrote.
+    data_pkl: String,
+    /// `<folder>/`, in front of every other entry.
+    prefix: String,
+}
+
+impl<'a> ZipCheckpoint<'a> {
+    /// Opens the archive and finds its `data.pkl`, refusing TorchScript archives.
+    fn open(name: &'a str, bytes: &'a [u8]) -> Result<Self, CheckpointError> {
+        let zip = ZipArchive::new(Cursor::new(bytes)).map_err(|e| {
+            let text = e.to_string();
+            if text.contains("EOCD") || text.contains("Unexpected end") {
+                CheckpointError::corrupt(
+                    name,
+                    "the zip archive's table of contents, at the end of the file, is missing (was \
+                     the file cut short while copying or downloading?)",
+                )
+            } else {
+                CheckpointError::corrupt(name, format!("the zip archive is damaged ({text})"))
+            }
+        })?;
+        let entries: HashSet<String> = zip
+            .file_names()
+            .filter_map(Result::ok)
+            .map(|n| n.into_owned())
+            .collect();
+        // The shallowest data.pkl: a nested one belongs to something saved inside.
+        let Some(data_pkl) = entries
+            .iter()
+            .filter(|n| *n == "data.pkl" || n.ends_with("/data.pkl"))
+            .min_by_key(|n| (n.matches('/').count(), n.as_str()))
+            .cloned()
+        else {
+            if entries.iter().any(|n| n.ends_with("constants.pkl")) {
+                return Err(torchscript(name));
+            }
+            return Err(CheckpointError::not_a_checkpoint(
                 name,
-                format!(
-                    "{entry} is damaged: its bytes do not match the checksum stored in the archive"
-                ),
-            );
+                "it is a zip archive without a data.pkl inside",
+            ));
+        };
+        let prefix = data_pkl
+            .strip_suffix("data.pkl")
+            .unwrap_or_default()
+            .to_owned();
+        let (constants, code) = (format!("{prefix}constants.pkl"), format!("{prefix}code/"));
+        if entries
+            .iter()
+            .any(|n| *n == constants || n.starts_with(&code))
+        {
+            return Err(torchscript(name));
         }
-        CheckpointError::corrupt(
+        Ok(ZipCheckpoint {
             name,
-            format!("cannot read {entry} from the zip archive ({e})"),
-        )
-    };
-    let file = zip.by_name(entry).map_err(|e| damaged(&e))?;
-    let capacity = file.size().min(limit).min(total);
-    let mut v = Vec::with_capacity(usize::try_from(capacity).unwrap_or(0));
-    file.take(limit)
-        .read_to_end(&mut v)
-        .map_err(|e| damaged(&e))?;
-    Ok(v)
+            file_len: bytes.len(),
+            zip,
+            entries,
+            data_pkl,
+            prefix,
+        })
+    }
+
+    /// Refuses big-endian data, which the tensors' raw bytes would silently garble.
+    fn check_byteorder(&mut self) -> Result<(), CheckpointError> {
+        let entry = format!("{}byteorder", self.prefix);
+        if !self.entries.contains(&entry) {
+            return Ok(());
+        }
+        let order = self.read_entry(&entry, 64)?;
+        match String::from_utf8_lossy(&order).trim() {
+            "little" => Ok(()),
+            "big" => Err(big_endian(self.name)),
+            other => Err(CheckpointError::corrupt(
+                self.name,
+                format!("{entry} says '{other}' instead of 'little' or 'big'"),
+            )),
+        }
+    }
+
+    fn read_data_pkl(&mut self) -> Result<Vec<u8>, CheckpointError> {
+        let entry = self.data_pkl.clone();
+        let data = self.read_entry(&entry, MAX_PICKLE_BYTES + 1)?;
+        if data.len() as u64 > MAX_PICKLE_BYTES {
+            return Err(CheckpointError::unsupported(
+                self.name,
+                format!("{entry} is larger than {MAX_PICKLE_BYTES} bytes"),
+            ));
+        }
+        Ok(data)
+    }
+
+    fn storage_entry(&self, key: &str) -> String {
+        format!("{}data/{key}", self.prefix)
+    }
+
+    /// Loads every storage the state dict uses, once (tensors may share one),
+    /// each cut to the size the pickle states.
+    fn read_storages(
+        &mut self,
+        specs: &[(String, TensorSpec)],
+    ) -> Result<HashMap<String, Vec<u8>>, CheckpointError> {
+        let name = self.name;
+        let mut storages: HashMap<String, Vec<u8>> = HashMap::new();
+        for (_, spec) in specs {
+            let key = &spec.storage.key;
+            let need = storage_bytes(name, &spec.storage)?;
+            if storages
+                .get(key)
+                .is_some_and(|existing| existing.len() as u64 >= need)
+            {
+                continue;
+            }
+            let entry = self.storage_entry(key);
+            if !self.entries.contains(&entry) {
+                return Err(CheckpointError::corrupt(
+                    name,
+                    format!("the archive has no entry {entry} for a tensor's data"),
+                ));
+            }
+            let mut v = self.read_entry(&entry, need.saturating_add(1))?;
+            if (v.len() as u64) < need {
+                return Err(CheckpointError::corrupt(
+                    name,
+                    format!(
+                        "{entry} has {} bytes but the checkpoint says it holds {need}",
+                        v.len()
+                    ),
+                ));
+            }
+            v.truncate(usize::try_from(need).unwrap_or(usize::MAX));
+            storages.insert(key.clone(), v);
+        }
+        Ok(storages)
+    }
+
+    /// Reads one entry, at most `limit` bytes, without trusting the declared size.
+    fn read_entry(&mut self, entry: &str, limit: u64) -> Result<Vec<u8>, CheckpointError> {
+        let name = self.name;
+        let damaged = |e: &dyn std::fmt::Display| {
+            if e.to_string().contains("checksum") {
+                return CheckpointError::corrupt(
+                    name,
+                    format!(
+                        "{entry} is damaged: its bytes do not match the checksum stored in the \
+                         archive"
+                    ),
+                );
+            }
+            CheckpointError::corrupt(
+                name,
+                format!("cannot read {entry} from the zip archive ({e})"),
+            )
+        };
+        let file = self.zip.by_name(entry).map_err(|e| damaged(&e))?;
+        // Never reserve more than the whole file up front, whatever the entry claims.
+        let capacity = file.size().min(limit).min(self.file_len as u64);
+        let mut v = Vec::with_capacity(usize::try_from(capacity).unwrap_or(0));
+        file.take(limit)
+            .read_to_end(&mut v)
+            .map_err(|e| damaged(&e))?;
+        Ok(v)
+    }
 }
 
 fn torchscript(name: &str) -> CheckpointError {
@@ -225,6 +266,8 @@ fn big_endian(name: &str) -> CheckpointError {
 // legacy
 // ---------------------------------------------------------------------------
 
+/// A stream of five pickles (magic number, protocol version, system info,
+/// the saved object, the storage keys), then every storage's raw data.
 pub(crate) fn read_legacy(
     name: &str,
     bytes: &[u8],
@@ -232,7 +275,34 @@ pub(crate) fn read_legacy(
     let header = |what: &str, start: usize| {
         pickle::parse(bytes, start).map_err(|e| CheckpointError::from_pickle(name, what, e))
     };
-    // 1. the magic number (any other pickle is not a torch.save file)
+    let magic_end = skip_legacy_magic(name, bytes)?;
+    let version = header("the legacy header (protocol version)", magic_end)?;
+    check_legacy_protocol(name, &version)?;
+    let sys = header("the legacy header (system info)", version.end)?;
+    check_little_endian(name, &sys)?;
+    let main = header("the main pickle", sys.end)?;
+    let keys_pickle = header("the list of storages", main.end)?;
+    let Some(key_ids) = keys_pickle.seq(keys_pickle.root) else {
+        return Err(CheckpointError::corrupt(
+            name,
+            "the list of storages after the main pickle is not a list",
+        ));
+    };
+    let refs = storage_refs(name, &main)?;
+    let specs = state_dict(name, &main)?;
+    let data = LegacyData {
+        name,
+        bytes,
+        keys: &keys_pickle,
+        refs: &refs,
+    };
+    let storages = data.storages(key_ids, keys_pickle.end)?;
+    tensors_from_specs(name, specs, &storages, |key| format!("storage '{key}'"))
+}
+
+/// Checks the first pickle, torch's magic number (any other pickle is not a
+/// `torch.save` file), and returns where the next one starts.
+fn skip_legacy_magic(name: &str, bytes: &[u8]) -> Result<usize, CheckpointError> {
     let magic = match pickle::parse(bytes, 0) {
         Ok(p) => p,
         Err(pickle::PickleError::Refused(g)) => {
@@ -271,62 +341,77 @@ pub(crate) fn read_legacy(
             "it is a Python pickle, but not one written by torch.save",
         ));
     }
-    // 2. protocol version, 3. system info
-    let version = header("the legacy header (protocol version)", magic.end)?;
+    Ok(magic.end)
+}
+
+fn check_legacy_protocol(name: &str, version: &Pickle) -> Result<(), CheckpointError> {
     match version.int(version.root) {
-        Some(LEGACY_PROTOCOL) => {}
-        Some(v) => {
-            return Err(CheckpointError::unsupported(
-                name,
-                format!(
-                    "legacy PyTorch serialization protocol {v} (only {LEGACY_PROTOCOL} exists)"
-                ),
-            ));
-        }
-        None => {
-            return Err(CheckpointError::corrupt(
-                name,
-                "the legacy header has no protocol version",
-            ));
-        }
+        Some(LEGACY_PROTOCOL) => Ok(()),
+        Some(v) => Err(CheckpointError::unsupported(
+            name,
+            format!("legacy PyTorch serialization protocol {v} (only {LEGACY_PROTOCOL} exists)"),
+        )),
+        None => Err(CheckpointError::corrupt(
+            name,
+            "the legacy header has no protocol version",
+        )),
     }
-    let sys = header("the legacy header (system info)", version.end)?;
+}
+
+/// The system info may lack the key; only an explicit `False` is refused.
+fn check_little_endian(name: &str, sys: &Pickle) -> Result<(), CheckpointError> {
     if let Some(items) = sys.dict(sys.root) {
-        let little = lookup(&sys, items, "little_endian");
+        let little = lookup(sys, items, "little_endian");
         if little.is_some_and(|v| matches!(sys.get(v), Obj::Bool(false))) {
             return Err(big_endian(name));
         }
     }
-    // 4. the saved object, 5. the storage keys, in the order their data follows
-    let main = header("the main pickle", sys.end)?;
-    let keys_pickle = header("the list of storages", main.end)?;
-    let Some(key_ids) = keys_pickle.seq(keys_pickle.root) else {
-        return Err(CheckpointError::corrupt(
-            name,
-            "the list of storages after the main pickle is not a list",
-        ));
-    };
+    Ok(())
+}
 
-    // What the pickle says about every storage (first mention wins, as in torch).
+/// What the pickle says about every storage (first mention wins, as in torch).
+fn storage_refs(name: &str, main: &Pickle) -> Result<HashMap<String, StorageRef>, CheckpointError> {
     let mut refs: HashMap<String, StorageRef> = HashMap::new();
     for &pid in &main.persids {
-        let r = storage_ref(&main, pid).map_err(|d| CheckpointError::corrupt(name, d))?;
+        let r = storage_ref(main, pid).map_err(|d| CheckpointError::corrupt(name, d))?;
         refs.entry(r.key.clone()).or_insert(r);
     }
+    Ok(refs)
+}
 
-    let specs = state_dict(name, &main)?;
+/// The raw storages after the pickles of a legacy file.
+struct LegacyData<'a> {
+    /// The file's name, for messages.
+    name: &'a str,
+    bytes: &'a [u8],
+    /// The last pickle: the storage keys, in the order their data follows.
+    keys: &'a Pickle,
+    refs: &'a HashMap<String, StorageRef>,
+}
 
-    // 6. the storages: i64 element count, then the raw elements
-    let mut storages: HashMap<&str, &[u8]> = HashMap::new();
-    let mut pos = keys_pickle.end;
-    for &kid in key_ids {
-        let Some(key) = key_str(&keys_pickle, kid) else {
-            return Err(CheckpointError::corrupt(
-                name,
-                "a storage key is not a string",
-            ));
-        };
-        let Some(r) = refs.get(key) else {
+impl<'a> LegacyData<'a> {
+    /// Every listed storage's bytes, starting at `pos`.
+    fn storages(&self, key_ids: &[Id], mut pos: usize) -> Result<Storages<'a>, CheckpointError> {
+        let mut storages = Storages::new();
+        for &kid in key_ids {
+            let Some(key) = key_str(self.keys, kid) else {
+                return Err(CheckpointError::corrupt(
+                    self.name,
+                    "a storage key is not a string",
+                ));
+            };
+            let (data, end) = self.storage(key, pos)?;
+            storages.insert(key, data);
+            pos = end;
+        }
+        Ok(storages)
+    }
+
+    /// One storage at `pos`: its i64 element count, then its raw elements;
+    /// returns them and where the next storage starts.
+    fn storage(&self, key: &str, pos: usize) -> Result<(&'a [u8], usize), CheckpointError> {
+        let (name, bytes) = (self.name, self.bytes);
+        let Some(r) = self.refs.get(key) else {
             return Err(CheckpointError::corrupt(
                 name,
                 format!("storage '{key}' is listed but no tensor uses it"),
@@ -368,10 +453,26 @@ pub(crate) fn read_legacy(
             .ok_or_else(cut)?;
         let end = start.checked_add(len).ok_or_else(cut)?;
         let data = bytes.get(start..end).ok_or_else(cut)?;
-        storages.insert(key, data);
-        pos = end;
+        Ok((data, end))
     }
+}
 
+// ---------------------------------------------------------------------------
+// both layouts
+// ---------------------------------------------------------------------------
+
+/// The bytes of each storage, by key.
+type Storages<'a> = HashMap<&'a str, &'a [u8]>;
+
+/// Builds every tensor of the state dict from its storage, in file order,
+/// under one budget for all (so that views cannot multiply the memory used).
+/// `describe` names a storage's data in messages.
+fn tensors_from_specs(
+    name: &str,
+    specs: Vec<(String, TensorSpec)>,
+    storages: &Storages,
+    describe: impl Fn(&str) -> String,
+) -> Result<Vec<(String, Tensor)>, CheckpointError> {
     let mut budget = Budget::for_data(storages.values().map(|d| d.len()).sum());
     let mut out = Vec::with_capacity(specs.len());
     for (key, spec) in specs {
@@ -384,7 +485,7 @@ pub(crate) fn read_legacy(
                 ),
             ));
         };
-        let what = format!("storage '{}'", spec.storage.key);
+        let what = describe(&spec.storage.key);
         let t = make_tensor(name, &key, &what, &spec, data, &mut budget)?;
         out.push((key, t));
     }
