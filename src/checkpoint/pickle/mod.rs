@@ -15,10 +15,12 @@
 //! * [`value`]: the value tree ([`Obj`]) and its arena ([`Pickle`]),
 //! * [`globals`]: the allowlist ([`Global`], [`globals::resolve_global`]),
 //! * [`call`]: what a "call" of an allowed global makes,
+//! * [`input`]: bounds-checked reading of the bytes,
 //! * [`vm`]: the interpreter.
 
 mod call;
 mod globals;
+mod input;
 mod opcode;
 mod value;
 mod vm;

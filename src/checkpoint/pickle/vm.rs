@@ -1,13 +1,14 @@
 //! The interpreter: runs the opcodes, building values in the arena.
 //!
-//! Every read is bounds-checked against the bytes that are really left, so a
-//! hostile length is an error before anything is allocated, and every
-//! allocation, memo entry, stack slot and opcode counts against [`Limits`].
+//! Every allocation, memo entry, stack slot and opcode counts against
+//! [`Limits`], so a hostile pickle meets an error long before it exhausts
+//! memory or time.
 
 use std::collections::HashMap;
 
 use super::call;
 use super::globals::{Global, resolve_global};
+use super::input::Input;
 use super::opcode::OpCode;
 use super::value::{EMPTY_TUPLE_ID, FALSE_ID, Id, NONE_ID, Obj, Pickle, TRUE_ID};
 use super::{Limits, PResult, PickleError};
@@ -36,8 +37,7 @@ const TOO_DEEP: &str = "a deeper stack than any checkpoint needs";
 const TOO_MANY_MEMO_ENTRIES: &str = "more memo entries than any checkpoint needs";
 
 pub(super) struct Vm<'a> {
-    data: &'a [u8],
-    pos: usize,
+    input: Input<'a>,
     /// Offset of the opcode being run (for messages).
     op_at: usize,
     pickle: Pickle,
@@ -51,8 +51,7 @@ impl<'a> Vm<'a> {
     pub(super) fn new(data: &'a [u8], start: usize, limits: Limits) -> Self {
         Vm {
             limits,
-            data,
-            pos: start,
+            input: Input::new(data, start),
             op_at: start,
             pickle: Pickle::with_shared_objects(),
             stack: Vec::new(),
@@ -68,44 +67,19 @@ impl<'a> Vm<'a> {
         })
     }
 
-    // ---- reading --------------------------------------------------------
-
-    fn take(&mut self, n: usize) -> PResult<&'a [u8]> {
-        let data: &'a [u8] = self.data;
-        let end = self.pos.checked_add(n).ok_or(PickleError::Truncated)?;
-        let s = data.get(self.pos..end).ok_or(PickleError::Truncated)?;
-        self.pos = end;
-        Ok(s)
-    }
-
-    fn array<const N: usize>(&mut self) -> PResult<[u8; N]> {
-        let s = self.take(N)?;
-        let mut a = [0u8; N];
-        a.copy_from_slice(s);
-        Ok(a)
-    }
-
-    fn u8(&mut self) -> PResult<u8> {
-        Ok(self.array::<1>()?[0])
-    }
-
-    fn u32(&mut self) -> PResult<u32> {
-        Ok(u32::from_le_bytes(self.array()?))
-    }
-
     fn len(&mut self, len: Len) -> PResult<usize> {
         match len {
-            Len::U8 => Ok(usize::from(self.u8()?)),
-            Len::U32 => Ok(self.u32()? as usize),
+            Len::U8 => Ok(usize::from(self.input.u8()?)),
+            Len::U32 => Ok(self.input.u32()? as usize),
             Len::I32 => {
-                let n = i32::from_le_bytes(self.array()?);
+                let n = i32::from_le_bytes(self.input.array()?);
                 match usize::try_from(n) {
                     Ok(n) => Ok(n),
                     Err(_) => self.invalid("has a negative length"),
                 }
             }
             Len::U64 => {
-                let n = u64::from_le_bytes(self.array()?);
+                let n = u64::from_le_bytes(self.input.array()?);
                 // A length larger than the address space can never be satisfied.
                 usize::try_from(n).map_err(|_| PickleError::Truncated)
             }
@@ -115,26 +89,7 @@ impl<'a> Vm<'a> {
     /// The bytes after a length field.
     fn counted(&mut self, len: Len) -> PResult<&'a [u8]> {
         let n = self.len(len)?;
-        self.take(n)
-    }
-
-    /// A text line without its `\n` (protocol 0 opcodes).
-    fn line(&mut self) -> PResult<&'a [u8]> {
-        let data: &'a [u8] = self.data;
-        let rest = data.get(self.pos..).ok_or(PickleError::Truncated)?;
-        let n = rest
-            .iter()
-            .position(|&b| b == b'\n')
-            .ok_or(PickleError::Truncated)?;
-        let line = rest.get(..n).ok_or(PickleError::Truncated)?;
-        self.pos = self.pos.saturating_add(n).saturating_add(1);
-        Ok(line)
-    }
-
-    fn line_str(&mut self) -> PResult<String> {
-        let l = self.line()?;
-        let l = l.strip_suffix(b"\r").unwrap_or(l);
-        Ok(String::from_utf8_lossy(l).into_owned())
+        self.input.take(n)
     }
 
     // ---- objects and stack ----------------------------------------------
@@ -226,10 +181,10 @@ impl<'a> Vm<'a> {
 
     fn memo_index(&mut self, index: MemoIndex) -> PResult<u32> {
         match index {
-            MemoIndex::U8 => Ok(u32::from(self.u8()?)),
-            MemoIndex::U32 => self.u32(),
+            MemoIndex::U8 => Ok(u32::from(self.input.u8()?)),
+            MemoIndex::U32 => self.input.u32(),
             MemoIndex::Line => {
-                let l = self.line_str()?;
+                let l = self.input.line_str()?;
                 match l.trim().parse::<u32>() {
                     Ok(i) => Ok(i),
                     Err(_) => self.invalid("has a bad memo index"),
@@ -297,7 +252,7 @@ impl<'a> Vm<'a> {
 
     /// INT and LONG: a decimal line; protocol 0 wrote booleans as `I01`/`I00`.
     fn text_int(&mut self, op: OpCode) -> PResult<()> {
-        let l = self.line_str()?;
+        let l = self.input.line_str()?;
         let t = l.trim().trim_end_matches('L');
         let obj = match (op, t) {
             (OpCode::Int, "00") => Obj::Bool(false),
@@ -319,7 +274,7 @@ impl<'a> Vm<'a> {
     }
 
     fn text_float(&mut self) -> PResult<()> {
-        let l = self.line_str()?;
+        let l = self.input.line_str()?;
         match l.trim().parse::<f64>() {
             Ok(v) => self.push(Obj::Float(v)),
             Err(_) => self.invalid("has a malformed float"),
@@ -363,9 +318,14 @@ impl<'a> Vm<'a> {
         self.extend_list(items)
     }
 
-    fn extend_list(&mut self, items: Vec<Id>) -> PResult<()> {
+    /// The container on top, which APPEND(S), ADDITEMS and SETITEM(S) fill in place.
+    fn top_mut(&mut self) -> PResult<Option<&mut Obj>> {
         let target = self.top()?;
-        match self.pickle.objs.get_mut(target as usize) {
+        Ok(self.pickle.objs.get_mut(target as usize))
+    }
+
+    fn extend_list(&mut self, items: Vec<Id>) -> PResult<()> {
+        match self.top_mut()? {
             Some(Obj::List(v)) => v.extend(items),
             _ => return self.invalid("appends to something that is not a list"),
         }
@@ -374,8 +334,7 @@ impl<'a> Vm<'a> {
 
     fn add_items(&mut self) -> PResult<()> {
         let items = self.pop_mark()?;
-        let target = self.top()?;
-        match self.pickle.objs.get_mut(target as usize) {
+        match self.top_mut()? {
             Some(Obj::Set(v)) => v.extend(items),
             _ => return self.invalid("adds items to something that is not a set"),
         }
@@ -398,8 +357,7 @@ impl<'a> Vm<'a> {
         if !items.len().is_multiple_of(2) {
             return self.invalid("sets a dict item without a value");
         }
-        let target = self.top()?;
-        match self.pickle.objs.get_mut(target as usize) {
+        match self.top_mut()? {
             Some(Obj::Dict(d)) => d.extend(items.chunks_exact(2).map(|c| (c[0], c[1]))),
             _ => return self.invalid("sets items on something that is not a dict"),
         }
@@ -414,8 +372,8 @@ impl<'a> Vm<'a> {
 
     /// GLOBAL: module and name on two text lines.
     fn global_from_lines(&mut self) -> PResult<Global> {
-        let module = self.line_str()?;
-        let name = self.line_str()?;
+        let module = self.input.line_str()?;
+        let name = self.input.line_str()?;
         self.global(&module, &name)
     }
 
@@ -438,6 +396,7 @@ impl<'a> Vm<'a> {
     /// callables, so a code is refused like a global outside the allowlist.
     fn refuse_extension<T>(&mut self, code_bytes: usize) -> PResult<T> {
         let code = self
+            .input
             .take(code_bytes)?
             .iter()
             .rev()
@@ -492,7 +451,7 @@ impl<'a> Vm<'a> {
     }
 
     fn text_persistent_id(&mut self) -> PResult<()> {
-        let s = self.line_str()?;
+        let s = self.input.line_str()?;
         let pid = self.alloc(Obj::Str(s))?;
         self.persistent_id(pid)
     }
@@ -511,8 +470,8 @@ impl<'a> Vm<'a> {
     // ---- the loop ---------------------------------------------------------
 
     fn next_op(&mut self) -> PResult<OpCode> {
-        self.op_at = self.pos;
-        let byte = self.u8()?;
+        self.op_at = self.input.pos();
+        let byte = self.input.u8()?;
         match OpCode::from_byte(byte) {
             Some(op) => Ok(op),
             None => self.invalid(format!("has an unknown opcode 0x{byte:02x}")),
@@ -520,7 +479,7 @@ impl<'a> Vm<'a> {
     }
 
     fn proto(&mut self) -> PResult<()> {
-        let v = self.u8()?;
+        let v = self.input.u8()?;
         if v > 5 {
             return self.invalid(format!("uses pickle protocol {v}, which does not exist"));
         }
@@ -531,7 +490,7 @@ impl<'a> Vm<'a> {
     /// still be there.
     fn frame(&mut self) -> PResult<()> {
         let n = self.len(Len::U64)?;
-        if n > self.data.len().saturating_sub(self.pos) {
+        if n > self.input.remaining() {
             return Err(PickleError::Truncated);
         }
         Ok(())
@@ -539,7 +498,7 @@ impl<'a> Vm<'a> {
 
     fn stop(mut self) -> PResult<Pickle> {
         self.pickle.root = self.pop()?;
-        self.pickle.end = self.pos;
+        self.pickle.end = self.input.pos();
         Ok(self.pickle)
     }
 
@@ -571,15 +530,15 @@ impl<'a> Vm<'a> {
                 OpCode::EmptyTuple => self.push_id(EMPTY_TUPLE_ID)?,
 
                 OpCode::BinInt => {
-                    let v = i32::from_le_bytes(self.array()?);
+                    let v = i32::from_le_bytes(self.input.array()?);
                     self.push_int(v)?;
                 }
                 OpCode::BinInt1 => {
-                    let v = self.u8()?;
+                    let v = self.input.u8()?;
                     self.push_int(v)?;
                 }
                 OpCode::BinInt2 => {
-                    let v = u16::from_le_bytes(self.array()?);
+                    let v = u16::from_le_bytes(self.input.array()?);
                     self.push_int(v)?;
                 }
                 OpCode::Long1 => self.push_long(Len::U8)?,
@@ -587,7 +546,7 @@ impl<'a> Vm<'a> {
                 OpCode::Int | OpCode::Long => self.text_int(op)?,
 
                 OpCode::BinFloat => {
-                    let v = f64::from_be_bytes(self.array()?);
+                    let v = f64::from_be_bytes(self.input.array()?);
                     self.push(Obj::Float(v))?;
                 }
                 OpCode::Float => self.text_float()?,
