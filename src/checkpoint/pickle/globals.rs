@@ -1,0 +1,216 @@
+//! The allowlist of globals: the only classes and functions a pickle may
+//! name. A checkpoint of tensors needs a handful; any other name (`os.system`,
+//! a model class, ...) refuses the whole pickle, so no payload can run.
+
+/// Element type of a tensor storage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ScalarType {
+    F32,
+    F64,
+    F16,
+    BF16,
+    I64,
+    I32,
+    I16,
+    I8,
+    U8,
+    Bool,
+}
+
+impl ScalarType {
+    /// Bytes per element.
+    pub(crate) fn size(self) -> usize {
+        match self {
+            ScalarType::F64 | ScalarType::I64 => 8,
+            ScalarType::F32 | ScalarType::I32 => 4,
+            ScalarType::F16 | ScalarType::BF16 | ScalarType::I16 => 2,
+            ScalarType::I8 | ScalarType::U8 | ScalarType::Bool => 1,
+        }
+    }
+
+    /// Whether the values are floating point (they are returned as f32).
+    pub(crate) fn is_float(self) -> bool {
+        matches!(
+            self,
+            ScalarType::F32 | ScalarType::F64 | ScalarType::F16 | ScalarType::BF16
+        )
+    }
+}
+
+/// The storage class named in a persistent id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StorageType {
+    Typed(ScalarType),
+    /// `torch.UntypedStorage`: raw bytes.
+    Untyped,
+    /// A real torch storage class that camview cannot convert (complex, quantised).
+    Unsupported(&'static str),
+}
+
+/// An allow-listed global. Nothing here is ever executed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Global {
+    /// `collections.OrderedDict` / `collections.Counter`: calling it makes a dict.
+    Dict,
+    /// `builtins.set` / `builtins.frozenset`.
+    Set,
+    /// `_codecs.encode`: how protocol 2 stores `bytes`.
+    Encode,
+    /// `builtins.bytearray`.
+    ByteArray,
+    /// `torch.Size`.
+    Size,
+    RebuildTensor,
+    RebuildTensorV2,
+    RebuildTensorV3,
+    RebuildParameter,
+    RebuildParameterWithState,
+    RebuildFromTypeV2,
+    /// `torch.Tensor` (as the type argument of `_rebuild_from_type_v2`).
+    TensorClass,
+    /// `torch.nn.parameter.Parameter`.
+    ParameterClass,
+    Storage(StorageType),
+    /// A `torch.<dtype>` object; `None` when camview cannot convert it.
+    Dtype(Option<ScalarType>, &'static str),
+    /// A harmless class kept as an opaque value (numpy scalars, argparse.Namespace, ...).
+    Inert(&'static str),
+}
+
+/// Maps an allowed `module.name` to its [`Global`]; `None` means refused.
+pub(crate) fn resolve_global(module: &str, name: &str) -> Option<Global> {
+    container_or_tensor_function(module, name)
+        .or_else(|| storage_class(module, name))
+        .or_else(|| dtype(module, name))
+        .or_else(|| inert_class(module, name))
+}
+
+fn container_or_tensor_function(module: &str, name: &str) -> Option<Global> {
+    let g = match (module, name) {
+        ("collections", "OrderedDict" | "Counter") => Global::Dict,
+        ("builtins" | "__builtin__", "set" | "frozenset") => Global::Set,
+        ("builtins" | "__builtin__", "bytearray") => Global::ByteArray,
+        ("_codecs", "encode") => Global::Encode,
+        ("torch", "Size") => Global::Size,
+        ("torch", "Tensor") => Global::TensorClass,
+        ("torch.nn.parameter", "Parameter") => Global::ParameterClass,
+        ("torch._utils", "_rebuild_tensor") => Global::RebuildTensor,
+        ("torch._utils", "_rebuild_tensor_v2") => Global::RebuildTensorV2,
+        ("torch._utils", "_rebuild_tensor_v3") => Global::RebuildTensorV3,
+        ("torch._utils", "_rebuild_parameter") => Global::RebuildParameter,
+        ("torch._utils", "_rebuild_parameter_with_state") => Global::RebuildParameterWithState,
+        ("torch._tensor", "_rebuild_from_type_v2") => Global::RebuildFromTypeV2,
+        _ => return None,
+    };
+    Some(g)
+}
+
+/// Legacy typed storages, whose class fixes the element type.
+const STORAGES: &[(&str, ScalarType)] = &[
+    ("FloatStorage", ScalarType::F32),
+    ("DoubleStorage", ScalarType::F64),
+    ("HalfStorage", ScalarType::F16),
+    ("BFloat16Storage", ScalarType::BF16),
+    ("LongStorage", ScalarType::I64),
+    ("IntStorage", ScalarType::I32),
+    ("ShortStorage", ScalarType::I16),
+    ("CharStorage", ScalarType::I8),
+    ("ByteStorage", ScalarType::U8),
+    ("BoolStorage", ScalarType::Bool),
+];
+
+/// Real torch storages that are accepted so that the message can say what
+/// camview cannot convert, instead of calling the checkpoint hostile.
+const UNSUPPORTED_STORAGES: &[&str] = &[
+    "ComplexFloatStorage",
+    "ComplexDoubleStorage",
+    "QInt8Storage",
+    "QUInt8Storage",
+    "QInt32Storage",
+    "QUInt4x2Storage",
+    "QUInt2x4Storage",
+];
+
+fn storage_class(module: &str, name: &str) -> Option<Global> {
+    let kind = match (module, name) {
+        ("torch" | "torch.storage", "UntypedStorage") => StorageType::Untyped,
+        ("torch" | "torch.cuda", _) => {
+            if let Some(&(_, t)) = STORAGES.iter().find(|(n, _)| *n == name) {
+                StorageType::Typed(t)
+            } else {
+                let &n = UNSUPPORTED_STORAGES.iter().find(|n| **n == name)?;
+                StorageType::Unsupported(n)
+            }
+        }
+        _ => return None,
+    };
+    Some(Global::Storage(kind))
+}
+
+/// Every `torch.<dtype>` name; `None` for those camview cannot convert, which
+/// are still accepted so that the message names the dtype.
+const DTYPES: &[(&str, Option<ScalarType>)] = &[
+    ("float32", Some(ScalarType::F32)),
+    ("float", Some(ScalarType::F32)),
+    ("float64", Some(ScalarType::F64)),
+    ("double", Some(ScalarType::F64)),
+    ("float16", Some(ScalarType::F16)),
+    ("half", Some(ScalarType::F16)),
+    ("bfloat16", Some(ScalarType::BF16)),
+    ("int64", Some(ScalarType::I64)),
+    ("long", Some(ScalarType::I64)),
+    ("int32", Some(ScalarType::I32)),
+    ("int", Some(ScalarType::I32)),
+    ("int16", Some(ScalarType::I16)),
+    ("short", Some(ScalarType::I16)),
+    ("int8", Some(ScalarType::I8)),
+    ("uint8", Some(ScalarType::U8)),
+    ("bool", Some(ScalarType::Bool)),
+    ("uint16", None),
+    ("uint32", None),
+    ("uint64", None),
+    ("complex32", None),
+    ("complex64", None),
+    ("complex128", None),
+    ("chalf", None),
+    ("cfloat", None),
+    ("cdouble", None),
+    ("float8_e4m3fn", None),
+    ("float8_e5m2", None),
+    ("float8_e4m3fnuz", None),
+    ("float8_e5m2fnuz", None),
+    ("qint8", None),
+    ("quint8", None),
+    ("qint32", None),
+    ("quint4x2", None),
+    ("quint2x4", None),
+];
+
+fn dtype(module: &str, name: &str) -> Option<Global> {
+    if module != "torch" {
+        return None;
+    }
+    let &(n, t) = DTYPES.iter().find(|(n, _)| *n == name)?;
+    Some(Global::Dtype(t, n))
+}
+
+/// Classes that training scripts put next to the weights (epoch counters as
+/// numpy scalars, the argparse options, ...): harmless to keep as opaque
+/// values, and refusing them would refuse most real checkpoints.
+const INERT: &[(&str, &str, &str)] = &[
+    ("numpy.core.multiarray", "scalar", "a numpy scalar"),
+    ("numpy._core.multiarray", "scalar", "a numpy scalar"),
+    ("numpy.core.multiarray", "_reconstruct", "a numpy array"),
+    ("numpy._core.multiarray", "_reconstruct", "a numpy array"),
+    ("numpy", "ndarray", "a numpy array"),
+    ("numpy", "dtype", "a numpy dtype"),
+    ("argparse", "Namespace", "an argparse.Namespace"),
+    ("torch", "device", "a torch.device"),
+    ("builtins", "complex", "a complex number"),
+    ("__builtin__", "complex", "a complex number"),
+];
+
+fn inert_class(module: &str, name: &str) -> Option<Global> {
+    let &(_, _, what) = INERT.iter().find(|(m, n, _)| *m == module && *n == name)?;
+    Some(Global::Inert(what))
+}

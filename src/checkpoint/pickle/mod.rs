@@ -1,0 +1,92 @@
+//! A small pickle interpreter that never executes anything.
+//!
+//! It reads the opcodes that `torch.save` emits (protocol 2, plus what
+//! protocols 3-5 add) and builds an inert value tree in an arena. A `GLOBAL`
+//! (or `STACK_GLOBAL`, `INST`) is only accepted when it names one of the few
+//! classes and functions a checkpoint needs; any other name refuses the whole
+//! pickle. `REDUCE` / `NEWOBJ` never call anything: they record which
+//! allow-listed function was "called" with which arguments.
+//!
+//! Hostile input: every length is checked against the bytes that are really
+//! left before anything is allocated, objects, memo entries, stack depth and
+//! opcode count are capped, and nothing here can panic on any byte sequence.
+//!
+//! * [`opcode`]: the opcodes by name,
+//! * [`value`]: the value tree ([`Obj`]) and its arena ([`Pickle`]),
+//! * [`globals`]: the allowlist ([`Global`], [`globals::resolve_global`]),
+//! * [`call`]: what a "call" of an allowed global makes,
+//! * [`input`]: bounds-checked reading of the bytes,
+//! * [`vm`]: the interpreter.
+
+mod call;
+mod globals;
+mod input;
+mod opcode;
+mod value;
+mod vm;
+
+use std::fmt;
+
+pub(crate) use globals::{Global, ScalarType, StorageType};
+pub(crate) use value::{Id, Obj, Pickle};
+
+/// Caps that turn a hostile pickle into an error instead of exhausting memory or time.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    /// Most objects one pickle may create (a DenseNet-121 state dict needs ~40 000).
+    pub(crate) objects: usize,
+    /// Most memo entries.
+    pub(crate) memo: usize,
+    /// Deepest stack (values plus marks).
+    pub(crate) stack: usize,
+    /// Most opcodes run.
+    pub(crate) ops: usize,
+}
+
+impl Limits {
+    pub(crate) const DEFAULT: Limits = Limits {
+        objects: 5_000_000,
+        memo: 5_000_000,
+        stack: 5_000_000,
+        ops: 100_000_000,
+    };
+}
+
+/// Why a pickle was not accepted.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum PickleError {
+    /// The pickle names a global outside the allowlist, e.g. `posix.system`.
+    Refused(String),
+    /// The data ends before the pickle's STOP.
+    Truncated,
+    /// The bytes are not a valid pickle (or one camview does not accept).
+    Invalid { at: usize, what: String },
+    /// The pickle is larger than any checkpoint needs.
+    TooLarge(&'static str),
+}
+
+impl fmt::Display for PickleError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PickleError::Refused(g) => write!(f, "refers to '{g}'"),
+            PickleError::Truncated => write!(f, "is cut short: the file ends before it does"),
+            PickleError::Invalid { at, what } => write!(f, "{what} (at byte {at})"),
+            PickleError::TooLarge(what) => write!(f, "has {what}"),
+        }
+    }
+}
+
+type PResult<T> = Result<T, PickleError>;
+
+/// Reads one pickle starting at `start` (up to and including its STOP).
+pub(crate) fn parse(data: &[u8], start: usize) -> PResult<Pickle> {
+    parse_with_limits(data, start, Limits::DEFAULT)
+}
+
+/// [`parse`] with other caps.
+pub(crate) fn parse_with_limits(data: &[u8], start: usize, limits: Limits) -> PResult<Pickle> {
+    vm::Vm::new(data, start, limits).run()
+}
+
+#[cfg(test)]
+mod tests;
