@@ -22,6 +22,7 @@ mod call;
 mod globals;
 mod input;
 mod opcode;
+pub(crate) use opcode::OpCode;
 mod value;
 mod vm;
 

@@ -7,14 +7,26 @@ use candle_core::Tensor;
 use super::state_dict::{StorageRef, key_str, lookup, state_dict, storage_ref};
 use super::{Storages, big_endian, element_size, tensors_from_specs};
 use crate::checkpoint::CheckpointError;
-use crate::checkpoint::pickle::{self, Id, Obj, Pickle};
+use crate::checkpoint::pickle::{self, Id, Obj, OpCode, Pickle};
 
 /// `torch.serialization.MAGIC_NUMBER` (0x1950a86a20f9469cfc6c) as pickled by LONG1.
 const LEGACY_MAGIC: [u8; 10] = [0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19];
-/// The first pickle of a legacy file as `torch.save` writes it (protocol 2).
-const LEGACY_HEADER: [u8; 15] = [
-    0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19, 0x2e,
-];
+/// The first pickle of a legacy file as `torch.save` writes it: `PROTO 2`, the magic number
+/// as a `LONG1`, `STOP`.
+const LEGACY_HEADER: [u8; 15] = {
+    let mut header = [0u8; 15];
+    header[0] = OpCode::Proto as u8;
+    header[1] = 2;
+    header[2] = OpCode::Long1 as u8;
+    header[3] = LEGACY_MAGIC.len() as u8;
+    let mut i = 0;
+    while i < LEGACY_MAGIC.len() {
+        header[4 + i] = LEGACY_MAGIC[i];
+        i += 1;
+    }
+    header[14] = OpCode::Stop as u8;
+    header
+};
 /// `torch.serialization.PROTOCOL_VERSION`.
 const LEGACY_PROTOCOL: i64 = 1001;
 

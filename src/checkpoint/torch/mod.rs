@@ -14,7 +14,7 @@ use candle_core::Tensor;
 use super::CheckpointError;
 use super::pickle::StorageType;
 use super::tensor::{self, Budget, BuildError};
-use state_dict::TensorSpec;
+use state_dict::{StorageView, TensorSpec};
 
 pub(crate) use archive::read_zip;
 pub(crate) use legacy::read_legacy;
@@ -81,10 +81,14 @@ fn make_tensor(
     let storage_el = element_size(name, spec.storage.kind)? as u64;
     let data = match spec.storage.view {
         None => data,
-        Some((off, len)) => {
-            let range = off
+        Some(StorageView { offset, len }) => {
+            let range = offset
                 .checked_mul(storage_el)
-                .zip(off.checked_add(len).and_then(|e| e.checked_mul(storage_el)))
+                .zip(
+                    offset
+                        .checked_add(len)
+                        .and_then(|e| e.checked_mul(storage_el)),
+                )
                 .and_then(|(s, e)| Some(usize::try_from(s).ok()?..usize::try_from(e).ok()?));
             match range.and_then(|r| data.get(r)) {
                 Some(d) => d,

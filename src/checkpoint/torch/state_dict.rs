@@ -22,8 +22,15 @@ pub(super) struct StorageRef {
     pub(super) kind: StorageType,
     /// Elements of the root storage, as the pickle states it.
     pub(super) numel: u64,
-    /// Legacy storage views: (element offset, element count) into the root.
-    pub(super) view: Option<(u64, u64)>,
+    /// A legacy storage view into the root.
+    pub(super) view: Option<StorageView>,
+}
+
+/// Part of a root storage that a legacy storage view covers, in elements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct StorageView {
+    pub(super) offset: u64,
+    pub(super) len: u64,
 }
 
 /// A tensor as the pickle describes it.
@@ -294,7 +301,7 @@ pub(super) fn storage_ref(p: &Pickle, pid: Id) -> Result<StorageRef, String> {
                     .and_then(|n| u64::try_from(n).ok())
             };
             match (num(1), num(2)) {
-                (Some(off), Some(len)) => Some((off, len)),
+                (Some(offset), Some(len)) => Some(StorageView { offset, len }),
                 _ => return Err(format!("storage '{key}' has a malformed view")),
             }
         }
