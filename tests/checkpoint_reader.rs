@@ -303,6 +303,13 @@ fn truncated_files_give_a_clean_error() {
                     "{name} cut at {cut}: {msg}"
                 );
             }
+            // A legacy file cut inside the header pickle `torch.save` writes first.
+            if name == "tiny_legacy.pth" && (3..15).contains(&cut) {
+                assert!(
+                    msg.ends_with("the file ends inside the PyTorch header"),
+                    "{name} cut at {cut}: {msg}"
+                );
+            }
         }
     }
 }
