@@ -9,6 +9,7 @@
 
 pub mod annotate;
 pub mod app;
+pub mod commands;
 pub mod heat;
 pub mod save;
 pub mod session;
