@@ -43,7 +43,7 @@ fn launch(images: &[PathBuf]) -> Harness<'static, CamviewApp> {
 }
 
 fn current_image(harness: &Harness<'_, CamviewApp>) -> PathBuf {
-    match &harness.state().session.image.as_ref().unwrap().origin {
+    match &harness.state().session.image().unwrap().origin {
         ImageOrigin::File(p) => p.clone(),
         other => panic!("not a file: {other:?}"),
     }
@@ -96,19 +96,19 @@ fn pick_a_class_set_the_opacity_annotate_and_save() {
     let analysis = h.state().analysis().expect("the image was analysed");
     let predicted = analysis.predicted;
     let other = analysis.ranked()[1];
-    assert_eq!(h.state().session.class, predicted);
+    assert_eq!(h.state().session.class(), predicted);
     assert!(
         h.state().title().contains("large.png") && h.state().title().contains("tiny.pth"),
         "{}",
         h.state().title()
     );
 
-    let network_ran_once = h.state().session.analysis.clone().unwrap();
+    let network_ran_once = h.state().session.analysis().cloned().unwrap();
 
     // Another class, picked by its label.
     h.get_by_label(&format!("class {other}")).click();
     h.run();
-    assert_eq!(h.state().session.class, other);
+    assert_eq!(h.state().session.class(), other);
 
     // The opacity slider.
     h.get_by_role_and_label(Role::Slider, "Opacity")
@@ -127,7 +127,7 @@ fn pick_a_class_set_the_opacity_annotate_and_save() {
     // None of this ran the network again.
     assert!(Arc::ptr_eq(
         &network_ran_once,
-        h.state().session.analysis.as_ref().unwrap()
+        h.state().session.analysis().unwrap()
     ));
 
     // A text note placed on the overlay.
@@ -139,7 +139,7 @@ fn pick_a_class_set_the_opacity_annotate_and_save() {
     h.get_by_label("Note text:").type_text("lesion here");
     h.key_press(Key::Enter);
     h.run();
-    let marks = &h.state().session.annotations.items;
+    let marks = &h.state().session.annotations().items;
     assert_eq!(marks.len(), 1, "the note was not placed");
     assert!(matches!(&marks[0].shape, Shape::Note { text, .. } if text == "lesion here"));
     let [x0, y0, x1, y1] = marks[0].bounds();
@@ -152,7 +152,7 @@ fn pick_a_class_set_the_opacity_annotate_and_save() {
     settle(&mut h);
     let saved = dir.path().join(format!("large_cam_class_{other}.png"));
     assert!(saved.is_file(), "nothing at {}", saved.display());
-    let notice = h.state().session.notice.clone().unwrap();
+    let notice = h.state().session.notice().cloned().unwrap();
     assert!(
         notice.text.contains(&saved.display().to_string()),
         "{notice:?}"
@@ -241,7 +241,7 @@ fn pick_a_class_set_the_opacity_annotate_and_save() {
 fn a_corrupt_file_dropped_on_the_window_shows_its_error_and_keeps_the_image() {
     let (dir, images) = scratch(&["large.png"]);
     let mut h = launch(&images);
-    let class = h.state().session.class;
+    let class = h.state().session.class();
     let broken = dir.path().join("broken.png");
     let mut bytes = std::fs::read(&images[0]).unwrap();
     bytes.truncate(200);
@@ -252,7 +252,12 @@ fn a_corrupt_file_dropped_on_the_window_shows_its_error_and_keeps_the_image() {
         .push(Arc::new(DroppedPath(broken.clone())));
     settle(&mut h);
 
-    let notice = h.state().session.notice.clone().expect("an error is shown");
+    let notice = h
+        .state()
+        .session
+        .notice()
+        .cloned()
+        .expect("an error is shown");
     assert!(
         notice.text.starts_with(&broken.display().to_string()),
         "{notice:?}"
@@ -260,7 +265,7 @@ fn a_corrupt_file_dropped_on_the_window_shows_its_error_and_keeps_the_image() {
     h.get_by_label_contains("broken.png");
     assert_eq!(current_image(&h), images[0]);
     assert!(h.state().analysis().is_some());
-    assert_eq!(h.state().session.class, class);
+    assert_eq!(h.state().session.class(), class);
     assert!(h.state().title().contains("large.png"));
 }
 
@@ -279,13 +284,13 @@ fn a_bad_checkpoint_typed_in_the_open_field_keeps_the_model() {
     h.key_press(Key::Enter);
     settle(&mut h);
 
-    let notice = h.state().session.notice.clone().unwrap();
+    let notice = h.state().session.notice().cloned().unwrap();
     assert!(
         notice.text.starts_with(&bad.display().to_string()),
         "{notice:?}"
     );
     h.get_by_label_contains("half.pth");
-    let model = h.state().session.model.as_ref().unwrap();
+    let model = h.state().session.model().unwrap();
     assert!(model.info.file.ends_with("tiny.pth"));
     assert!(h.state().analysis().is_some());
 
@@ -316,13 +321,13 @@ fn keys_walk_the_folder_and_the_classes() {
 
     // Down moves to the next class by probability, Up back.
     let ranked = h.state().analysis().unwrap().ranked();
-    assert_eq!(h.state().session.class, ranked[0]);
+    assert_eq!(h.state().session.class(), ranked[0]);
     h.key_press(Key::ArrowDown);
     h.run();
-    assert_eq!(h.state().session.class, ranked[1]);
+    assert_eq!(h.state().session.class(), ranked[1]);
     h.key_press(Key::ArrowUp);
     h.run();
-    assert_eq!(h.state().session.class, ranked[0]);
+    assert_eq!(h.state().session.class(), ranked[0]);
 
     // Right / Page Down: the next image of the folder; Left / Page Up: the one before.
     h.key_press(Key::ArrowRight);
@@ -349,39 +354,39 @@ fn annotations_undo_redo_and_delete_and_stay_with_their_image() {
     h.run();
     let (from, to) = (pane.center() - egui::vec2(60.0, 0.0), pane.center());
     drag(&mut h, from, to, 6);
-    assert_eq!(h.state().session.annotations.items.len(), 1);
+    assert_eq!(h.state().session.annotations().items.len(), 1);
     assert!(matches!(
-        h.state().session.annotations.items[0].shape,
+        h.state().session.annotations().items[0].shape,
         Shape::Arrow { .. }
     ));
 
     // Undo, redo, delete (the new mark is selected).
     h.get_by_label("Undo").click();
     h.run();
-    assert!(h.state().session.annotations.items.is_empty());
+    assert!(h.state().session.annotations().items.is_empty());
     h.key_press_modifiers(Modifiers::COMMAND | Modifiers::SHIFT, Key::Z);
     h.run();
-    assert_eq!(h.state().session.annotations.items.len(), 1);
+    assert_eq!(h.state().session.annotations().items.len(), 1);
     h.get_by_label("Select").click();
     h.run();
     click_at(&h, from + (to - from) * 0.5);
     h.run();
-    assert_eq!(h.state().session.annotations.selected, Some(0));
+    assert_eq!(h.state().session.annotations().selected, Some(0));
     h.key_press(Key::Delete);
     h.run();
-    assert!(h.state().session.annotations.items.is_empty());
+    assert!(h.state().session.annotations().items.is_empty());
     h.key_press_modifiers(Modifiers::COMMAND, Key::Z);
     h.run();
-    assert_eq!(h.state().session.annotations.items.len(), 1);
+    assert_eq!(h.state().session.annotations().items.len(), 1);
 
     // Another image has its own marks; coming back brings these back.
     h.key_press(Key::ArrowRight);
     settle(&mut h);
-    assert!(h.state().session.annotations.items.is_empty());
+    assert!(h.state().session.annotations().items.is_empty());
     h.key_press(Key::ArrowLeft);
     settle(&mut h);
     assert_eq!(current_image(&h), images[0]);
-    assert_eq!(h.state().session.annotations.items.len(), 1);
+    assert_eq!(h.state().session.annotations().items.len(), 1);
 }
 
 #[test]
@@ -495,7 +500,7 @@ fn with_no_arguments_the_demo_model_opens_on_a_demo_image() {
         h.state().first_heat_map().is_some(),
         "no heat map on screen"
     );
-    let model = h.state().session.model.as_ref().expect("no model");
+    let model = h.state().session.model().expect("no model");
     assert_eq!(model.info.file, camview::demo::DEMO_MODEL_NAME);
     assert_eq!(model.labels, ["normal", "lesion"]);
     assert!(
@@ -530,7 +535,7 @@ fn copy_puts_the_composed_overlay_on_the_clipboard() {
         std::thread::sleep(Duration::from_millis(5));
     };
     assert_eq!(copied, [300, 260]);
-    let notice = h.state().session.notice.clone().unwrap();
+    let notice = h.state().session.notice().cloned().unwrap();
     assert!(notice.text.starts_with("Copied the overlay"), "{notice:?}");
 }
 
@@ -586,7 +591,7 @@ fn with_the_heat_map_hidden_the_saved_file_is_the_image() {
     h.get_by_label_contains("The heat map is hidden");
     h.get_by_label("Save").click();
     settle(&mut h);
-    let class = h.state().session.class;
+    let class = h.state().session.class();
     let saved = dir.path().join(format!("rgb24_cam_class_{class}.png"));
     let written = image::open(&saved).unwrap().to_rgb8();
     assert_eq!(written, imaging::open_image(&images[0]).unwrap().rgb);
@@ -600,9 +605,10 @@ fn with_the_heat_map_hidden_the_saved_file_is_the_image() {
 #[test]
 fn method_and_layer_pickers_reuse_the_forward_pass_and_faithfulness_plots_the_curves() {
     use camview::explain::{Method, Stage};
+    use camview::gui::session::ScoredMap;
     let (_dir, images) = scratch(&["large.png"]);
     let mut h = launch(&images);
-    let forward = h.state().session.last_analysis;
+    let forward = h.state().session.last_analysis();
     let cam = h.state().analysis().unwrap().clone();
     assert_eq!(cam.maps[0].method, Method::Cam);
 
@@ -616,7 +622,7 @@ fn method_and_layer_pickers_reuse_the_forward_pass_and_faithfulness_plots_the_cu
     assert_eq!(shown.maps[0].layer, Stage::Norm5);
     assert_eq!(shown.logits, cam.logits);
     assert_eq!(
-        h.state().session.last_analysis,
+        h.state().session.last_analysis(),
         forward,
         "the network ran again"
     );
@@ -636,7 +642,7 @@ fn method_and_layer_pickers_reuse_the_forward_pass_and_faithfulness_plots_the_cu
     h.run();
     h.get_by_label("CAM").click();
     h.run();
-    assert_eq!(h.state().session.layer, Stage::Norm5);
+    assert_eq!(h.state().session.layer(), Stage::Norm5);
     assert!(!h.state().session.is_busy(camview::gui::TaskKind::Explain));
     assert_eq!(h.state().analysis().unwrap().maps[0].method, Method::Cam);
 
@@ -659,16 +665,16 @@ fn method_and_layer_pickers_reuse_the_forward_pass_and_faithfulness_plots_the_cu
     let other = fine.ranked()[1];
     h.get_by_label(&format!("class {other}")).click();
     h.run();
-    assert_eq!(h.state().session.class, other);
+    assert_eq!(h.state().session.class(), other);
     assert!(h.state().session.is_idle());
 
     // The faithfulness panel: both curves and their AUCs for this map and class.
     h.get_by_label("Score the map (deletion, insertion)")
         .click();
     settle(&mut h);
-    let (key, scores) = h.state().session.faithfulness.clone().expect("scores");
+    let ScoredMap { key, scores } = h.state().session.faithfulness().cloned().expect("scores");
     assert_eq!(key.class, other);
-    assert_eq!(key.generation, h.state().session.analysis_generation);
+    assert_eq!(key.generation, h.state().session.analysis_generation());
     assert_eq!(scores.deletion.probabilities.len(), key.steps + 1);
     assert!(h.query_by_label("Deletion AUC").is_some());
     let shown_auc = format!("{:.3}", scores.insertion.auc);
@@ -739,10 +745,10 @@ fn render_batch_and_the_viewer_agree_for_every_method_at_a_non_default_layer() {
         h.run();
         h.get_by_label("Save").click();
         settle(&mut h);
-        let saved = h.state().session.notice.clone().unwrap();
+        let saved = h.state().session.notice().cloned().unwrap();
         assert!(saved.text.starts_with("Saved "), "{what}: {saved:?}");
         let session = &h.state().session;
-        let label = &session.model.as_ref().unwrap().labels[session.class];
+        let label = &session.model().unwrap().labels[session.class()];
         let viewer_file = camview::export::default_overlay_path(scan, label, method, layer);
         assert!(
             viewer_file.is_file(),

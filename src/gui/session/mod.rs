@@ -1,18 +1,25 @@
 //! The viewer's one state type: the model, the image, the cached analysis, the chosen class, the
-//! annotations, and the work in flight. The UI draws it and calls its methods; nothing here
-//! waits for slow work, which goes to the worker.
+//! annotations, and the work in flight. The UI reads it through its accessors and changes it only
+//! through its methods, so what belongs together (a method and its layer, a job and its ticket,
+//! an image and its marks) changes together; nothing here waits for slow work, which goes to the
+//! worker.
+//!
+//! - this file: the state, what the UI reads, and the requests it makes;
+//! - `maps`: the method and layer on screen, the maps cached for them, the faithfulness scores;
+//! - `answers`: taking the worker's answers, one method per kind.
+
+mod answers;
+mod maps;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use eframe::egui::ColorImage;
 
-use crate::explain::faithfulness::{Faithfulness, FaithfulnessOptions};
-use crate::explain::{
-    Analysis, ClassActivationMap, ExplainedMaps, LayerActivations, MapChoice, Method, Stage,
-};
+use crate::explain::faithfulness::Faithfulness;
+use crate::explain::{Analysis, ClassActivationMap, LayerActivations, MapChoice, Method, Stage};
 use crate::imaging::SourceImage;
 use crate::model_request::ModelRequest;
 use crate::network::Classifier;
@@ -20,7 +27,7 @@ use crate::render::OverlayStyle;
 
 use super::annotate::AnnotationLayer;
 use super::save::ComposeRequest;
-use super::worker::{Answer, ImageOrigin, Job, Outcome, Purpose, WorkProgress, Worker};
+use super::worker::{ImageOrigin, Job, Purpose, Work, WorkProgress, Worker};
 
 /// The kinds of work in flight; a new request of a kind replaces the one before.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -44,11 +51,25 @@ pub struct FaithfulnessKey {
     pub steps: usize,
 }
 
+/// Faithfulness scores and the map they score.
 #[derive(Debug, Clone)]
-pub struct Task {
-    pub ticket: u64,
+pub struct ScoredMap {
+    pub key: FaithfulnessKey,
+    pub scores: Faithfulness,
+}
+
+/// The faithfulness job in flight: what it scores and its progress.
+#[derive(Debug, Clone)]
+struct PendingScores {
+    key: FaithfulnessKey,
+    progress: Arc<WorkProgress>,
+}
+
+#[derive(Debug, Clone)]
+struct Task {
+    ticket: u64,
     /// What it is doing, for the status line ("Analysing scan.png...").
-    pub label: String,
+    label: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,6 +91,14 @@ pub struct CurrentImage {
     pub source: Arc<SourceImage>,
 }
 
+/// The method and layer of the maps on screen (what a saved overlay shows), which may differ
+/// from the chosen ones while those are computed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShownMap {
+    pub method: Method,
+    pub layer: Stage,
+}
+
 /// Things the UI must act on after a poll.
 #[derive(Default)]
 pub struct Arrivals {
@@ -87,24 +116,22 @@ pub struct Arrivals {
 
 pub struct Session {
     worker: Worker,
-    pub model: Option<Arc<Classifier>>,
-    /// The request that gave `model` (to reload it, and for its name).
-    pub model_request: Option<ModelRequest>,
+    model: Option<Arc<Classifier>>,
     /// The request being loaded.
     pending_model: Option<ModelRequest>,
-    pub image: Option<CurrentImage>,
+    image: Option<CurrentImage>,
     /// What is on screen: the forward pass's analysis with the maps of the chosen method and
     /// layer once they are computed (until then, those of the method before).
-    pub analysis: Option<Arc<Analysis>>,
+    analysis: Option<Arc<Analysis>>,
     /// The forward pass's own analysis (CAM at norm5), the start of every other method.
     base: Option<Arc<Analysis>>,
-    pub class: usize,
+    class: usize,
     /// The method and layer the user chose (the maps on screen may still be the previous ones
     /// while these are computed: `analysis.maps[..].method` says what is drawn).
-    pub method: Method,
-    pub layer: Stage,
+    method: Method,
+    layer: Stage,
     /// Score-CAM over every channel (exact, slow on large models) instead of the strongest 64.
-    pub score_cam_all_channels: bool,
+    score_cam_all_channels: bool,
     /// Maps computed for the current image, by method, layer and options: switching back costs
     /// nothing.
     maps: HashMap<MapChoice, Vec<ClassActivationMap>>,
@@ -112,25 +139,21 @@ pub struct Session {
     /// seen runs no forward pass up to it.
     activations: HashMap<Stage, Arc<LayerActivations>>,
     /// Progress of the maps being computed.
-    pub map_progress: Option<Arc<WorkProgress>>,
+    map_progress: Option<Arc<WorkProgress>>,
     /// The latest faithfulness scores and what they are of.
-    pub faithfulness: Option<(FaithfulnessKey, Faithfulness)>,
-    /// The faithfulness job in flight.
-    pub faithfulness_pending: Option<(FaithfulnessKey, Arc<WorkProgress>)>,
-    /// Scores that could not be computed (the error was shown once; not asked again).
-    faithfulness_failed: Option<FaithfulnessKey>,
-    pub annotations: AnnotationLayer,
+    faithfulness: Option<ScoredMap>,
+    faithfulness_pending: Option<PendingScores>,
+    annotations: AnnotationLayer,
     /// Marks of images shown before, so going back to an image brings its marks back.
     stash: HashMap<ImageOrigin, AnnotationLayer>,
-    /// Images given on the command line: next/previous walk these when there are several.
-    pub playlist: Vec<PathBuf>,
+    /// Images opened together (on the command line, dropped): next/previous walk these.
+    playlist: Vec<PathBuf>,
     tasks: HashMap<TaskKind, Task>,
-    pub notice: Option<Notice>,
+    notice: Option<Notice>,
     /// How long the last analysis took.
-    pub last_analysis: Option<Duration>,
+    last_analysis: Option<Duration>,
     /// Counts the analyses received, so the UI can tell a new one from the one it drew.
-    pub analysis_generation: u64,
-    started: Instant,
+    analysis_generation: u64,
 }
 
 impl Session {
@@ -138,7 +161,6 @@ impl Session {
         Self {
             worker,
             model: None,
-            model_request: None,
             pending_model: None,
             image: None,
             analysis: None,
@@ -152,7 +174,6 @@ impl Session {
             map_progress: None,
             faithfulness: None,
             faithfulness_pending: None,
-            faithfulness_failed: None,
             annotations: AnnotationLayer::default(),
             stash: HashMap::new(),
             playlist: Vec::new(),
@@ -160,8 +181,94 @@ impl Session {
             notice: None,
             last_analysis: None,
             analysis_generation: 0,
-            started: Instant::now(),
         }
+    }
+
+    // What the UI reads.
+
+    pub fn model(&self) -> Option<&Arc<Classifier>> {
+        self.model.as_ref()
+    }
+
+    pub fn image(&self) -> Option<&CurrentImage> {
+        self.image.as_ref()
+    }
+
+    /// The analysis on screen: the forward pass's, with the maps on screen.
+    pub fn analysis(&self) -> Option<&Arc<Analysis>> {
+        self.analysis.as_ref()
+    }
+
+    /// The chosen class.
+    pub fn class(&self) -> usize {
+        self.class
+    }
+
+    /// The chosen method (its maps may still be computing: see `shown_map`).
+    pub fn method(&self) -> Method {
+        self.method
+    }
+
+    /// The chosen layer.
+    pub fn layer(&self) -> Stage {
+        self.layer
+    }
+
+    pub fn score_cam_all_channels(&self) -> bool {
+        self.score_cam_all_channels
+    }
+
+    /// The method and layer of the maps on screen; CAM at norm5 before there are any.
+    pub fn shown_map(&self) -> ShownMap {
+        self.analysis.as_ref().and_then(|a| a.maps.first()).map_or(
+            ShownMap {
+                method: Method::Cam,
+                layer: Stage::Norm5,
+            },
+            |m| ShownMap {
+                method: m.method,
+                layer: m.layer,
+            },
+        )
+    }
+
+    /// Progress of the maps being computed, if any.
+    pub fn map_progress(&self) -> Option<&WorkProgress> {
+        self.map_progress.as_deref()
+    }
+
+    /// The latest faithfulness scores (perhaps of another map or class: see their key).
+    pub fn faithfulness(&self) -> Option<&ScoredMap> {
+        self.faithfulness.as_ref()
+    }
+
+    /// Progress of the faithfulness scores being computed, if any.
+    pub fn faithfulness_progress(&self) -> Option<&WorkProgress> {
+        self.faithfulness_pending.as_ref().map(|p| &*p.progress)
+    }
+
+    /// The marks of the image on screen.
+    pub fn annotations(&self) -> &AnnotationLayer {
+        &self.annotations
+    }
+
+    /// The marks of the image on screen, to change them (the layer keeps its own undo history).
+    pub fn annotations_mut(&mut self) -> &mut AnnotationLayer {
+        &mut self.annotations
+    }
+
+    pub fn notice(&self) -> Option<&Notice> {
+        self.notice.as_ref()
+    }
+
+    /// How long the last forward pass took.
+    pub fn last_analysis(&self) -> Option<Duration> {
+        self.last_analysis
+    }
+
+    /// Counts the analyses shown, so the UI can tell a new one from the one it drew.
+    pub fn analysis_generation(&self) -> u64 {
+        self.analysis_generation
     }
 
     /// No work in flight.
@@ -190,6 +297,16 @@ impl Session {
             .collect()
     }
 
+    /// The classes by decreasing probability (the predicted one first).
+    pub fn ranked(&self) -> Vec<usize> {
+        self.analysis
+            .as_ref()
+            .map(|a| a.ranked())
+            .unwrap_or_default()
+    }
+
+    // Notices.
+
     pub fn info(&mut self, text: impl Into<String>) {
         self.notice = Some(Notice {
             kind: NoticeKind::Info,
@@ -204,9 +321,16 @@ impl Session {
         });
     }
 
-    fn submit(&mut self, kind: TaskKind, label: String, job: impl FnOnce(u64) -> Job) {
+    /// The user closed the notice (the error band's Dismiss).
+    pub fn dismiss_notice(&mut self) {
+        self.notice = None;
+    }
+
+    // Requests.
+
+    fn submit(&mut self, kind: TaskKind, label: String, work: Work) {
         let ticket = self.worker.ticket();
-        if self.worker.submit(job(ticket)) {
+        if self.worker.submit(Job { ticket, work }) {
             self.tasks.insert(kind, Task { ticket, label });
         } else {
             self.error("camview's background worker has stopped; please restart camview");
@@ -217,20 +341,69 @@ impl Session {
     pub fn open_model(&mut self, request: ModelRequest) {
         let label = format!("Loading {}…", request.name());
         self.pending_model = Some(request.clone());
-        self.submit(TaskKind::Model, label, |ticket| Job::LoadModel {
-            ticket,
-            request,
-        });
+        self.submit(TaskKind::Model, label, Work::LoadModel(request));
     }
 
     /// Starts opening an image; the current one stays until the new one is ready.
     pub fn open_image(&mut self, origin: ImageOrigin, max_texture_side: usize) {
         let label = format!("Opening {}…", origin.name());
-        self.submit(TaskKind::Image, label, |ticket| Job::OpenImage {
-            ticket,
-            origin,
-            max_texture_side,
-        });
+        self.submit(
+            TaskKind::Image,
+            label,
+            Work::OpenImage {
+                origin,
+                max_texture_side,
+            },
+        );
+    }
+
+    /// Opens an image file; one outside the images opened together ends that list.
+    pub fn open_image_file(&mut self, path: PathBuf, max_texture_side: usize) {
+        if self.playlist.len() > 1 && !self.playlist.contains(&path) {
+            self.playlist.clear();
+        }
+        self.open_image(ImageOrigin::File(path), max_texture_side);
+    }
+
+    /// Images opened together: next and previous walk these rather than the folder. A single
+    /// image is no list (its folder is walked).
+    pub fn set_playlist(&mut self, images: Vec<PathBuf>) {
+        if images.len() > 1 {
+            self.playlist = images;
+        }
+    }
+
+    /// The image `step` places after (or before) the current one: in the list opened together,
+    /// in the current image's folder, or among the demo images.
+    pub fn neighbour(&self, step: i64) -> Option<ImageOrigin> {
+        let current = &self.image.as_ref()?.origin;
+        let wrap =
+            |i: usize, n: usize| -> usize { (i as i64 + step).rem_euclid(n as i64) as usize };
+        match current {
+            ImageOrigin::File(path) => {
+                let list = if self.playlist.len() > 1 {
+                    self.playlist.clone()
+                } else {
+                    path.parent().map(folder_images).unwrap_or_default()
+                };
+                let same = |p: &PathBuf| {
+                    p == path || std::fs::canonicalize(p).ok() == std::fs::canonicalize(path).ok()
+                };
+                let i = list.iter().position(same)?;
+                (list.len() > 1).then(|| ImageOrigin::File(list[wrap(i, list.len())].clone()))
+            }
+            ImageOrigin::Demo { index, .. } => {
+                let demos = super::demo_images();
+                if demos.len() < 2 {
+                    return None;
+                }
+                let i = wrap(*index, demos.len());
+                Some(ImageOrigin::Demo {
+                    index: i,
+                    name: demos[i].0.to_string(),
+                })
+            }
+        }
     }
 
     /// Runs the network on the current image with the current model (on the worker).
@@ -240,154 +413,14 @@ impl Session {
         };
         let (classifier, source) = (Arc::clone(model), Arc::clone(&image.source));
         let label = format!("Analysing {}…", image.origin.name());
-        self.submit(TaskKind::Analysis, label, |ticket| Job::Analyse {
-            ticket,
-            classifier,
-            image: source,
-        });
-    }
-
-    /// Shows `method` at `layer`: at once if its maps are cached (or it is CAM at norm5),
-    /// otherwise once the worker has computed them.
-    pub fn choose_map(&mut self, method: Method, layer: Stage) {
-        self.method = method;
-        self.layer = layer;
-        self.show_choice();
-    }
-
-    /// The map the user chose, with its options.
-    fn choice(&self) -> MapChoice {
-        let mut choice = MapChoice::new(self.method, self.layer);
-        if self.method == Method::ScoreCam && self.score_cam_all_channels {
-            choice.options.score_cam_channels = None;
-        }
-        choice
-    }
-
-    fn display(&mut self, analysis: Arc<Analysis>) {
-        self.analysis = Some(analysis);
-        self.analysis_generation += 1;
-    }
-
-    fn stop_maps(&mut self) {
-        if let Some(p) = self.map_progress.take() {
-            p.cancel();
-        }
-        self.tasks.remove(&TaskKind::Explain);
-    }
-
-    fn show_choice(&mut self) {
-        let Some(base) = self.base.clone() else {
-            return;
-        };
-        let choice = self.choice();
-        if choice.is_forward_pass_cam() {
-            self.stop_maps();
-            self.display(base);
-            return;
-        }
-        if let Some(maps) = self.maps.get(&choice) {
-            let shown = base.showing(maps.clone());
-            self.stop_maps();
-            self.display(Arc::new(shown));
-            return;
-        }
-        let Some(model) = self.model.clone() else {
-            return;
-        };
-        self.stop_maps();
-        let progress = Arc::new(WorkProgress::default());
-        self.map_progress = Some(Arc::clone(&progress));
-        let activations = self.activations.get(&choice.layer).cloned();
-        let label = format!("Computing {} at {}…", choice.method.title(), choice.layer);
-        self.submit(TaskKind::Explain, label, |ticket| Job::Explain {
-            ticket,
-            classifier: model,
-            analysis: base,
-            choice,
-            activations,
-            progress,
-        });
-    }
-
-    /// Stops computing the chosen maps and goes back to the method on screen.
-    pub fn cancel_maps(&mut self) {
-        self.stop_maps();
-        self.revert_choice();
-        self.info("Stopped computing the maps");
-    }
-
-    /// The choice becomes what is on screen again.
-    fn revert_choice(&mut self) {
-        if let Some(map) = self.analysis.as_ref().and_then(|a| a.maps.first()) {
-            self.method = map.method;
-            self.layer = map.layer;
-        }
-    }
-
-    fn take_maps(&mut self, choice: MapChoice, result: Result<ExplainedMaps, String>) {
-        self.map_progress = None;
-        match result {
-            Ok(e) => {
-                self.activations.insert(choice.layer, e.activations);
-                self.maps.insert(choice, e.maps);
-                self.show_choice();
-            }
-            Err(e) => {
-                self.revert_choice();
-                self.error(e);
-            }
-        }
-    }
-
-    /// Asks for the faithfulness scores of the map on screen, unless they are known or being
-    /// computed (called every frame while the panel is open).
-    pub fn want_faithfulness(&mut self, steps: usize) {
-        let (Some(model), Some(analysis)) = (self.model.clone(), self.analysis.clone()) else {
-            return;
-        };
-        if self.is_busy(TaskKind::Explain) || self.is_busy(TaskKind::Analysis) {
-            return; // the map on screen is about to change
-        }
-        let key = FaithfulnessKey {
-            generation: self.analysis_generation,
-            class: self.class,
-            steps,
-        };
-        if self.faithfulness.as_ref().is_some_and(|(k, _)| *k == key)
-            || self
-                .faithfulness_pending
-                .as_ref()
-                .is_some_and(|(k, _)| *k == key)
-        {
-            return;
-        }
-        if let Some((_, p)) = self.faithfulness_pending.take() {
-            p.cancel();
-        }
-        let progress = Arc::new(WorkProgress::default());
-        self.faithfulness_pending = Some((key, Arc::clone(&progress)));
-        let class = self.class;
-        let label = "Scoring the map's faithfulness…".to_string();
-        self.submit(TaskKind::Faithfulness, label, |ticket| Job::Faithfulness {
-            ticket,
-            classifier: model,
-            analysis,
-            class,
-            options: FaithfulnessOptions {
-                steps,
-                ..FaithfulnessOptions::default()
+        self.submit(
+            TaskKind::Analysis,
+            label,
+            Work::Analyse {
+                classifier,
+                image: source,
             },
-            progress,
-        });
-    }
-
-    /// Stops the faithfulness job (the panel was closed).
-    pub fn stop_faithfulness(&mut self) {
-        if let Some((_, p)) = self.faithfulness_pending.take() {
-            p.cancel();
-        }
-        self.tasks.remove(&TaskKind::Faithfulness);
+        );
     }
 
     /// Everything needed to compose the overlay as it is now, if there is one.
@@ -418,38 +451,31 @@ impl Session {
     /// Composes and writes the overlay on the worker.
     pub fn save(&mut self, request: ComposeRequest, dest: PathBuf, replace: bool) {
         let label = format!("Saving {}…", dest.display());
-        self.submit(TaskKind::Save, label, |ticket| Job::Compose {
-            ticket,
-            request: Box::new(request),
-            purpose: Purpose::Save { dest, replace },
-        });
+        let purpose = Purpose::Save { dest, replace };
+        self.compose(TaskKind::Save, label, request, purpose);
     }
 
     /// Composes the overlay for the clipboard on the worker.
     pub fn copy(&mut self, request: ComposeRequest) {
-        self.submit(
-            TaskKind::Clipboard,
-            "Copying the overlay…".to_string(),
-            |ticket| Job::Compose {
-                ticket,
-                request: Box::new(request),
-                purpose: Purpose::Clipboard,
-            },
-        );
+        let label = "Copying the overlay…".to_string();
+        self.compose(TaskKind::Clipboard, label, request, Purpose::Clipboard);
+    }
+
+    fn compose(
+        &mut self,
+        kind: TaskKind,
+        label: String,
+        request: ComposeRequest,
+        purpose: Purpose,
+    ) {
+        let request = Box::new(request);
+        self.submit(kind, label, Work::Compose { request, purpose });
     }
 
     pub fn select_class(&mut self, class: usize) {
         if self.model.as_ref().is_some_and(|m| class < m.labels.len()) {
             self.class = class;
         }
-    }
-
-    /// The classes by decreasing probability (the predicted one first).
-    pub fn ranked(&self) -> Vec<usize> {
-        self.analysis
-            .as_ref()
-            .map(|a| a.ranked())
-            .unwrap_or_default()
     }
 
     /// Moves the class selection up (-1) or down (+1) the ranked list.
@@ -460,202 +486,11 @@ impl Session {
             self.class = ranked[next];
         }
     }
+}
 
-    /// Takes the worker's answers; returns what the UI must do.
-    pub fn poll(&mut self) -> Arrivals {
-        let mut arrivals = Arrivals::default();
-        let outcomes = match self.worker.poll() {
-            Ok(o) => o,
-            Err(e) => {
-                if !self.tasks.is_empty() {
-                    self.tasks.clear();
-                    self.error(e);
-                }
-                return arrivals;
-            }
-        };
-        for outcome in outcomes {
-            self.take(outcome, &mut arrivals);
-        }
-        arrivals
-    }
-
-    fn expects(&mut self, kind: TaskKind, ticket: u64) -> bool {
-        if self.tasks.get(&kind).is_some_and(|t| t.ticket == ticket) {
-            self.tasks.remove(&kind);
-            true
-        } else {
-            false
-        }
-    }
-
-    fn take(&mut self, outcome: Outcome, arrivals: &mut Arrivals) {
-        let Outcome {
-            ticket,
-            elapsed,
-            result,
-        } = outcome;
-        match result {
-            Answer::Model(result) => {
-                if !self.expects(TaskKind::Model, ticket) {
-                    return;
-                }
-                match result {
-                    Ok(classifier) => {
-                        let request = self.pending_model.take();
-                        if let Some(ModelRequest {
-                            source: crate::model_request::ModelSource::File { path, .. },
-                            ..
-                        }) = &request
-                        {
-                            arrivals.model_file = Some(path.clone());
-                        }
-                        self.info(format!(
-                            "Loaded {}: {}, {} classes",
-                            model_name(&classifier),
-                            classifier.info.architecture,
-                            classifier.labels.len()
-                        ));
-                        self.model = Some(Arc::new(*classifier));
-                        self.model_request = request;
-                        self.analysis = None;
-                        self.forget_maps();
-                        if !self
-                            .model
-                            .as_ref()
-                            .is_some_and(|m| m.stages().contains(&self.layer))
-                        {
-                            self.layer = Stage::Norm5;
-                        }
-                        self.class = 0;
-                        self.analyse();
-                    }
-                    Err(e) => {
-                        self.pending_model = None;
-                        self.error(e);
-                    }
-                }
-            }
-            Answer::Image(result) => {
-                if !self.expects(TaskKind::Image, ticket) {
-                    return;
-                }
-                match result {
-                    Ok(loaded) => {
-                        if let Some(old) = self.image.take() {
-                            let marks = std::mem::take(&mut self.annotations);
-                            self.stash.insert(old.origin, marks);
-                        }
-                        self.annotations = self.stash.remove(&loaded.origin).unwrap_or_default();
-                        if let ImageOrigin::File(p) = &loaded.origin {
-                            arrivals.image_file = Some(p.clone());
-                        }
-                        arrivals.display = Some(loaded.display);
-                        self.image = Some(CurrentImage {
-                            origin: loaded.origin,
-                            source: loaded.source,
-                        });
-                        self.analysis = None;
-                        self.forget_maps();
-                        self.tasks.remove(&TaskKind::Analysis);
-                        self.analyse();
-                        if self.model.is_none() && !self.is_busy(TaskKind::Model) {
-                            self.info(
-                                "Open a model (Open model…) to see its class activation maps",
-                            );
-                        }
-                    }
-                    Err(e) => self.error(e),
-                }
-            }
-            Answer::Analysis(result) => {
-                if !self.expects(TaskKind::Analysis, ticket) {
-                    return;
-                }
-                match result {
-                    Ok(analysis) => {
-                        self.class = analysis.predicted;
-                        self.forget_maps();
-                        let analysis = Arc::new(analysis);
-                        self.base = Some(Arc::clone(&analysis));
-                        self.display(analysis);
-                        self.last_analysis = Some(elapsed);
-                        self.show_choice();
-                    }
-                    Err(e) => self.error(e),
-                }
-            }
-            Answer::Saved(result) => {
-                if !self.expects(TaskKind::Save, ticket) {
-                    return;
-                }
-                match result {
-                    Ok((overlay, sidecar)) => {
-                        self.info(format!(
-                            "Saved {} and {}",
-                            overlay.display(),
-                            sidecar
-                                .file_name()
-                                .map_or(String::new(), |n| n.to_string_lossy().into_owned())
-                        ));
-                        arrivals.saved = Some(overlay);
-                    }
-                    Err(e) => self.error(e),
-                }
-            }
-            Answer::Maps(choice, result) => {
-                if self.expects(TaskKind::Explain, ticket) {
-                    self.take_maps(choice, result);
-                }
-            }
-            Answer::Faithfulness(result) => {
-                if !self.expects(TaskKind::Faithfulness, ticket) {
-                    return;
-                }
-                let Some((key, _)) = self.faithfulness_pending.take() else {
-                    return;
-                };
-                match result {
-                    Ok(scores) => self.faithfulness = Some((key, scores)),
-                    Err(e) => {
-                        self.faithfulness_failed = Some(key);
-                        self.error(e);
-                    }
-                }
-            }
-            Answer::Clipboard(result) => {
-                if !self.expects(TaskKind::Clipboard, ticket) {
-                    return;
-                }
-                match result {
-                    Ok(image) => {
-                        self.info(format!(
-                            "Copied the overlay ({} x {}) to the clipboard",
-                            image.width(),
-                            image.height()
-                        ));
-                        arrivals.clipboard = Some(image);
-                    }
-                    Err(e) => self.error(e),
-                }
-            }
-        }
-    }
-
-    /// Drops everything computed for the image before (maps, activations, scores, work).
-    fn forget_maps(&mut self) {
-        self.stop_maps();
-        self.stop_faithfulness();
-        self.base = None;
-        self.maps.clear();
-        self.activations.clear();
-        self.faithfulness = None;
-    }
-
-    /// Seconds since the session started.
-    pub fn uptime(&self) -> Duration {
-        self.started.elapsed()
-    }
+/// The images of a folder, sorted (not recursive).
+pub fn folder_images(dir: &Path) -> Vec<PathBuf> {
+    crate::imaging::image_files(dir).unwrap_or_default()
 }
 
 /// The model's file name, or "demo model".
