@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use camview::explain::Normalisation;
-use camview::gui::{CamviewApp, ImageOrigin, Launch, ModelRequest};
+use camview::gui::{CamviewApp, Command, ImageOrigin, Launch, ModelRequest};
 use camview::imaging;
 use camview::render::annotation::Shape;
 use camview::render::{Colormap, Heat, OverlayStyle, blend};
@@ -836,4 +836,237 @@ fn render_batch_and_the_viewer_agree_for_every_method_at_a_non_default_layer() {
             ),
         }
     }
+}
+
+/// A mark pushed onto the current image's layer (and so selected), as a tool would.
+fn add_mark(h: &mut Harness<'_, CamviewApp>) {
+    h.state_mut()
+        .session
+        .annotations_mut()
+        .push(camview::render::Annotation {
+            shape: Shape::Note {
+                at: [10.0, 10.0],
+                text: "mark".into(),
+                size: 12.0,
+            },
+            colour: [255, 255, 255],
+            width: 1.5,
+        });
+}
+
+/// Presses `shortcut` in a viewer on `images[1]` (a folder of three) after setting up what
+/// `command` changes, and checks that it changed as the command says. The `match` has no
+/// catch-all arm: a new command does not compile here until its keys are tested.
+fn key_does_what_its_command_does(
+    images: &[PathBuf],
+    command: Command,
+    shortcut: egui::KeyboardShortcut,
+) {
+    use camview::gui::annotate::Tool;
+    let what = format!(
+        "{:?} pressed as {}",
+        command,
+        camview::gui::commands::shortcut_text(&shortcut)
+    );
+    let mut h = launch(&images[1..2]);
+    let ranked = h.state().analysis().unwrap().ranked();
+    let fitted_zoom = h.state().view.zoom;
+    // The state the command changes, set up so that the change shows.
+    match command {
+        Command::PreviousClass => h.state_mut().session.select_class(ranked[1]),
+        Command::ActualPixels | Command::ToggleOverlay | Command::NextClass => {}
+        Command::PreviousImage | Command::NextImage | Command::SaveOverlay => {}
+        Command::CopyOverlay | Command::Quit | Command::ToggleKeys => {}
+        Command::Fit => h.state_mut().view.actual_pixels(),
+        Command::UseTool(tool) => {
+            h.state_mut().annotator.tool = if tool == Tool::Draw {
+                Tool::Select
+            } else {
+                Tool::Draw
+            }
+        }
+        Command::DeleteMark | Command::Undo => add_mark(&mut h),
+        Command::Deselect => {
+            add_mark(&mut h);
+            h.state_mut().annotator.tool = Tool::Arrow;
+        }
+        Command::Redo => {
+            add_mark(&mut h);
+            h.state_mut().session.annotations_mut().undo();
+        }
+        // The system's file dialog would open (on a desktop, a real one): its keys are checked
+        // by the key handler's own test (`every_shortcut_runs_its_command_and_no_other`).
+        Command::OpenImage => return,
+        Command::OpenModel => unreachable!("Open model has no keys"),
+    }
+    if command == Command::Quit {
+        // One frame with the key down, so that its output holds the command (`step` runs a
+        // frame per queued event).
+        h.event(egui::Event::Key {
+            key: shortcut.logical_key,
+            physical_key: None,
+            pressed: true,
+            repeat: false,
+            modifiers: shortcut.modifiers,
+        });
+        h.step();
+        let closing = h
+            .output()
+            .viewport_output
+            .values()
+            .any(|v| v.commands.contains(&egui::ViewportCommand::Close));
+        assert!(closing, "{what}: the window was not asked to close");
+        return;
+    }
+    h.key_press_modifiers(shortcut.modifiers, shortcut.logical_key);
+    settle(&mut h);
+    let app = h.state();
+    let marks = app.session.annotations();
+    match command {
+        Command::PreviousClass => assert_eq!(app.session.class(), ranked[0], "{what}"),
+        Command::NextClass => assert_eq!(app.session.class(), ranked[1], "{what}"),
+        Command::PreviousImage => assert_eq!(current_image(&h), images[0], "{what}"),
+        Command::NextImage => assert_eq!(current_image(&h), images[2], "{what}"),
+        Command::Fit => {
+            assert!(app.view.fit, "{what}");
+            assert!((app.view.zoom - fitted_zoom).abs() < 1e-4, "{what}");
+        }
+        Command::ActualPixels => {
+            assert_eq!(app.view.scale(), 1.0, "{what}");
+            assert!(!app.view.fit, "{what}");
+        }
+        Command::ToggleOverlay => assert!(!app.settings.show_overlay, "{what}"),
+        Command::UseTool(tool) => assert_eq!(app.annotator.tool, tool, "{what}"),
+        Command::DeleteMark | Command::Undo => assert!(marks.items.is_empty(), "{what}"),
+        Command::Deselect => {
+            assert_eq!(marks.selected, None, "{what}");
+            assert_eq!(app.annotator.tool, Tool::Select, "{what}");
+        }
+        Command::Redo => assert_eq!(marks.items.len(), 1, "{what}"),
+        Command::SaveOverlay => assert!(app.save_dialog_open(), "{what}"),
+        Command::CopyOverlay => {
+            let notice = app.session.notice().cloned().unwrap();
+            assert!(
+                notice.text.starts_with("Copied the overlay"),
+                "{what}: {notice:?}"
+            );
+        }
+        Command::ToggleKeys => assert!(app.keys_window_open(), "{what}"),
+        Command::OpenImage | Command::OpenModel | Command::Quit => unreachable!(),
+    }
+}
+
+/// Every key of the command table, pressed in the real viewer, does what its command does.
+#[test]
+fn every_key_of_the_command_table_does_what_its_command_does() {
+    let (_dir, images) = scratch(&["gray8.png", "large.png", "rgb24.bmp"]);
+    for command in Command::ALL {
+        for &shortcut in command.shortcuts() {
+            key_does_what_its_command_does(&images, command, shortcut);
+        }
+    }
+}
+
+/// The plain keys belong to a text field while one is typed in: only the Ctrl commands run.
+#[test]
+fn while_typing_only_the_ctrl_commands_run() {
+    let (_dir, images) = scratch(&["large.png"]);
+    let mut h = launch(&images);
+    h.get_by_label("Open:").focus();
+    h.run();
+    h.key_press(Key::T);
+    h.key_press(Key::F1);
+    h.run();
+    assert!(h.state().settings.show_overlay, "T toggled the heat map");
+    assert!(!h.state().keys_window_open(), "F1 opened the keys window");
+    h.key_press_modifiers(Modifiers::COMMAND, Key::S);
+    h.run();
+    assert!(
+        h.state().save_dialog_open(),
+        "Ctrl+S did not open the save window"
+    );
+}
+
+/// The keys window (F1) lists every command that has keys, with all its keys and what it does.
+#[test]
+fn the_keys_window_lists_every_command_and_its_keys() {
+    use camview::gui::dialogs::keys::listed_commands;
+    let (_dir, images) = scratch(&["large.png"]);
+    let mut h = launch(&images);
+    h.key_press(Key::F1);
+    h.run();
+    let window = h.get_by_role_and_label(Role::Window, "Keyboard shortcuts");
+    for command in listed_commands() {
+        let keys = command.shortcut_text();
+        for shortcut in command.shortcuts() {
+            let text = camview::gui::commands::shortcut_text(shortcut);
+            assert!(
+                keys.split(" / ").any(|k| k == text),
+                "{command:?}: {text} not in {keys}"
+            );
+        }
+        assert!(
+            window.query_by_label(&keys).is_some(),
+            "{command:?}: the keys window does not list {keys}"
+        );
+        assert!(
+            window.query_by_label(command.description()).is_some(),
+            "{command:?}: the keys window does not say what it does"
+        );
+    }
+    let unlisted: Vec<Command> = Command::ALL
+        .into_iter()
+        .filter(|c| !listed_commands().any(|l| l == *c))
+        .collect();
+    assert_eq!(
+        unlisted,
+        [Command::OpenModel],
+        "only a command without keys is left out"
+    );
+    h.key_press(Key::F1);
+    h.run();
+    assert!(
+        h.query_by_label("Keyboard shortcuts").is_none(),
+        "F1 again closes it"
+    );
+}
+
+/// The README's keys table (section "Viewer") is the command table: every command with keys,
+/// in its order, with its keys and what it does.
+#[test]
+fn the_readme_keys_table_is_the_command_table() {
+    use camview::gui::dialogs::keys::listed_commands;
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let viewer = readme
+        .split("\n## ")
+        .find(|s| s.starts_with("Viewer\n"))
+        .expect("README.md has no section \"Viewer\"");
+    let rows: Vec<&str> = viewer
+        .lines()
+        .skip_while(|l| !l.starts_with("| key | does |"))
+        .skip(2)
+        .take_while(|l| l.starts_with('|'))
+        .collect();
+    let expected: Vec<String> = listed_commands()
+        .map(|c| format!("| {} | {} |", c.shortcut_text(), c.description()))
+        .collect();
+    for command in listed_commands() {
+        for shortcut in command.shortcuts() {
+            let text = camview::gui::commands::shortcut_text(shortcut);
+            assert!(
+                rows.iter().any(|r| r
+                    .split('|')
+                    .nth(1)
+                    .is_some_and(|keys| keys.split('/').any(|k| k.trim() == text))),
+                "README.md's keys table does not list {text} ({command:?})"
+            );
+        }
+    }
+    assert_eq!(
+        rows,
+        expected,
+        "README.md's keys table differs from the command table; it should read:\n{}",
+        expected.join("\n")
+    );
 }

@@ -362,6 +362,39 @@ mod tests {
         }
     }
 
+    /// What the key handler takes from one frame in which `shortcut` was pressed.
+    fn pressed_in_one_frame(shortcut: KeyboardShortcut) -> Vec<Command> {
+        let ctx = egui::Context::default();
+        let mut input = egui::RawInput::default();
+        for pressed in [true, false] {
+            input.events.push(egui::Event::Key {
+                key: shortcut.logical_key,
+                physical_key: None,
+                pressed,
+                repeat: false,
+                modifiers: shortcut.modifiers,
+            });
+        }
+        let mut taken = Vec::new();
+        ctx.run_pass(input, |ctx| taken = Command::take_pressed(ctx, |_| true))
+            .drop_without_applying_deltas();
+        taken
+    }
+
+    #[test]
+    fn every_shortcut_runs_its_command_and_no_other() {
+        for command in Command::ALL {
+            for &shortcut in command.shortcuts() {
+                assert_eq!(
+                    pressed_in_one_frame(shortcut),
+                    [command],
+                    "{}",
+                    shortcut_text(&shortcut)
+                );
+            }
+        }
+    }
+
     #[test]
     fn shortcuts_read_as_the_keys_are_named() {
         assert_eq!(Command::Redo.shortcut_text(), "Ctrl+Shift+Z / Ctrl+Y");
