@@ -8,12 +8,11 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, Sender, TryRecvError, channel};
 use std::time::{Duration, Instant};
 
 use eframe::egui::ColorImage;
-
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use crate::explain::faithfulness::{self, Faithfulness, FaithfulnessOptions};
 use crate::explain::{self, Analysis, ExplainedMaps, LayerActivations, MapChoice};

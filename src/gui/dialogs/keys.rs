@@ -3,7 +3,7 @@
 
 use eframe::egui;
 
-use super::super::commands::Command;
+use crate::gui::commands::Command;
 
 /// Something the pointer does, listed with the keys.
 struct PointerGesture {

@@ -11,9 +11,9 @@ use eframe::egui::{self, Key};
 use crate::imaging::IMAGE_EXTENSIONS;
 use crate::model_request::ModelRequest;
 
-use super::super::app::CamviewApp;
-use super::super::session::folder_images;
-use super::super::textures::max_texture_side;
+use crate::gui::app::CamviewApp;
+use crate::gui::session::folder_images;
+use crate::gui::textures::max_texture_side;
 
 /// File extensions taken as models when a file is dropped or typed.
 const MODEL_EXTENSIONS: [&str; 4] = ["pth", "pt", "safetensors", "ckpt"];

@@ -9,11 +9,11 @@ use eframe::egui::{self, Id, Key, RichText};
 use crate::imaging::SourceImage;
 use crate::render::OverlayStyle;
 
-use super::super::app::CamviewApp;
-use super::super::commands::Command;
-use super::super::save::{self, Check, ComposeRequest, FORMATS};
-use super::super::settings::Settings;
 use super::open::DialogPurpose;
+use crate::gui::app::CamviewApp;
+use crate::gui::commands::Command;
+use crate::gui::save::{self, Check, ComposeRequest, FORMATS};
+use crate::gui::settings::Settings;
 
 /// The save window's state.
 pub struct SaveDialog {

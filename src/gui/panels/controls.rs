@@ -9,15 +9,15 @@ use eframe::egui::{self, RichText, Sense, vec2};
 use crate::explain::{Method, Normalisation, Stage};
 use crate::render::Colormap;
 
-use super::super::app::CamviewApp;
-use super::super::commands::Command;
-use super::super::session::{Session, TaskKind, model_name};
-use super::super::settings::Settings;
-use super::super::widgets::{
-    PREDICTED_COLOUR, class_row_ui, percent_slider_ui, section_ui, spinner_label_ui,
-};
 use super::legend::{legend_ui, readout_ui};
 use super::map_progress_ui;
+use crate::gui::app::CamviewApp;
+use crate::gui::commands::Command;
+use crate::gui::session::{Session, TaskKind, model_name};
+use crate::gui::settings::Settings;
+use crate::gui::widgets::{
+    PREDICTED_COLOUR, class_row_ui, percent_slider_ui, section_ui, spinner_label_ui,
+};
 
 impl CamviewApp {
     pub(in crate::gui) fn controls_ui(&mut self, ui: &mut egui::Ui) {

@@ -6,7 +6,7 @@ use eframe::egui::{self, Align, Color32};
 
 use crate::explain::faithfulness::{Curve, DEFAULT_STEPS, Faithfulness};
 
-use super::super::session::Session;
+use crate::gui::session::Session;
 
 pub struct FaithfulnessPanel {
     /// The panel is open (its scores are computed while it is).

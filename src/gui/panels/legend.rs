@@ -5,10 +5,10 @@ use eframe::egui::{
     self, Align, Color32, Layout, Mesh, Rect, Sense, Stroke, StrokeKind, pos2, vec2,
 };
 
-use super::super::heat::map_value_at;
-use super::super::pane::PointedPixel;
-use super::super::session::Session;
-use super::super::settings::Settings;
+use crate::gui::heat::map_value_at;
+use crate::gui::pane::PointedPixel;
+use crate::gui::session::Session;
+use crate::gui::settings::Settings;
 
 /// The colormap as a bar, dimmed below the threshold, with the values its ends stand for.
 pub fn legend_ui(ui: &mut egui::Ui, session: &Session, settings: &Settings) {

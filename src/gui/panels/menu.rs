@@ -4,10 +4,10 @@
 
 use eframe::egui;
 
-use super::super::app::CamviewApp;
-use super::super::commands::{Command, Menu};
-use super::super::widgets::section_ui;
-use super::{FaithfulnessPanel, map_progress_ui};
+use super::map_progress_ui;
+use crate::gui::app::CamviewApp;
+use crate::gui::commands::{Command, Menu};
+use crate::gui::widgets::section_ui;
 
 impl CamviewApp {
     pub(in crate::gui) fn menu_bar_ui(&mut self, ui: &mut egui::Ui) {
@@ -25,7 +25,7 @@ impl CamviewApp {
                 map_progress_ui(ui, &mut self.session);
                 ui.add_space(8.0);
                 section_ui(ui, "Faithfulness");
-                FaithfulnessPanel::ui(&mut self.faithfulness, ui, &mut self.session);
+                self.faithfulness.ui(ui, &mut self.session);
                 ui.separator();
                 self.menu_group_ui(ui, Menu::View, 1);
             });

@@ -3,7 +3,7 @@
 
 use eframe::egui::{self, Align, Color32, Layout, RichText};
 
-use super::super::session::{NoticeKind, Session};
+use crate::gui::session::{NoticeKind, Session};
 
 pub fn status_ui(ui: &mut egui::Ui, session: &Session) {
     ui.horizontal(|ui| {

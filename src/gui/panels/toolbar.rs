@@ -4,8 +4,8 @@
 
 use eframe::egui::{self, Align, Layout, RichText};
 
-use super::super::app::CamviewApp;
-use super::super::commands::Command;
+use crate::gui::app::CamviewApp;
+use crate::gui::commands::Command;
 
 impl CamviewApp {
     pub(in crate::gui) fn toolbar_ui(&mut self, ui: &mut egui::Ui) {

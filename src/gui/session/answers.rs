@@ -11,9 +11,9 @@ use crate::explain::{Analysis, ExplainedMaps, MapChoice, Stage};
 use crate::model_request::{ModelRequest, ModelSource};
 use crate::network::Classifier;
 
-use super::super::save::SavedFiles;
-use super::super::worker::{Answer, ImageOrigin, LoadedImage, Outcome};
 use super::{Arrivals, CurrentImage, ScoredMap, Session, TaskKind, model_name};
+use crate::gui::save::SavedFiles;
+use crate::gui::worker::{Answer, ImageOrigin, LoadedImage, Outcome};
 
 impl Session {
     /// Takes the worker's answers; returns what the UI must do.

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use crate::explain::faithfulness::FaithfulnessOptions;
 use crate::explain::{Analysis, MapChoice, Method, Stage};
 
-use super::super::worker::{Work, WorkProgress};
 use super::{FaithfulnessKey, PendingScores, Session, TaskKind};
+use crate::gui::worker::{Work, WorkProgress};
 
 impl Session {
     /// Shows `method` at `layer`: at once if its maps are cached (or it is CAM at norm5),
