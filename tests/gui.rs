@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use camview::explain::Normalisation;
-use camview::gui::{CamviewApp, ImageOrigin, Launch, ModelRequest};
+use camview::gui::{CamviewApp, Command, ImageOrigin, Launch, ModelRequest};
 use camview::imaging;
 use camview::render::annotation::Shape;
 use camview::render::{Colormap, Heat, OverlayStyle, blend};
@@ -43,7 +43,7 @@ fn launch(images: &[PathBuf]) -> Harness<'static, CamviewApp> {
 }
 
 fn current_image(harness: &Harness<'_, CamviewApp>) -> PathBuf {
-    match &harness.state().session.image.as_ref().unwrap().origin {
+    match &harness.state().session.image().unwrap().origin {
         ImageOrigin::File(p) => p.clone(),
         other => panic!("not a file: {other:?}"),
     }
@@ -96,19 +96,19 @@ fn pick_a_class_set_the_opacity_annotate_and_save() {
     let analysis = h.state().analysis().expect("the image was analysed");
     let predicted = analysis.predicted;
     let other = analysis.ranked()[1];
-    assert_eq!(h.state().session.class, predicted);
+    assert_eq!(h.state().session.class(), predicted);
     assert!(
         h.state().title().contains("large.png") && h.state().title().contains("tiny.pth"),
         "{}",
         h.state().title()
     );
 
-    let network_ran_once = h.state().session.analysis.clone().unwrap();
+    let network_ran_once = h.state().session.analysis().cloned().unwrap();
 
     // Another class, picked by its label.
     h.get_by_label(&format!("class {other}")).click();
     h.run();
-    assert_eq!(h.state().session.class, other);
+    assert_eq!(h.state().session.class(), other);
 
     // The opacity slider.
     h.get_by_role_and_label(Role::Slider, "Opacity")
@@ -127,7 +127,7 @@ fn pick_a_class_set_the_opacity_annotate_and_save() {
     // None of this ran the network again.
     assert!(Arc::ptr_eq(
         &network_ran_once,
-        h.state().session.analysis.as_ref().unwrap()
+        h.state().session.analysis().unwrap()
     ));
 
     // A text note placed on the overlay.
@@ -139,7 +139,7 @@ fn pick_a_class_set_the_opacity_annotate_and_save() {
     h.get_by_label("Note text:").type_text("lesion here");
     h.key_press(Key::Enter);
     h.run();
-    let marks = &h.state().session.annotations.items;
+    let marks = &h.state().session.annotations().items;
     assert_eq!(marks.len(), 1, "the note was not placed");
     assert!(matches!(&marks[0].shape, Shape::Note { text, .. } if text == "lesion here"));
     let [x0, y0, x1, y1] = marks[0].bounds();
@@ -152,7 +152,7 @@ fn pick_a_class_set_the_opacity_annotate_and_save() {
     settle(&mut h);
     let saved = dir.path().join(format!("large_cam_class_{other}.png"));
     assert!(saved.is_file(), "nothing at {}", saved.display());
-    let notice = h.state().session.notice.clone().unwrap();
+    let notice = h.state().session.notice().cloned().unwrap();
     assert!(
         notice.text.contains(&saved.display().to_string()),
         "{notice:?}"
@@ -241,7 +241,7 @@ fn pick_a_class_set_the_opacity_annotate_and_save() {
 fn a_corrupt_file_dropped_on_the_window_shows_its_error_and_keeps_the_image() {
     let (dir, images) = scratch(&["large.png"]);
     let mut h = launch(&images);
-    let class = h.state().session.class;
+    let class = h.state().session.class();
     let broken = dir.path().join("broken.png");
     let mut bytes = std::fs::read(&images[0]).unwrap();
     bytes.truncate(200);
@@ -252,7 +252,12 @@ fn a_corrupt_file_dropped_on_the_window_shows_its_error_and_keeps_the_image() {
         .push(Arc::new(DroppedPath(broken.clone())));
     settle(&mut h);
 
-    let notice = h.state().session.notice.clone().expect("an error is shown");
+    let notice = h
+        .state()
+        .session
+        .notice()
+        .cloned()
+        .expect("an error is shown");
     assert!(
         notice.text.starts_with(&broken.display().to_string()),
         "{notice:?}"
@@ -260,7 +265,7 @@ fn a_corrupt_file_dropped_on_the_window_shows_its_error_and_keeps_the_image() {
     h.get_by_label_contains("broken.png");
     assert_eq!(current_image(&h), images[0]);
     assert!(h.state().analysis().is_some());
-    assert_eq!(h.state().session.class, class);
+    assert_eq!(h.state().session.class(), class);
     assert!(h.state().title().contains("large.png"));
 }
 
@@ -279,13 +284,13 @@ fn a_bad_checkpoint_typed_in_the_open_field_keeps_the_model() {
     h.key_press(Key::Enter);
     settle(&mut h);
 
-    let notice = h.state().session.notice.clone().unwrap();
+    let notice = h.state().session.notice().cloned().unwrap();
     assert!(
         notice.text.starts_with(&bad.display().to_string()),
         "{notice:?}"
     );
     h.get_by_label_contains("half.pth");
-    let model = h.state().session.model.as_ref().unwrap();
+    let model = h.state().session.model().unwrap();
     assert!(model.info.file.ends_with("tiny.pth"));
     assert!(h.state().analysis().is_some());
 
@@ -316,13 +321,13 @@ fn keys_walk_the_folder_and_the_classes() {
 
     // Down moves to the next class by probability, Up back.
     let ranked = h.state().analysis().unwrap().ranked();
-    assert_eq!(h.state().session.class, ranked[0]);
+    assert_eq!(h.state().session.class(), ranked[0]);
     h.key_press(Key::ArrowDown);
     h.run();
-    assert_eq!(h.state().session.class, ranked[1]);
+    assert_eq!(h.state().session.class(), ranked[1]);
     h.key_press(Key::ArrowUp);
     h.run();
-    assert_eq!(h.state().session.class, ranked[0]);
+    assert_eq!(h.state().session.class(), ranked[0]);
 
     // Right / Page Down: the next image of the folder; Left / Page Up: the one before.
     h.key_press(Key::ArrowRight);
@@ -349,39 +354,39 @@ fn annotations_undo_redo_and_delete_and_stay_with_their_image() {
     h.run();
     let (from, to) = (pane.center() - egui::vec2(60.0, 0.0), pane.center());
     drag(&mut h, from, to, 6);
-    assert_eq!(h.state().session.annotations.items.len(), 1);
+    assert_eq!(h.state().session.annotations().items.len(), 1);
     assert!(matches!(
-        h.state().session.annotations.items[0].shape,
+        h.state().session.annotations().items[0].shape,
         Shape::Arrow { .. }
     ));
 
     // Undo, redo, delete (the new mark is selected).
     h.get_by_label("Undo").click();
     h.run();
-    assert!(h.state().session.annotations.items.is_empty());
+    assert!(h.state().session.annotations().items.is_empty());
     h.key_press_modifiers(Modifiers::COMMAND | Modifiers::SHIFT, Key::Z);
     h.run();
-    assert_eq!(h.state().session.annotations.items.len(), 1);
+    assert_eq!(h.state().session.annotations().items.len(), 1);
     h.get_by_label("Select").click();
     h.run();
     click_at(&h, from + (to - from) * 0.5);
     h.run();
-    assert_eq!(h.state().session.annotations.selected, Some(0));
+    assert_eq!(h.state().session.annotations().selected, Some(0));
     h.key_press(Key::Delete);
     h.run();
-    assert!(h.state().session.annotations.items.is_empty());
+    assert!(h.state().session.annotations().items.is_empty());
     h.key_press_modifiers(Modifiers::COMMAND, Key::Z);
     h.run();
-    assert_eq!(h.state().session.annotations.items.len(), 1);
+    assert_eq!(h.state().session.annotations().items.len(), 1);
 
     // Another image has its own marks; coming back brings these back.
     h.key_press(Key::ArrowRight);
     settle(&mut h);
-    assert!(h.state().session.annotations.items.is_empty());
+    assert!(h.state().session.annotations().items.is_empty());
     h.key_press(Key::ArrowLeft);
     settle(&mut h);
     assert_eq!(current_image(&h), images[0]);
-    assert_eq!(h.state().session.annotations.items.len(), 1);
+    assert_eq!(h.state().session.annotations().items.len(), 1);
 }
 
 #[test]
@@ -495,7 +500,7 @@ fn with_no_arguments_the_demo_model_opens_on_a_demo_image() {
         h.state().first_heat_map().is_some(),
         "no heat map on screen"
     );
-    let model = h.state().session.model.as_ref().expect("no model");
+    let model = h.state().session.model().expect("no model");
     assert_eq!(model.info.file, camview::demo::DEMO_MODEL_NAME);
     assert_eq!(model.labels, ["normal", "lesion"]);
     assert!(
@@ -530,7 +535,7 @@ fn copy_puts_the_composed_overlay_on_the_clipboard() {
         std::thread::sleep(Duration::from_millis(5));
     };
     assert_eq!(copied, [300, 260]);
-    let notice = h.state().session.notice.clone().unwrap();
+    let notice = h.state().session.notice().cloned().unwrap();
     assert!(notice.text.starts_with("Copied the overlay"), "{notice:?}");
 }
 
@@ -586,7 +591,7 @@ fn with_the_heat_map_hidden_the_saved_file_is_the_image() {
     h.get_by_label_contains("The heat map is hidden");
     h.get_by_label("Save").click();
     settle(&mut h);
-    let class = h.state().session.class;
+    let class = h.state().session.class();
     let saved = dir.path().join(format!("rgb24_cam_class_{class}.png"));
     let written = image::open(&saved).unwrap().to_rgb8();
     assert_eq!(written, imaging::open_image(&images[0]).unwrap().rgb);
@@ -600,9 +605,10 @@ fn with_the_heat_map_hidden_the_saved_file_is_the_image() {
 #[test]
 fn method_and_layer_pickers_reuse_the_forward_pass_and_faithfulness_plots_the_curves() {
     use camview::explain::{Method, Stage};
+    use camview::gui::session::ScoredMap;
     let (_dir, images) = scratch(&["large.png"]);
     let mut h = launch(&images);
-    let forward = h.state().session.last_analysis;
+    let forward = h.state().session.last_analysis();
     let cam = h.state().analysis().unwrap().clone();
     assert_eq!(cam.maps[0].method, Method::Cam);
 
@@ -616,7 +622,7 @@ fn method_and_layer_pickers_reuse_the_forward_pass_and_faithfulness_plots_the_cu
     assert_eq!(shown.maps[0].layer, Stage::Norm5);
     assert_eq!(shown.logits, cam.logits);
     assert_eq!(
-        h.state().session.last_analysis,
+        h.state().session.last_analysis(),
         forward,
         "the network ran again"
     );
@@ -636,7 +642,7 @@ fn method_and_layer_pickers_reuse_the_forward_pass_and_faithfulness_plots_the_cu
     h.run();
     h.get_by_label("CAM").click();
     h.run();
-    assert_eq!(h.state().session.layer, Stage::Norm5);
+    assert_eq!(h.state().session.layer(), Stage::Norm5);
     assert!(!h.state().session.is_busy(camview::gui::TaskKind::Explain));
     assert_eq!(h.state().analysis().unwrap().maps[0].method, Method::Cam);
 
@@ -659,16 +665,16 @@ fn method_and_layer_pickers_reuse_the_forward_pass_and_faithfulness_plots_the_cu
     let other = fine.ranked()[1];
     h.get_by_label(&format!("class {other}")).click();
     h.run();
-    assert_eq!(h.state().session.class, other);
+    assert_eq!(h.state().session.class(), other);
     assert!(h.state().session.is_idle());
 
     // The faithfulness panel: both curves and their AUCs for this map and class.
     h.get_by_label("Score the map (deletion, insertion)")
         .click();
     settle(&mut h);
-    let (key, scores) = h.state().session.faithfulness.clone().expect("scores");
+    let ScoredMap { key, scores } = h.state().session.faithfulness().cloned().expect("scores");
     assert_eq!(key.class, other);
-    assert_eq!(key.generation, h.state().session.analysis_generation);
+    assert_eq!(key.generation, h.state().session.analysis_generation());
     assert_eq!(scores.deletion.probabilities.len(), key.steps + 1);
     assert!(h.query_by_label("Deletion AUC").is_some());
     let shown_auc = format!("{:.3}", scores.insertion.auc);
@@ -739,10 +745,10 @@ fn render_batch_and_the_viewer_agree_for_every_method_at_a_non_default_layer() {
         h.run();
         h.get_by_label("Save").click();
         settle(&mut h);
-        let saved = h.state().session.notice.clone().unwrap();
+        let saved = h.state().session.notice().cloned().unwrap();
         assert!(saved.text.starts_with("Saved "), "{what}: {saved:?}");
         let session = &h.state().session;
-        let label = &session.model.as_ref().unwrap().labels[session.class];
+        let label = &session.model().unwrap().labels[session.class()];
         let viewer_file = camview::export::default_overlay_path(scan, label, method, layer);
         assert!(
             viewer_file.is_file(),
@@ -830,4 +836,237 @@ fn render_batch_and_the_viewer_agree_for_every_method_at_a_non_default_layer() {
             ),
         }
     }
+}
+
+/// A mark pushed onto the current image's layer (and so selected), as a tool would.
+fn add_mark(h: &mut Harness<'_, CamviewApp>) {
+    h.state_mut()
+        .session
+        .annotations_mut()
+        .push(camview::render::Annotation {
+            shape: Shape::Note {
+                at: [10.0, 10.0],
+                text: "mark".into(),
+                size: 12.0,
+            },
+            colour: [255, 255, 255],
+            width: 1.5,
+        });
+}
+
+/// Presses `shortcut` in a viewer on `images[1]` (a folder of three) after setting up what
+/// `command` changes, and checks that it changed as the command says. The `match` has no
+/// catch-all arm: a new command does not compile here until its keys are tested.
+fn key_does_what_its_command_does(
+    images: &[PathBuf],
+    command: Command,
+    shortcut: egui::KeyboardShortcut,
+) {
+    use camview::gui::annotate::Tool;
+    let what = format!(
+        "{:?} pressed as {}",
+        command,
+        camview::gui::commands::shortcut_text(&shortcut)
+    );
+    let mut h = launch(&images[1..2]);
+    let ranked = h.state().analysis().unwrap().ranked();
+    let fitted_zoom = h.state().view.zoom;
+    // The state the command changes, set up so that the change shows.
+    match command {
+        Command::PreviousClass => h.state_mut().session.select_class(ranked[1]),
+        Command::ActualPixels | Command::ToggleOverlay | Command::NextClass => {}
+        Command::PreviousImage | Command::NextImage | Command::SaveOverlay => {}
+        Command::CopyOverlay | Command::Quit | Command::ToggleKeys => {}
+        Command::Fit => h.state_mut().view.actual_pixels(),
+        Command::UseTool(tool) => {
+            h.state_mut().annotator.tool = if tool == Tool::Draw {
+                Tool::Select
+            } else {
+                Tool::Draw
+            }
+        }
+        Command::DeleteMark | Command::Undo => add_mark(&mut h),
+        Command::Deselect => {
+            add_mark(&mut h);
+            h.state_mut().annotator.tool = Tool::Arrow;
+        }
+        Command::Redo => {
+            add_mark(&mut h);
+            h.state_mut().session.annotations_mut().undo();
+        }
+        // The system's file dialog would open (on a desktop, a real one): its keys are checked
+        // by the key handler's own test (`every_shortcut_runs_its_command_and_no_other`).
+        Command::OpenImage => return,
+        Command::OpenModel => unreachable!("Open model has no keys"),
+    }
+    if command == Command::Quit {
+        // One frame with the key down, so that its output holds the command (`step` runs a
+        // frame per queued event).
+        h.event(egui::Event::Key {
+            key: shortcut.logical_key,
+            physical_key: None,
+            pressed: true,
+            repeat: false,
+            modifiers: shortcut.modifiers,
+        });
+        h.step();
+        let closing = h
+            .output()
+            .viewport_output
+            .values()
+            .any(|v| v.commands.contains(&egui::ViewportCommand::Close));
+        assert!(closing, "{what}: the window was not asked to close");
+        return;
+    }
+    h.key_press_modifiers(shortcut.modifiers, shortcut.logical_key);
+    settle(&mut h);
+    let app = h.state();
+    let marks = app.session.annotations();
+    match command {
+        Command::PreviousClass => assert_eq!(app.session.class(), ranked[0], "{what}"),
+        Command::NextClass => assert_eq!(app.session.class(), ranked[1], "{what}"),
+        Command::PreviousImage => assert_eq!(current_image(&h), images[0], "{what}"),
+        Command::NextImage => assert_eq!(current_image(&h), images[2], "{what}"),
+        Command::Fit => {
+            assert!(app.view.fit, "{what}");
+            assert!((app.view.zoom - fitted_zoom).abs() < 1e-4, "{what}");
+        }
+        Command::ActualPixels => {
+            assert_eq!(app.view.scale(), 1.0, "{what}");
+            assert!(!app.view.fit, "{what}");
+        }
+        Command::ToggleOverlay => assert!(!app.settings.show_overlay, "{what}"),
+        Command::UseTool(tool) => assert_eq!(app.annotator.tool, tool, "{what}"),
+        Command::DeleteMark | Command::Undo => assert!(marks.items.is_empty(), "{what}"),
+        Command::Deselect => {
+            assert_eq!(marks.selected, None, "{what}");
+            assert_eq!(app.annotator.tool, Tool::Select, "{what}");
+        }
+        Command::Redo => assert_eq!(marks.items.len(), 1, "{what}"),
+        Command::SaveOverlay => assert!(app.save_dialog_open(), "{what}"),
+        Command::CopyOverlay => {
+            let notice = app.session.notice().cloned().unwrap();
+            assert!(
+                notice.text.starts_with("Copied the overlay"),
+                "{what}: {notice:?}"
+            );
+        }
+        Command::ToggleKeys => assert!(app.keys_window_open(), "{what}"),
+        Command::OpenImage | Command::OpenModel | Command::Quit => unreachable!(),
+    }
+}
+
+/// Every key of the command table, pressed in the real viewer, does what its command does.
+#[test]
+fn every_key_of_the_command_table_does_what_its_command_does() {
+    let (_dir, images) = scratch(&["gray8.png", "large.png", "rgb24.bmp"]);
+    for command in Command::ALL {
+        for &shortcut in command.shortcuts() {
+            key_does_what_its_command_does(&images, command, shortcut);
+        }
+    }
+}
+
+/// The plain keys belong to a text field while one is typed in: only the Ctrl commands run.
+#[test]
+fn while_typing_only_the_ctrl_commands_run() {
+    let (_dir, images) = scratch(&["large.png"]);
+    let mut h = launch(&images);
+    h.get_by_label("Open:").focus();
+    h.run();
+    h.key_press(Key::T);
+    h.key_press(Key::F1);
+    h.run();
+    assert!(h.state().settings.show_overlay, "T toggled the heat map");
+    assert!(!h.state().keys_window_open(), "F1 opened the keys window");
+    h.key_press_modifiers(Modifiers::COMMAND, Key::S);
+    h.run();
+    assert!(
+        h.state().save_dialog_open(),
+        "Ctrl+S did not open the save window"
+    );
+}
+
+/// The keys window (F1) lists every command that has keys, with all its keys and what it does.
+#[test]
+fn the_keys_window_lists_every_command_and_its_keys() {
+    use camview::gui::dialogs::keys::listed_commands;
+    let (_dir, images) = scratch(&["large.png"]);
+    let mut h = launch(&images);
+    h.key_press(Key::F1);
+    h.run();
+    let window = h.get_by_role_and_label(Role::Window, "Keyboard shortcuts");
+    for command in listed_commands() {
+        let keys = command.shortcut_text();
+        for shortcut in command.shortcuts() {
+            let text = camview::gui::commands::shortcut_text(shortcut);
+            assert!(
+                keys.split(" / ").any(|k| k == text),
+                "{command:?}: {text} not in {keys}"
+            );
+        }
+        assert!(
+            window.query_by_label(&keys).is_some(),
+            "{command:?}: the keys window does not list {keys}"
+        );
+        assert!(
+            window.query_by_label(command.description()).is_some(),
+            "{command:?}: the keys window does not say what it does"
+        );
+    }
+    let unlisted: Vec<Command> = Command::ALL
+        .into_iter()
+        .filter(|c| !listed_commands().any(|l| l == *c))
+        .collect();
+    assert_eq!(
+        unlisted,
+        [Command::OpenModel],
+        "only a command without keys is left out"
+    );
+    h.key_press(Key::F1);
+    h.run();
+    assert!(
+        h.query_by_label("Keyboard shortcuts").is_none(),
+        "F1 again closes it"
+    );
+}
+
+/// The README's keys table (section "Viewer") is the command table: every command with keys,
+/// in its order, with its keys and what it does.
+#[test]
+fn the_readme_keys_table_is_the_command_table() {
+    use camview::gui::dialogs::keys::listed_commands;
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let viewer = readme
+        .split("\n## ")
+        .find(|s| s.starts_with("Viewer\n"))
+        .expect("README.md has no section \"Viewer\"");
+    let rows: Vec<&str> = viewer
+        .lines()
+        .skip_while(|l| !l.starts_with("| key | does |"))
+        .skip(2)
+        .take_while(|l| l.starts_with('|'))
+        .collect();
+    let expected: Vec<String> = listed_commands()
+        .map(|c| format!("| {} | {} |", c.shortcut_text(), c.description()))
+        .collect();
+    for command in listed_commands() {
+        for shortcut in command.shortcuts() {
+            let text = camview::gui::commands::shortcut_text(shortcut);
+            assert!(
+                rows.iter().any(|r| r
+                    .split('|')
+                    .nth(1)
+                    .is_some_and(|keys| keys.split('/').any(|k| k.trim() == text))),
+                "README.md's keys table does not list {text} ({command:?})"
+            );
+        }
+    }
+    assert_eq!(
+        rows,
+        expected,
+        "README.md's keys table differs from the command table; it should read:\n{}",
+        expected.join("\n")
+    );
 }

@@ -82,7 +82,7 @@ fn main_screen_with_settings_and_annotations() {
     h.get_by_label("Note text:").type_text("look here");
     h.key_press(Key::Enter);
     h.run();
-    assert_eq!(h.state().session.annotations.items.len(), 3);
+    assert_eq!(h.state().session.annotations().items.len(), 3);
     snapshot(&mut h, "main_screen_annotated");
 }
 
@@ -90,7 +90,7 @@ fn main_screen_with_settings_and_annotations() {
 fn first_run_without_a_model() {
     // A relative path, so the message is the same on every machine.
     let mut h = harness(PathBuf::from("no-such-model.pth"), Vec::new());
-    let notice = h.state().session.notice.clone().unwrap();
+    let notice = h.state().session.notice().cloned().unwrap();
     assert!(notice.text.starts_with("no-such-model.pth: "), "{notice:?}");
     snapshot(&mut h, "first_run_without_a_model");
 }
@@ -114,6 +114,6 @@ fn grad_cam_at_a_finer_layer_with_the_faithfulness_curves() {
     h.get_by_label("Score the map (deletion, insertion)")
         .click();
     common::settle(&mut h);
-    assert!(h.state().session.faithfulness.is_some());
+    assert!(h.state().session.faithfulness().is_some());
     snapshot(&mut h, "main_screen_gradcam_faithfulness");
 }

@@ -182,6 +182,43 @@ const MIN_NOTE_PIXELS: f32 = 10.0;
 /// How close (in screen points) a click must be to select a mark.
 const PICK_POINTS: f32 = 6.0;
 
+/// How the overlay pane maps screen points to image pixels this frame.
+struct PaneGeometry<'a> {
+    view: &'a View,
+    pane: Rect,
+    image_size: Vec2,
+}
+
+impl PaneGeometry<'_> {
+    /// The image pixel at screen point `p`. Marks stay on the image: a point beyond its edge
+    /// is taken at the edge.
+    fn to_image(&self, p: Pos2) -> Point {
+        let p = self.view.to_image(self.pane, p);
+        [
+            p.x.clamp(0.0, self.image_size.x),
+            p.y.clamp(0.0, self.image_size.y),
+        ]
+    }
+
+    fn on_image(&self, p: Pos2) -> bool {
+        Rect::from_min_size(Pos2::ZERO, self.image_size).contains(self.view.to_image(self.pane, p))
+    }
+
+    fn zoom(&self) -> f32 {
+        self.view.zoom.max(1e-6)
+    }
+
+    /// How close (in image pixels) a click must be to a mark to pick it.
+    fn pick_tolerance(&self) -> f32 {
+        PICK_POINTS / self.zoom()
+    }
+
+    /// The width of a new line, in image pixels.
+    fn line_width(&self) -> f32 {
+        (LINE_POINTS / self.zoom()).max(MIN_LINE_PIXELS)
+    }
+}
+
 fn pos(p: Point) -> Pos2 {
     pos2(p[0], p[1])
 }
@@ -211,138 +248,158 @@ impl Annotator {
         image_size: Vec2,
     ) -> bool {
         let ctx = response.ctx.clone();
-        // Marks stay on the image: a point beyond its edge is drawn at the edge.
-        let to_image = |p: Pos2| {
-            let p = view.to_image(pane, p);
-            [p.x.clamp(0.0, image_size.x), p.y.clamp(0.0, image_size.y)]
+        let at = PaneGeometry {
+            view,
+            pane,
+            image_size,
         };
         let press = ctx.input(|i| i.pointer.press_origin());
         let current = response.interact_pointer_pos().or(response.hover_pos());
-        let zoom = view.zoom.max(1e-6);
-        let width = (LINE_POINTS / zoom).max(MIN_LINE_PIXELS);
-
         if let Some(hover) = response.hover_pos() {
-            let icon = match self.tool {
-                Tool::Select if layer.hit(to_image(hover), PICK_POINTS / zoom).is_some() => {
-                    CursorIcon::Move
-                }
-                Tool::Select => CursorIcon::Grab,
-                Tool::Note => CursorIcon::Text,
-                _ => CursorIcon::Crosshair,
-            };
-            ctx.set_cursor_icon(icon);
+            ctx.set_cursor_icon(self.cursor(layer, &at, hover));
         }
-
         if response.clicked_by(PointerButton::Primary)
-            && let Some(at) = current
+            && let Some(clicked) = current
         {
-            let p = to_image(at);
-            let on_image =
-                Rect::from_min_size(Pos2::ZERO, image_size).contains(view.to_image(pane, at));
-            match self.tool {
-                Tool::Select => layer.selected = layer.hit(p, PICK_POINTS / zoom),
-                // A note is placed where it is clicked, on the image only.
-                Tool::Note if !on_image => {}
-                Tool::Note => {
-                    self.commit_note(layer);
-                    self.note = Some(NoteDraft {
-                        at: p,
-                        text: String::new(),
-                        size: (NOTE_POINTS / zoom).max(MIN_NOTE_PIXELS),
-                        focused_once: false,
-                    });
-                }
-                Tool::Draw => layer.push(Annotation {
-                    shape: Shape::Freehand { points: vec![p] },
-                    colour: self.colour,
-                    width,
-                }),
-                Tool::Arrow | Tool::Ellipse => {}
-            }
+            self.click(layer, &at, clicked);
             return false;
         }
-
         if response.drag_started_by(PointerButton::Primary) {
-            let start = to_image(press.or(current).unwrap_or(pane.center()));
-            let now = current.map_or(start, to_image);
-            self.gesture = match self.tool {
-                Tool::Select => match layer.hit(start, PICK_POINTS / zoom) {
-                    Some(index) => {
-                        layer.selected = Some(index);
-                        layer.checkpoint();
-                        Gesture::Moving { index, last: start }
-                    }
-                    None => Gesture::Idle,
-                },
-                Tool::Note => Gesture::Idle,
-                Tool::Arrow => Gesture::Drawing(Annotation {
-                    shape: Shape::Arrow {
-                        from: start,
-                        to: now,
-                    },
-                    colour: self.colour,
-                    width,
-                }),
-                Tool::Ellipse => Gesture::Drawing(Annotation {
-                    shape: ellipse_between(start, now),
-                    colour: self.colour,
-                    width,
-                }),
-                Tool::Draw => Gesture::Drawing(Annotation {
-                    shape: Shape::Freehand {
-                        points: vec![start, now],
-                    },
-                    colour: self.colour,
-                    width,
-                }),
-            };
+            let start = at.to_image(press.or(current).unwrap_or(pane.center()));
+            let now = current.map_or(start, |p| at.to_image(p));
+            self.gesture = self.start_gesture(layer, &at, start, now);
         }
-
         if response.dragged_by(PointerButton::Primary)
-            && let Some(now) = current.map(to_image)
+            && let Some(now) = current.map(|p| at.to_image(p))
         {
-            match &mut self.gesture {
-                Gesture::Idle => {}
-                Gesture::Moving { index, last } => {
-                    if let Some(a) = layer.items.get_mut(*index) {
-                        a.translate(now[0] - last[0], now[1] - last[1]);
-                    }
-                    *last = now;
-                }
-                Gesture::Drawing(a) => match &mut a.shape {
-                    Shape::Arrow { to, .. } => *to = now,
-                    Shape::Ellipse { .. } => {
-                        if let Some(start) = press.map(to_image) {
-                            a.shape = ellipse_between(start, now);
-                        }
-                    }
-                    Shape::Freehand { points } => {
-                        let far_enough = points
-                            .last()
-                            .is_none_or(|l| (l[0] - now[0]).hypot(l[1] - now[1]) * zoom >= 1.5);
-                        if far_enough {
-                            points.push(now);
-                        }
-                    }
-                    Shape::Note { .. } => {}
-                },
-            }
+            self.continue_gesture(layer, &at, press.map(|p| at.to_image(p)), now);
         }
-
         let ours = !matches!(self.gesture, Gesture::Idle);
         if response.drag_stopped() || !response.is_pointer_button_down_on() {
-            match std::mem::take(&mut self.gesture) {
-                Gesture::Drawing(a) => {
-                    let [x0, y0, x1, y1] = a.bounds();
-                    // Ignore a slip of the mouse: keep marks at least a few screen points big.
-                    if ((x1 - x0).max(y1 - y0) - a.width) * zoom >= 4.0 {
-                        layer.push(a);
-                    }
-                }
-                Gesture::Moving { .. } | Gesture::Idle => {}
-            }
+            self.finish_gesture(layer, at.zoom());
         }
         ours
+    }
+
+    /// The pointer's shape over the pane: what a press would do there.
+    fn cursor(&self, layer: &AnnotationLayer, at: &PaneGeometry<'_>, hover: Pos2) -> CursorIcon {
+        match self.tool {
+            Tool::Select if layer.hit(at.to_image(hover), at.pick_tolerance()).is_some() => {
+                CursorIcon::Move
+            }
+            Tool::Select => CursorIcon::Grab,
+            Tool::Note => CursorIcon::Text,
+            _ => CursorIcon::Crosshair,
+        }
+    }
+
+    /// A click: selects a mark, places a note (on the image only) or a dot of ink.
+    fn click(&mut self, layer: &mut AnnotationLayer, at: &PaneGeometry<'_>, clicked: Pos2) {
+        let p = at.to_image(clicked);
+        match self.tool {
+            Tool::Select => layer.selected = layer.hit(p, at.pick_tolerance()),
+            Tool::Note if !at.on_image(clicked) => {}
+            Tool::Note => {
+                self.commit_note(layer);
+                self.note = Some(NoteDraft {
+                    at: p,
+                    text: String::new(),
+                    size: (NOTE_POINTS / at.zoom()).max(MIN_NOTE_PIXELS),
+                    focused_once: false,
+                });
+            }
+            Tool::Draw => layer.push(Annotation {
+                shape: Shape::Freehand { points: vec![p] },
+                colour: self.colour,
+                width: at.line_width(),
+            }),
+            Tool::Arrow | Tool::Ellipse => {}
+        }
+    }
+
+    /// A primary drag begins at `start` (now at `now`): it moves the mark under it (Select) or
+    /// starts drawing one.
+    fn start_gesture(
+        &self,
+        layer: &mut AnnotationLayer,
+        at: &PaneGeometry<'_>,
+        start: Point,
+        now: Point,
+    ) -> Gesture {
+        let drawing = |shape| {
+            Gesture::Drawing(Annotation {
+                shape,
+                colour: self.colour,
+                width: at.line_width(),
+            })
+        };
+        match self.tool {
+            Tool::Select => match layer.hit(start, at.pick_tolerance()) {
+                Some(index) => {
+                    layer.selected = Some(index);
+                    layer.checkpoint();
+                    Gesture::Moving { index, last: start }
+                }
+                None => Gesture::Idle,
+            },
+            Tool::Note => Gesture::Idle,
+            Tool::Arrow => drawing(Shape::Arrow {
+                from: start,
+                to: now,
+            }),
+            Tool::Ellipse => drawing(ellipse_between(start, now)),
+            Tool::Draw => drawing(Shape::Freehand {
+                points: vec![start, now],
+            }),
+        }
+    }
+
+    /// The drag goes on to `now`: the mark moves, or the one drawn follows (an ellipse spans
+    /// from where the press was).
+    fn continue_gesture(
+        &mut self,
+        layer: &mut AnnotationLayer,
+        at: &PaneGeometry<'_>,
+        press: Option<Point>,
+        now: Point,
+    ) {
+        match &mut self.gesture {
+            Gesture::Idle => {}
+            Gesture::Moving { index, last } => {
+                if let Some(a) = layer.items.get_mut(*index) {
+                    a.translate(now[0] - last[0], now[1] - last[1]);
+                }
+                *last = now;
+            }
+            Gesture::Drawing(a) => match &mut a.shape {
+                Shape::Arrow { to, .. } => *to = now,
+                Shape::Ellipse { .. } => {
+                    if let Some(start) = press {
+                        a.shape = ellipse_between(start, now);
+                    }
+                }
+                Shape::Freehand { points } => {
+                    let far_enough = points
+                        .last()
+                        .is_none_or(|l| (l[0] - now[0]).hypot(l[1] - now[1]) * at.zoom() >= 1.5);
+                    if far_enough {
+                        points.push(now);
+                    }
+                }
+                Shape::Note { .. } => {}
+            },
+        }
+    }
+
+    /// The drag is over: the mark drawn is kept unless it was a slip of the mouse.
+    fn finish_gesture(&mut self, layer: &mut AnnotationLayer, zoom: f32) {
+        if let Gesture::Drawing(a) = std::mem::take(&mut self.gesture) {
+            let [x0, y0, x1, y1] = a.bounds();
+            // Keep marks at least a few screen points big.
+            if ((x1 - x0).max(y1 - y0) - a.width) * zoom >= 4.0 {
+                layer.push(a);
+            }
+        }
     }
 
     /// The note being typed, in a small box where it will go. Enter places it, Escape drops it.

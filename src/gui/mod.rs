@@ -2,22 +2,33 @@
 //!
 //! - `session`: the one state type (model, image, cached analysis, class, annotations, work in
 //!   flight); `worker`: the named thread that does the slow work and answers over a channel.
-//! - `app`: the window (panels, panes, controls, keys), a thin layer drawing the session.
-//! - `view`: the zoom and pan shared by both panes; `heat`: the heat map as a texture drawn over
-//!   the image with the opacity as its alpha; `annotate`: the annotation tools; `save`: composing
+//! - `app`: the app over the session, and what each command does; `commands`: the one table of
+//!   commands (text, keys, menu place), from which the keys, the menus and the keys window come.
+//! - `panels`: menu, toolbar, status and error band, side controls, faithfulness; `pane`: the
+//!   original and overlay panes with their tools; `dialogs`: save, keys, file dialogs and the
+//!   Open field, drop preview; `widgets`: small widgets that know nothing of the session.
+//! - `view`: the zoom and pan shared by both panes; `heat`: the heat map as the screen shows it;
+//!   `textures`: the image and heat textures; `annotate`: the annotation tools; `save`: composing
 //!   the full-resolution overlay and writing it; `settings`: what is remembered between runs.
 
 pub mod annotate;
 pub mod app;
+pub mod commands;
+pub mod dialogs;
 pub mod heat;
+pub mod pane;
+pub mod panels;
 pub mod save;
 pub mod session;
 pub mod settings;
+pub mod textures;
 pub mod view;
+pub mod widgets;
 pub mod worker;
 
 pub use crate::model_request::ModelRequest;
 pub use app::{CamviewApp, Launch};
+pub use commands::Command;
 pub use session::{Session, TaskKind};
 pub use worker::ImageOrigin;
 

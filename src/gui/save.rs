@@ -4,11 +4,13 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::explain::{Analysis, Method, Stage};
+use crate::explain::Analysis;
 use crate::export::{self, OverlayRequest};
 use crate::imaging::SourceImage;
 use crate::network::Classifier;
 use crate::render::{Annotation, OverlayStyle};
+
+use super::session::ShownMap;
 
 /// Everything needed to compose one overlay, detached from the session so the worker can do it.
 #[derive(Clone)]
@@ -42,25 +44,53 @@ impl ComposeRequest {
     }
 }
 
-/// Composes and writes the overlay and its sidecar; returns both paths.
-pub fn save(
-    req: &ComposeRequest,
-    dest: &Path,
-    replace: bool,
-) -> Result<(PathBuf, PathBuf), String> {
+/// The files a save wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SavedFiles {
+    pub overlay: PathBuf,
+    /// The JSON provenance beside it.
+    pub sidecar: PathBuf,
+}
+
+/// Composes and writes the overlay and its sidecar.
+pub fn save(req: &ComposeRequest, dest: &Path, replace: bool) -> Result<SavedFiles, String> {
     let (_, sidecar) = req
         .overlay()
         .save(dest, replace)
         .map_err(|e| e.to_string())?;
-    Ok((dest.to_path_buf(), sidecar))
+    Ok(SavedFiles {
+        overlay: dest.to_path_buf(),
+        sidecar,
+    })
 }
 
-/// The file formats a saved overlay can have, by extension.
-pub const FORMATS: [(&str, &str); 4] = [
-    ("PNG", "png"),
-    ("BMP", "bmp"),
-    ("JPEG", "jpg"),
-    ("TIFF", "tif"),
+/// A file format a saved overlay can have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Format {
+    pub name: &'static str,
+    /// The extension that chooses it (the one offered; `jpeg` and `tiff` are taken too).
+    pub extension: &'static str,
+}
+
+impl Format {
+    const fn new(name: &'static str, extension: &'static str) -> Self {
+        Self { name, extension }
+    }
+
+    /// Whether a file with this extension (lower case) is written in this format.
+    pub fn has_extension(self, extension: &str) -> bool {
+        extension == self.extension
+            || (self.extension == "jpg" && extension == "jpeg")
+            || (self.extension == "tif" && extension == "tiff")
+    }
+}
+
+/// The file formats a saved overlay can have.
+pub const FORMATS: [Format; 4] = [
+    Format::new("PNG", "png"),
+    Format::new("BMP", "bmp"),
+    Format::new("JPEG", "jpg"),
+    Format::new("TIFF", "tif"),
 ];
 
 /// The suggested destination: `<image>_cam_<class>.png` beside the image, or in `fallback_dir`
@@ -69,9 +99,10 @@ pub fn default_destination(
     image_file: Option<&Path>,
     image_name: &str,
     label: &str,
-    (method, layer): (Method, Stage),
+    shown: ShownMap,
     fallback_dir: &Path,
 ) -> PathBuf {
+    let ShownMap { method, layer } = shown;
     match image_file {
         Some(path) => export::default_overlay_path(path, label, method, layer),
         None => export::default_overlay_path(&fallback_dir.join(image_name), label, method, layer),
@@ -97,11 +128,7 @@ pub fn check(dest: &Path, image_file: Option<&Path>) -> Check {
         .extension()
         .map(|e| e.to_string_lossy().to_lowercase())
         .unwrap_or_default();
-    if !FORMATS
-        .iter()
-        .any(|(_, ext)| *ext == extension || (extension == "jpeg" && *ext == "jpg"))
-        && extension != "tiff"
-    {
+    if !FORMATS.iter().any(|f| f.has_extension(&extension)) {
         return Check::Refused(format!(
             "{}: unknown output format '{extension}' (use .png, .bmp, .jpg or .tif)",
             dest.display()

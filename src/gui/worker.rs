@@ -8,12 +8,11 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, Sender, TryRecvError, channel};
 use std::time::{Duration, Instant};
 
 use eframe::egui::ColorImage;
-
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use crate::explain::faithfulness::{self, Faithfulness, FaithfulnessOptions};
 use crate::explain::{self, Analysis, ExplainedMaps, LayerActivations, MapChoice};
@@ -21,7 +20,7 @@ use crate::imaging::{self, SourceImage};
 use crate::model_request::ModelRequest;
 use crate::network::Classifier;
 
-use super::save::{self, ComposeRequest};
+use super::save::{self, ComposeRequest, SavedFiles};
 
 /// Where an image comes from.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -71,31 +70,30 @@ pub enum Purpose {
     Clipboard,
 }
 
-pub enum Job {
-    LoadModel {
-        ticket: u64,
-        request: ModelRequest,
-    },
+/// A piece of slow work and the ticket its answer will carry.
+pub struct Job {
+    pub ticket: u64,
+    pub work: Work,
+}
+
+pub enum Work {
+    LoadModel(ModelRequest),
     OpenImage {
-        ticket: u64,
         origin: ImageOrigin,
         /// The largest texture the GPU takes.
         max_texture_side: usize,
     },
     Analyse {
-        ticket: u64,
         classifier: Arc<Classifier>,
         image: Arc<SourceImage>,
     },
     Compose {
-        ticket: u64,
         request: Box<ComposeRequest>,
         purpose: Purpose,
     },
     /// Every class's map by a method at a layer, from the forward pass's analysis (and the
     /// layer's activations when a previous job computed them).
     Explain {
-        ticket: u64,
         classifier: Arc<Classifier>,
         analysis: Arc<Analysis>,
         choice: MapChoice,
@@ -104,7 +102,6 @@ pub enum Job {
     },
     /// The faithfulness scores of one class's map.
     Faithfulness {
-        ticket: u64,
         classifier: Arc<Classifier>,
         analysis: Arc<Analysis>,
         class: usize,
@@ -158,11 +155,12 @@ pub enum Answer {
     Model(Result<Box<Classifier>, String>),
     Image(Result<LoadedImage, String>),
     Analysis(Result<Analysis, String>),
-    Saved(Result<(PathBuf, PathBuf), String>),
+    Saved(Result<SavedFiles, String>),
     Clipboard(Result<ColorImage, String>),
-    /// The maps of a choice.
-    Maps(MapChoice, Result<ExplainedMaps, String>),
-    /// The scores, and the analysis generation key they were asked for.
+    Maps {
+        choice: MapChoice,
+        result: Result<ExplainedMaps, String>,
+    },
     Faithfulness(Result<Faithfulness, String>),
 }
 
@@ -223,116 +221,106 @@ impl Worker {
     }
 }
 
-/// Runs one job, turning a panic into an error message so the viewer keeps running.
+/// Runs one job; each kind turns a panic into an error message so the viewer keeps running.
 fn run_job(job: Job) -> Outcome {
     let started = Instant::now();
-    let (ticket, result) = match job {
-        Job::LoadModel { ticket, request } => (
-            ticket,
-            Answer::Model(guard(&request.name(), || {
-                request.load().map(Box::new).map_err(|e| e.to_string())
-            })),
-        ),
-        Job::OpenImage {
-            ticket,
+    let result = match job.work {
+        Work::LoadModel(request) => load_model(&request),
+        Work::OpenImage {
             origin,
             max_texture_side,
-        } => (
-            ticket,
-            Answer::Image(guard(&origin.name(), || {
-                open_image(origin.clone(), max_texture_side)
-            })),
-        ),
-        Job::Analyse {
-            ticket,
-            classifier,
-            image,
-        } => (
-            ticket,
-            Answer::Analysis(guard(&image.name, || {
-                explain::analyse(
-                    &classifier,
-                    &image.name,
-                    &image.rgb,
-                    &classifier.preprocessing,
-                )
-                .map_err(|e| e.to_string())
-            })),
-        ),
-        Job::Compose {
-            ticket,
-            request,
-            purpose,
-        } => {
-            let answer = match purpose {
-                Purpose::Save { dest, replace } => {
-                    Answer::Saved(guard(&dest.display().to_string(), || {
-                        save::save(&request, &dest, replace)
-                    }))
-                }
-                Purpose::Clipboard => Answer::Clipboard(guard("the overlay", || {
-                    let (img, _) = request.overlay().compose();
-                    Ok(ColorImage::from_rgb(
-                        [img.width() as usize, img.height() as usize],
-                        img.as_raw(),
-                    ))
-                })),
-            };
-            (ticket, answer)
-        }
-        Job::Explain {
-            ticket,
+        } => Answer::Image(guard(&origin.name(), || {
+            open_image(origin.clone(), max_texture_side)
+        })),
+        Work::Analyse { classifier, image } => analyse(&classifier, &image),
+        Work::Compose { request, purpose } => compose(&request, purpose),
+        Work::Explain {
             classifier,
             analysis,
             choice,
             activations,
             progress,
-        } => (
-            ticket,
-            Answer::Maps(
-                choice,
-                guard(choice.method.title(), || {
-                    explain::methods::explain_maps(
-                        &classifier,
-                        &analysis,
-                        &choice,
-                        activations,
-                        progress.as_ref(),
-                    )
-                    .map_err(|e| e.to_string())
-                }),
-            ),
-        ),
-        Job::Faithfulness {
-            ticket,
+        } => explain_maps(&classifier, &analysis, choice, activations, &progress),
+        Work::Faithfulness {
             classifier,
             analysis,
             class,
             options,
             progress,
-        } => (
-            ticket,
-            Answer::Faithfulness(guard("faithfulness", || {
-                let map = analysis
-                    .maps
-                    .get(class)
-                    .ok_or_else(|| format!("no map for class {class}"))?;
-                faithfulness::faithfulness(
-                    classifier.as_ref(),
-                    &analysis.input,
-                    map,
-                    &options,
-                    progress.as_ref(),
-                )
-                .map_err(|e| e.to_string())
-            })),
-        ),
+        } => score_faithfulness(&classifier, &analysis, class, &options, &progress),
     };
     Outcome {
-        ticket,
+        ticket: job.ticket,
         elapsed: started.elapsed(),
         result,
     }
+}
+
+fn load_model(request: &ModelRequest) -> Answer {
+    Answer::Model(guard(&request.name(), || {
+        request.load().map(Box::new).map_err(|e| e.to_string())
+    }))
+}
+
+fn analyse(classifier: &Classifier, image: &SourceImage) -> Answer {
+    Answer::Analysis(guard(&image.name, || {
+        explain::analyse(
+            classifier,
+            &image.name,
+            &image.rgb,
+            &classifier.preprocessing,
+        )
+        .map_err(|e| e.to_string())
+    }))
+}
+
+/// Composes the overlay with the engine, then writes it or hands it over for the clipboard.
+fn compose(request: &ComposeRequest, purpose: Purpose) -> Answer {
+    match purpose {
+        Purpose::Save { dest, replace } => {
+            Answer::Saved(guard(&dest.display().to_string(), || {
+                save::save(request, &dest, replace)
+            }))
+        }
+        Purpose::Clipboard => Answer::Clipboard(guard("the overlay", || {
+            let (img, _) = request.overlay().compose();
+            Ok(ColorImage::from_rgb(
+                [img.width() as usize, img.height() as usize],
+                img.as_raw(),
+            ))
+        })),
+    }
+}
+
+fn explain_maps(
+    classifier: &Classifier,
+    analysis: &Analysis,
+    choice: MapChoice,
+    activations: Option<Arc<LayerActivations>>,
+    progress: &WorkProgress,
+) -> Answer {
+    let result = guard(choice.method.title(), || {
+        explain::methods::explain_maps(classifier, analysis, &choice, activations, progress)
+            .map_err(|e| e.to_string())
+    });
+    Answer::Maps { choice, result }
+}
+
+fn score_faithfulness(
+    classifier: &Classifier,
+    analysis: &Analysis,
+    class: usize,
+    options: &FaithfulnessOptions,
+    progress: &WorkProgress,
+) -> Answer {
+    Answer::Faithfulness(guard("faithfulness", || {
+        let map = analysis
+            .maps
+            .get(class)
+            .ok_or_else(|| format!("no map for class {class}"))?;
+        faithfulness::faithfulness(classifier, &analysis.input, map, options, progress)
+            .map_err(|e| e.to_string())
+    }))
 }
 
 fn guard<T>(what: &str, f: impl FnOnce() -> Result<T, String>) -> Result<T, String> {

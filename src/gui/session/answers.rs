@@ -1,0 +1,213 @@
+//! Taking the worker's answers: each is dropped unless its ticket is the one the session waits
+//! for (the user moved on), then taken by the method for its kind.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use eframe::egui::ColorImage;
+
+use crate::explain::faithfulness::Faithfulness;
+use crate::explain::{Analysis, ExplainedMaps, MapChoice, Stage};
+use crate::model_request::{ModelRequest, ModelSource};
+use crate::network::Classifier;
+
+use super::{Arrivals, CurrentImage, ScoredMap, Session, TaskKind, model_name};
+use crate::gui::save::SavedFiles;
+use crate::gui::worker::{Answer, ImageOrigin, LoadedImage, Outcome};
+
+impl Session {
+    /// Takes the worker's answers; returns what the UI must do.
+    pub fn poll(&mut self) -> Arrivals {
+        let mut arrivals = Arrivals::default();
+        let outcomes = match self.worker.poll() {
+            Ok(o) => o,
+            Err(e) => {
+                if !self.tasks.is_empty() {
+                    self.tasks.clear();
+                    self.error(e);
+                }
+                return arrivals;
+            }
+        };
+        for outcome in outcomes {
+            self.take(outcome, &mut arrivals);
+        }
+        arrivals
+    }
+
+    /// Whether `ticket` answers the latest request of `kind`; if so, that request is done.
+    fn expects(&mut self, kind: TaskKind, ticket: u64) -> bool {
+        if self.tasks.get(&kind).is_some_and(|t| t.ticket == ticket) {
+            self.tasks.remove(&kind);
+            true
+        } else {
+            false
+        }
+    }
+
+    fn take(&mut self, outcome: Outcome, arrivals: &mut Arrivals) {
+        let Outcome {
+            ticket,
+            elapsed,
+            result,
+        } = outcome;
+        let kind = match &result {
+            Answer::Model(_) => TaskKind::Model,
+            Answer::Image(_) => TaskKind::Image,
+            Answer::Analysis(_) => TaskKind::Analysis,
+            Answer::Saved(_) => TaskKind::Save,
+            Answer::Clipboard(_) => TaskKind::Clipboard,
+            Answer::Maps { .. } => TaskKind::Explain,
+            Answer::Faithfulness(_) => TaskKind::Faithfulness,
+        };
+        if !self.expects(kind, ticket) {
+            return;
+        }
+        match result {
+            Answer::Model(result) => self.take_model(result, arrivals),
+            Answer::Image(result) => self.take_image(result, arrivals),
+            Answer::Analysis(result) => self.take_analysis(result, elapsed),
+            Answer::Saved(result) => self.take_saved(result, arrivals),
+            Answer::Clipboard(result) => self.take_clipboard(result, arrivals),
+            Answer::Maps { choice, result } => self.take_maps(choice, result),
+            Answer::Faithfulness(result) => self.take_faithfulness(result),
+        }
+    }
+
+    /// A new model: the image is analysed again with it, at the chosen layer if it has one.
+    fn take_model(&mut self, result: Result<Box<Classifier>, String>, arrivals: &mut Arrivals) {
+        let classifier = match result {
+            Ok(classifier) => classifier,
+            Err(e) => {
+                self.pending_model = None;
+                self.error(e);
+                return;
+            }
+        };
+        if let Some(ModelRequest {
+            source: ModelSource::File { path, .. },
+            ..
+        }) = self.pending_model.take()
+        {
+            arrivals.model_file = Some(path);
+        }
+        self.info(format!(
+            "Loaded {}: {}, {} classes",
+            model_name(&classifier),
+            classifier.info.architecture,
+            classifier.labels.len()
+        ));
+        if !classifier.stages().contains(&self.layer) {
+            self.layer = Stage::Norm5;
+        }
+        self.model = Some(Arc::new(*classifier));
+        self.analysis = None;
+        self.forget_maps();
+        self.class = 0;
+        self.analyse();
+    }
+
+    /// A new image: the marks of the one before are kept for when it comes back.
+    fn take_image(&mut self, result: Result<LoadedImage, String>, arrivals: &mut Arrivals) {
+        let loaded = match result {
+            Ok(loaded) => loaded,
+            Err(e) => return self.error(e),
+        };
+        if let Some(old) = self.image.take() {
+            let marks = std::mem::take(&mut self.annotations);
+            self.stash.insert(old.origin, marks);
+        }
+        self.annotations = self.stash.remove(&loaded.origin).unwrap_or_default();
+        if let ImageOrigin::File(p) = &loaded.origin {
+            arrivals.image_file = Some(p.clone());
+        }
+        arrivals.display = Some(loaded.display);
+        self.image = Some(CurrentImage {
+            origin: loaded.origin,
+            source: loaded.source,
+        });
+        self.analysis = None;
+        self.forget_maps();
+        self.tasks.remove(&TaskKind::Analysis);
+        self.analyse();
+        if self.model.is_none() && !self.is_busy(TaskKind::Model) {
+            self.info("Open a model (Open model…) to see its class activation maps");
+        }
+    }
+
+    /// The forward pass: its CAM is shown at once, then the chosen method if it is another.
+    fn take_analysis(&mut self, result: Result<Analysis, String>, elapsed: Duration) {
+        let analysis = match result {
+            Ok(analysis) => analysis,
+            Err(e) => return self.error(e),
+        };
+        self.class = analysis.predicted;
+        self.forget_maps();
+        let analysis = Arc::new(analysis);
+        self.base = Some(Arc::clone(&analysis));
+        self.display(analysis);
+        self.last_analysis = Some(elapsed);
+        self.show_choice();
+    }
+
+    fn take_saved(&mut self, result: Result<SavedFiles, String>, arrivals: &mut Arrivals) {
+        match result {
+            Ok(SavedFiles { overlay, sidecar }) => {
+                self.info(format!(
+                    "Saved {} and {}",
+                    overlay.display(),
+                    sidecar
+                        .file_name()
+                        .map_or(String::new(), |n| n.to_string_lossy().into_owned())
+                ));
+                arrivals.saved = Some(overlay);
+            }
+            Err(e) => self.error(e),
+        }
+    }
+
+    fn take_clipboard(&mut self, result: Result<ColorImage, String>, arrivals: &mut Arrivals) {
+        match result {
+            Ok(image) => {
+                self.info(format!(
+                    "Copied the overlay ({} x {}) to the clipboard",
+                    image.width(),
+                    image.height()
+                ));
+                arrivals.clipboard = Some(image);
+            }
+            Err(e) => self.error(e),
+        }
+    }
+
+    /// A method's maps: cached, and shown if they are still the choice.
+    fn take_maps(&mut self, choice: MapChoice, result: Result<ExplainedMaps, String>) {
+        self.map_progress = None;
+        match result {
+            Ok(e) => {
+                self.activations.insert(choice.layer, e.activations);
+                self.maps.insert(choice, e.maps);
+                self.show_choice();
+            }
+            Err(e) => {
+                self.revert_choice();
+                self.error(e);
+            }
+        }
+    }
+
+    fn take_faithfulness(&mut self, result: Result<Faithfulness, String>) {
+        let Some(pending) = self.faithfulness_pending.take() else {
+            return;
+        };
+        match result {
+            Ok(scores) => {
+                self.faithfulness = Some(ScoredMap {
+                    key: pending.key,
+                    scores,
+                })
+            }
+            Err(e) => self.error(e),
+        }
+    }
+}
