@@ -426,6 +426,25 @@ fn the_save_window_refuses_the_source_and_a_missing_folder() {
     );
 }
 
+#[test]
+fn ctrl_s_in_the_open_save_window_saves_to_the_typed_path() {
+    let (dir, images) = scratch(&["rgb24.bmp"]);
+    let mut h = launch(&images);
+    h.key_press_modifiers(Modifiers::COMMAND, Key::S);
+    h.run();
+    assert!(h.state().save_dialog_open());
+    let typed = dir.path().join("typed.png");
+    h.get_by_label("File:").focus();
+    h.key_press_modifiers(Modifiers::COMMAND, Key::A);
+    h.get_by_label("File:")
+        .type_text(&typed.display().to_string());
+    h.run();
+    h.key_press_modifiers(Modifiers::COMMAND, Key::S);
+    settle(&mut h);
+    assert!(typed.is_file(), "nothing at the typed path");
+    assert!(!h.state().save_dialog_open());
+}
+
 /// eframe's storage, in memory.
 #[derive(Default)]
 struct MemoryStorage(std::collections::HashMap<String, String>);
@@ -510,14 +529,12 @@ fn with_no_arguments_the_demo_model_opens_on_a_demo_image() {
     );
 }
 
-#[test]
-fn copy_puts_the_composed_overlay_on_the_clipboard() {
-    let (_dir, images) = scratch(&["large.png"]);
-    let mut h = launch(&images);
+/// Clicks Copy and returns the image the viewer puts on the clipboard: the overlay is composed
+/// on the worker and copied on the frame its answer arrives.
+fn copy(h: &mut Harness<'_, CamviewApp>) -> egui::ColorImage {
     h.get_by_label("Copy").click();
-    // The overlay is composed on the worker; its answer is copied on the frame it arrives.
     let deadline = Instant::now() + Duration::from_secs(60);
-    let copied = loop {
+    loop {
         h.step();
         let copied = h
             .output()
@@ -525,16 +542,23 @@ fn copy_puts_the_composed_overlay_on_the_clipboard() {
             .commands
             .iter()
             .find_map(|c| match c {
-                egui::OutputCommand::CopyImage(image) => Some(image.size),
+                egui::OutputCommand::CopyImage(image) => Some(image.clone()),
                 _ => None,
             });
-        if let Some(size) = copied {
-            break size;
+        if let Some(image) = copied {
+            return image;
         }
         assert!(Instant::now() < deadline, "nothing was copied");
         std::thread::sleep(Duration::from_millis(5));
-    };
-    assert_eq!(copied, [300, 260]);
+    }
+}
+
+#[test]
+fn copy_puts_the_composed_overlay_on_the_clipboard() {
+    let (_dir, images) = scratch(&["large.png"]);
+    let mut h = launch(&images);
+    let copied = copy(&mut h);
+    assert_eq!(copied.size, [300, 260]);
     let notice = h.state().session.notice().cloned().unwrap();
     assert!(notice.text.starts_with("Copied the overlay"), "{notice:?}");
 }
@@ -756,23 +780,7 @@ fn render_batch_and_the_viewer_agree_for_every_method_at_a_non_default_layer() {
             viewer_file.display()
         );
         let file_name = viewer_file.file_name().unwrap().to_owned();
-        h.get_by_label("Copy").click();
-        let copied = loop {
-            h.step();
-            let copied = h
-                .output()
-                .platform_output
-                .commands
-                .iter()
-                .find_map(|c| match c {
-                    egui::OutputCommand::CopyImage(image) => Some(image.clone()),
-                    _ => None,
-                });
-            if let Some(image) = copied {
-                break image;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        };
+        let copied = copy(&mut h);
 
         // The command line, on the same files.
         let out = render_dir.join(&file_name);

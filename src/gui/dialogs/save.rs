@@ -200,8 +200,14 @@ fn saved_style(settings: &Settings) -> OverlayStyle {
 }
 
 impl CamviewApp {
-    /// Opens the save window on the suggested destination, once there is an overlay.
+    /// Opens the save window on the suggested destination, once there is an overlay. With the
+    /// window already open (Ctrl+S pressed again), saves to the path typed there, as its Save
+    /// button does, rather than start over and lose what was typed.
     pub(in crate::gui) fn open_save_dialog(&mut self) {
+        if self.save_dialog.is_some() {
+            self.try_save(false);
+            return;
+        }
         let (Some(model), Some(image)) = (self.session.model(), self.session.image()) else {
             self.session
                 .info("Open an image and a model first: there is no overlay to save yet");

@@ -207,7 +207,55 @@ impl Session {
                     scores,
                 })
             }
-            Err(e) => self.error(e),
+            Err(e) => {
+                self.faithfulness_failed = Some(pending.key);
+                self.error(e);
+            }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::gui::worker::Worker;
+    use crate::model_request::ModelRequest;
+
+    fn settle(session: &mut Session) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !session.is_idle() {
+            session.poll();
+            assert!(Instant::now() < deadline, "{:?}", session.activity());
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    #[test]
+    fn a_faithfulness_failure_is_shown_once_and_not_asked_for_again() {
+        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+        let mut session = Session::new(Worker::spawn(|| {}).unwrap());
+        session.open_model(ModelRequest::file(fixtures.join("models/tiny.pth")));
+        settle(&mut session);
+        session.open_image_file(fixtures.join("images/rgb24.bmp"), 4096);
+        settle(&mut session);
+        session.want_faithfulness(4);
+        assert!(session.is_busy(TaskKind::Faithfulness));
+
+        // The worker answers with an error, as a failed forward pass would.
+        session.tasks.remove(&TaskKind::Faithfulness);
+        session.take_faithfulness(Err("rgb24.bmp: the network failed".into()));
+        assert_eq!(
+            session.notice().map(|n| n.text.as_str()),
+            Some("rgb24.bmp: the network failed")
+        );
+        // The panel asks again on the next frame: the same scores are not computed again.
+        session.want_faithfulness(4);
+        assert!(!session.is_busy(TaskKind::Faithfulness), "asked again");
+        // Other scores (another number of steps) are another question.
+        session.want_faithfulness(5);
+        assert!(session.is_busy(TaskKind::Faithfulness));
     }
 }

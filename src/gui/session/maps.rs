@@ -115,6 +115,7 @@ impl Session {
             steps,
         };
         if self.faithfulness.as_ref().is_some_and(|s| s.key == key)
+            || self.faithfulness_failed == Some(key)
             || self
                 .faithfulness_pending
                 .as_ref()

@@ -143,6 +143,9 @@ pub struct Session {
     /// The latest faithfulness scores and what they are of.
     faithfulness: Option<ScoredMap>,
     faithfulness_pending: Option<PendingScores>,
+    /// Scores that could not be computed: the error was shown once and they are not asked
+    /// for again (the panel asks every frame).
+    faithfulness_failed: Option<FaithfulnessKey>,
     annotations: AnnotationLayer,
     /// Marks of images shown before, so going back to an image brings its marks back.
     stash: HashMap<ImageOrigin, AnnotationLayer>,
@@ -174,6 +177,7 @@ impl Session {
             map_progress: None,
             faithfulness: None,
             faithfulness_pending: None,
+            faithfulness_failed: None,
             annotations: AnnotationLayer::default(),
             stash: HashMap::new(),
             playlist: Vec::new(),
