@@ -26,6 +26,8 @@ pub struct ModelRequest {
     pub input_size: Option<u32>,
     /// How the image becomes the input, instead of the sidecar's.
     pub geometry: Option<Geometry>,
+    /// The prefix of the DenseNet to use in a file holding several (`network::locate`).
+    pub submodel: Option<String>,
 }
 
 impl ModelRequest {
@@ -34,6 +36,7 @@ impl ModelRequest {
             source: ModelSource::Demo,
             input_size: None,
             geometry: None,
+            submodel: None,
         }
     }
 
@@ -43,6 +46,7 @@ impl ModelRequest {
             source: ModelSource::File { path, labels: None },
             input_size: None,
             geometry: None,
+            submodel: None,
         }
     }
 
@@ -68,7 +72,9 @@ impl ModelRequest {
     /// Reads and validates the model, then applies the overrides.
     pub fn load(&self) -> Result<Classifier, ModelError> {
         let mut classifier = match &self.source {
-            ModelSource::File { path, labels } => Classifier::load(path, labels.as_deref())?,
+            ModelSource::File { path, labels } => {
+                Classifier::load_submodel(path, labels.as_deref(), self.submodel.as_deref())?
+            }
             ModelSource::Demo => demo::demo_classifier()?,
         };
         if let Some(size) = self.input_size {

@@ -45,6 +45,10 @@ pub struct ModelArgs {
     /// How the image becomes the input: stretch = Resize((S,S)), crop = Resize + CenterCrop, native.
     #[arg(long, value_enum)]
     pub geometry: Option<Geometry>,
+    /// In a file holding several DenseNets, the prefix of the one to use (e.g. ema_model.;
+    /// '' for the one at the top level). By default: the one nearest the top, then the first.
+    #[arg(long, value_name = "PREFIX")]
+    pub submodel: Option<String>,
 }
 
 impl ModelArgs {
@@ -58,17 +62,26 @@ impl ModelArgs {
             (None, Some(_)) => {
                 bail!("--labels needs --model: the demo model has its own class names")
             }
+            (None, None) if self.submodel.is_some() => {
+                bail!("--submodel needs --model: the demo model is one network")
+            }
             (None, None) => ModelSource::Demo,
         };
         Ok(ModelRequest {
             source,
             input_size: self.input_size,
             geometry: self.geometry,
+            submodel: self.submodel.clone(),
         })
     }
 
+    /// Loads the model; says on stderr which network it used when the file holds several.
     pub fn load(&self) -> Result<Classifier> {
-        Ok(self.request()?.load()?)
+        let classifier = self.request()?.load()?;
+        if let Some(note) = classifier.info.other_networks_note() {
+            eprintln!("camview: {note} (choose with --submodel PREFIX)");
+        }
+        Ok(classifier)
     }
 }
 

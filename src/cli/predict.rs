@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use super::args::{MapArgs, ModelArgs, image_inputs};
 use super::{Analysed, analyse_file, exit_for, report};
-use crate::explain::{MapChoice, Method, Stage};
+use crate::explain::{self, Method, Stage};
 use crate::network::{Classifier, ModelInfo};
 
 #[derive(Debug, Args)]
@@ -87,11 +87,11 @@ impl MapPeak {
 
 pub fn predict(args: &PredictArgs) -> Result<ExitCode> {
     let classifier = args.model.load()?;
-    // Without --map, only the forward pass: CAM at norm5 comes with it.
+    // Without --map, only the forward pass: its maps (CAM at norm5) come with it.
     let choice = if args.map {
         args.map_args.choice()
     } else {
-        MapChoice::default()
+        explain::forward_pass_choice(&classifier)
     };
     let mut failures = 0;
     for path in &image_inputs(&args.images)? {

@@ -7,7 +7,7 @@
 use candle_core::Tensor;
 use image::RgbImage;
 
-use super::methods::{self, ExplainError, Progress};
+use super::methods::{self, ExplainError, LayerActivations, NoProgress, Progress};
 use super::{ClassActivationMap, MapChoice, Method, Normalisation, Stage};
 use crate::imaging::{PreprocessError, Preprocessing, Region, SourceImage};
 use crate::network::Classifier;
@@ -44,8 +44,9 @@ pub struct Analysis {
     pub logits: Vec<f32>,
     pub probabilities: Vec<f32>,
     pub predicted: usize,
-    /// Every class's raw map: CAM's straight after the forward pass, or the chosen method's
-    /// (`showing`); each map says which method and layer it is.
+    /// Every class's raw map: straight after the forward pass, those of
+    /// `forward_pass_choice` (CAM, or Grad-CAM at norm5 for a head CAM is not defined for);
+    /// or the chosen method's (`showing`). Each map says which method and layer it is.
     pub maps: Vec<ClassActivationMap>,
     /// Where the network's input sits on the original image.
     pub region: Region,
@@ -64,6 +65,16 @@ impl Analysis {
         let mut order: Vec<usize> = (0..self.probabilities.len()).collect();
         order.sort_by(|&a, &b| self.probabilities[b].total_cmp(&self.probabilities[a]));
         order
+    }
+
+    /// Whether these are `choice`'s maps as the forward pass gave them (CAM or Grad-CAM at
+    /// norm5, which have no options), so nothing needs computing.
+    pub fn shows(&self, choice: &MapChoice) -> bool {
+        matches!(choice.method, Method::Cam | Method::GradCam)
+            && self
+                .maps
+                .first()
+                .is_some_and(|m| m.method == choice.method && m.layer == choice.layer)
     }
 
     /// The same forward pass showing `maps` (a method's, at some layer) instead of its own.
@@ -104,35 +115,20 @@ pub fn class_activation_maps(features: &Tensor, weight: &Tensor) -> candle_core:
     weight.matmul(&flat)?.reshape(((), h, w))
 }
 
-/// What one forward pass gives, as plain vectors.
-struct ForwardMaps {
-    logits: Vec<f32>,
-    features: Tensor,
-    /// Every class's raw map, row-major `height x width`.
-    maps: Vec<Vec<f32>>,
-    width: usize,
-    height: usize,
+/// The maps the forward pass comes with: CAM at norm5 when the head is one linear map;
+/// otherwise Grad-CAM at norm5 (CAM is not defined for such a head, and the gradient to norm5
+/// crosses only the head, so it costs next to nothing).
+pub fn forward_pass_choice(classifier: &Classifier) -> MapChoice {
+    let method = if classifier.info.cam_is_exact() {
+        Method::Cam
+    } else {
+        Method::GradCam
+    };
+    MapChoice::new(method, Stage::Norm5)
 }
 
-fn forward_maps(classifier: &Classifier, input: &Tensor) -> candle_core::Result<ForwardMaps> {
-    let out = classifier.forward(input)?;
-    let logits: Vec<f32> = out.logits.squeeze(0)?.to_vec1()?;
-    let features = out.features.squeeze(0)?;
-    let (weight, _) = classifier.head();
-    let maps = class_activation_maps(&features, weight)?;
-    let (_, height, width) = maps.dims3()?;
-    let maps = maps.flatten_from(1)?.to_vec2()?;
-    Ok(ForwardMaps {
-        logits,
-        features,
-        maps,
-        width,
-        height,
-    })
-}
-
-/// Runs the network once on an image and computes every class's CAM (the forward pass alone;
-/// `explain_image` adds the chosen method).
+/// Runs the network once on an image and computes every class's map of
+/// `forward_pass_choice` (the forward pass alone; `explain_image` adds the chosen method).
 pub fn analyse(
     classifier: &Classifier,
     image_name: &str,
@@ -145,45 +141,52 @@ pub fn analyse(
             file: image_name.to_string(),
             reason,
         })?;
-    let ForwardMaps {
-        logits,
-        features,
-        maps,
-        width: w,
-        height: h,
-    } = forward_maps(classifier, &input.tensor).map_err(|reason| AnalysisError::Network {
+    let network_error = |reason| AnalysisError::Network {
         file: image_name.to_string(),
         reason,
-    })?;
-    let probabilities = softmax(&logits);
-    let maps = maps
-        .into_iter()
-        .enumerate()
-        .map(|(class, values)| ClassActivationMap {
-            class,
-            method: Method::Cam,
-            layer: Stage::Norm5,
-            width: w,
-            height: h,
-            values,
-            region: input.region,
-        })
-        .collect();
+    };
+    let out = classifier.forward(&input.tensor).map_err(network_error)?;
+    let logits: Vec<f32> = out
+        .logits
+        .squeeze(0)
+        .and_then(|l| l.to_vec1())
+        .map_err(network_error)?;
+    let features = out.features.squeeze(0).map_err(network_error)?;
     let predicted = logits
         .iter()
         .enumerate()
         .max_by(|a, b| a.1.total_cmp(b.1))
         .map_or(0, |(i, _)| i);
-    Ok(Analysis {
+    let mut analysis = Analysis {
+        probabilities: softmax(&logits),
         logits,
-        probabilities,
         predicted,
-        maps,
+        maps: Vec::new(),
         region: input.region,
         input_size: input.pixels.dimensions(),
-        features,
+        features: features.clone(),
         input: input.tensor,
-    })
+    };
+    let choice = forward_pass_choice(classifier);
+    let acts = LayerActivations {
+        stage: choice.layer,
+        activation: features,
+    };
+    analysis.maps = methods::class_maps(
+        classifier,
+        &analysis,
+        &acts,
+        choice.method,
+        &choice.options,
+        &NoProgress,
+    )
+    .map_err(|reason| AnalysisError::Map {
+        file: image_name.to_string(),
+        method: choice.method,
+        layer: choice.layer,
+        reason,
+    })?;
+    Ok(analysis)
 }
 
 /// The forward pass on `image`, then `choice`'s maps of every class: the one analysis path of
@@ -200,7 +203,7 @@ pub fn explain_image(
         &image.rgb,
         &classifier.preprocessing,
     )?;
-    if choice.is_forward_pass_cam() {
+    if analysis.shows(choice) {
         return Ok(analysis);
     }
     let explained =

@@ -113,11 +113,6 @@ impl MapChoice {
         }
     }
 
-    /// CAM at norm5: the maps the forward pass computes anyway.
-    pub fn is_forward_pass_cam(&self) -> bool {
-        self.method == Method::Cam && self.layer == Stage::Norm5
-    }
-
     /// Refuses a choice no model can satisfy (CAM away from norm5).
     pub fn check(&self) -> Result<(), ExplainError> {
         if self.method == Method::Cam && self.layer != Stage::Norm5 {

@@ -6,7 +6,7 @@
 //!
 //! | method | map for class `c` (before the final ReLU) |
 //! | --- | --- |
-//! | `cam` | `sum_k W[c,k] A_k` (norm5 only; no ReLU: the raw CAM, `mean + b[c] = logit[c]`) |
+//! | `cam` | `sum_k W[c,k] A_k` (norm5 only, and only for a head that is one linear map, see `network::Head`; no ReLU: the raw CAM, `mean + b[c] = logit[c]`) |
 //! | `gradcam` | `sum_k mean(G_k) A_k` |
 //! | `gradcam++` | `sum_k (sum_ij relu(G) a) A_k`, `a = G^2 / (2 G^2 + sum(A_k) G^3 + 1e-6)` (0 where G = 0) |
 //! | `xgradcam` | `sum_k (sum_ij G A / (sum(A_k) + 1e-7)) A_k` |
@@ -16,7 +16,7 @@
 //! | `eigencam` | `A` centred per channel, projected on its first right singular vector |
 //!
 //! `G = d logit[c] / d A` by candle's autograd: `A` becomes a `Var` and the rest of the network
-//! (`DenseNet::forward_from`) runs on it; the classes go through as one batch, so one backward
+//! (`DenseNet::forward_from`, the head included) runs on it; the classes go through as one batch, so one backward
 //! pass gives every class's gradient. Like pytorch-grad-cam, every method but `cam` ends with a
 //! ReLU; the maps here are at the stage's resolution and NOT min-max scaled or resized (the
 //! renderer does that, or pytorch-grad-cam's `scale_cam_image` does: `tests/parity.rs`).
@@ -37,6 +37,13 @@ pub enum ExplainError {
          not at {layer}"
     )]
     CamNeedsNorm5 { layer: Stage },
+    #[error(
+        "CAM is not defined for this model: its head ({head}) is not one linear map of the \
+         pooled features, so the classifier's weights on the final maps are not the evidence \
+         its decision is made of; the gradient methods (Grad-CAM, Grad-CAM++, XGrad-CAM, \
+         HiResCAM, LayerCAM) follow the decision through the whole head"
+    )]
+    CamNeedsLinearHead { head: String },
     #[error("this model has no layer {layer}; its layers are {available}")]
     NoSuchLayer { layer: Stage, available: String },
     #[error("the network failed: {0}")]
@@ -136,10 +143,14 @@ pub fn class_maps(
     let a: Vec<f32> = acts.activation.flatten_all()?.to_vec1()?;
     let maps: Vec<Vec<f32>> = match method {
         Method::Cam => {
+            let Some((weight, _)) = classifier.cam_weights() else {
+                return Err(ExplainError::CamNeedsLinearHead {
+                    head: classifier.info.head.to_string(),
+                });
+            };
             if acts.stage != Stage::Norm5 {
                 return Err(ExplainError::CamNeedsNorm5 { layer: acts.stage });
             }
-            let (weight, _) = classifier.head();
             super::class_activation_maps(&acts.activation, weight)?
                 .flatten_from(1)?
                 .to_vec2()?

@@ -9,7 +9,8 @@ pub mod methods;
 
 pub use crate::network::Stage;
 pub use analysis::{
-    Analysis, AnalysisError, analyse, class_activation_maps, explain_image, softmax,
+    Analysis, AnalysisError, analyse, class_activation_maps, explain_image, forward_pass_choice,
+    softmax,
 };
 pub use map::{ClassActivationMap, Normalisation};
 pub use method::{MapChoice, Method};

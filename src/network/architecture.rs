@@ -4,47 +4,32 @@ use std::collections::{BTreeMap, HashMap};
 
 use candle_core::Tensor;
 
-use super::{DenseNetConfig, ModelError};
+use super::{DenseNetConfig, Head, ModelError};
 
 fn dims(map: &HashMap<String, Tensor>, key: &str) -> Option<Vec<usize>> {
     map.get(key).map(|t| t.dims().to_vec())
 }
 
-/// Reads the architecture off the tensors: the user never has to say "densenet121".
+/// Reads the architecture off the tensors (torchvision's names, see `locate`): the user never
+/// has to say "densenet121". The number of classes is the head's.
 pub fn infer_config(
     file: &str,
     map: &HashMap<String, Tensor>,
+    head: &Head,
 ) -> Result<DenseNetConfig, ModelError> {
     let not_densenet = |reason: String| ModelError::NotDenseNet {
         file: file.to_string(),
         reason,
     };
-    let conv0 = dims(map, "features.conv0.weight");
-    let classifier = dims(map, "classifier.weight");
-    let (Some(conv0), Some(classifier)) = (conv0, classifier) else {
-        let mut keys: Vec<&String> = map.keys().collect();
-        keys.sort();
-        let sample: Vec<&str> = keys.iter().take(4).map(|k| k.as_str()).collect();
-        return Err(not_densenet(format!(
-            "it has no features.conv0.weight / classifier.weight ({} tensors, e.g. {})",
-            map.len(),
-            if sample.is_empty() {
-                "none".to_string()
-            } else {
-                sample.join(", ")
-            }
-        )));
+    let Some(conv0) = dims(map, "features.conv0.weight") else {
+        return Err(not_densenet("it has no features.conv0.weight".to_string()));
     };
     let [init, 3, 7, 7] = conv0[..] else {
         return Err(not_densenet(format!(
             "features.conv0.weight has shape {conv0:?}, expected [C, 3, 7, 7]"
         )));
     };
-    let [num_classes, _] = classifier[..] else {
-        return Err(not_densenet(format!(
-            "classifier.weight has shape {classifier:?}, expected [classes, features]"
-        )));
-    };
+    let num_classes = head.num_classes();
     let mut block_config = Vec::new();
     while map.contains_key(&format!(
         "features.denseblock{}.denselayer1.conv1.weight",
@@ -81,15 +66,20 @@ pub fn infer_config(
     })
 }
 
-/// Strict validation: every expected tensor present with its exact shape, nothing else.
-/// A model is never run half-loaded.
+/// Strict validation: every tensor of the DenseNet and its head present with its exact shape,
+/// nothing else. A model is never run half-loaded.
 pub fn validate(
     file: &str,
     config: &DenseNetConfig,
+    head: &Head,
     map: &HashMap<String, Tensor>,
 ) -> Result<(), ModelError> {
     const SHOWN: usize = 5;
-    let expected: BTreeMap<String, Vec<usize>> = config.expected_tensors().into_iter().collect();
+    let expected: BTreeMap<String, Vec<usize>> = config
+        .feature_tensors()
+        .into_iter()
+        .chain(head.expected_tensors())
+        .collect();
     let mut missing = Vec::new();
     let mut shapes = Vec::new();
     for (key, shape) in &expected {
@@ -145,6 +135,10 @@ mod tests {
         random_tensors(config, DType::F32, 1)
     }
 
+    fn head_of(config: &DenseNetConfig) -> Head {
+        Head::linear("classifier", config.num_features(), config.num_classes)
+    }
+
     #[test]
     fn infers_every_torchvision_preset_and_custom_configs() {
         for config in [
@@ -162,9 +156,10 @@ mod tests {
         ] {
             let map = tensors_of(&config);
             assert_eq!(map.len(), config.expected_tensors().len());
-            let inferred = infer_config("m.pth", &map).unwrap();
+            let head = head_of(&config);
+            let inferred = infer_config("m.pth", &map, &head).unwrap();
             assert_eq!(inferred, config);
-            validate("m.pth", &inferred, &map).unwrap();
+            validate("m.pth", &inferred, &head, &map).unwrap();
         }
         assert_eq!(
             DenseNetConfig::densenet161(5).architecture_name(),
@@ -191,7 +186,9 @@ mod tests {
             "features.norm0.bias".into(),
             Tensor::zeros(7, DType::F32, &Device::Cpu).unwrap(),
         );
-        let err = validate("m.pth", &config, &map).unwrap_err().to_string();
+        let err = validate("m.pth", &config, &head_of(&config), &map)
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("m.pth: the tensors do not match"), "{err}");
         assert!(
             err.contains("1 missing: features.norm5.running_var"),
@@ -202,19 +199,5 @@ mod tests {
             err.contains("features.norm0.bias is [7], expected [8]"),
             "{err}"
         );
-    }
-
-    #[test]
-    fn a_resnet_is_not_a_densenet() {
-        let mut map = HashMap::new();
-        for k in ["conv1.weight", "fc.weight"] {
-            map.insert(
-                k.to_string(),
-                Tensor::zeros((2, 2), DType::F32, &Device::Cpu).unwrap(),
-            );
-        }
-        let err = infer_config("r.pth", &map).unwrap_err().to_string();
-        assert!(err.starts_with("r.pth: not a DenseNet checkpoint"), "{err}");
-        assert!(err.contains("conv1.weight"), "{err}");
     }
 }

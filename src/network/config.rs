@@ -91,8 +91,18 @@ impl DenseNetConfig {
     }
 
     /// Every tensor a torchvision state dict of this configuration holds, with its shape
-    /// (`num_batches_tracked` excluded: it plays no part at inference).
+    /// (`num_batches_tracked` excluded: it plays no part at inference): `features.*` and
+    /// torchvision's one-layer `classifier`.
     pub fn expected_tensors(&self) -> Vec<(String, Vec<usize>)> {
+        let mut out = self.feature_tensors();
+        let channels = self.num_features();
+        out.push(("classifier.weight".into(), vec![self.num_classes, channels]));
+        out.push(("classifier.bias".into(), vec![self.num_classes]));
+        out
+    }
+
+    /// The tensors of `features` (everything before the head), with their shapes.
+    pub fn feature_tensors(&self) -> Vec<(String, Vec<usize>)> {
         let mut out = Vec::new();
         let bn = |out: &mut Vec<(String, Vec<usize>)>, prefix: &str, c: usize| {
             for p in ["weight", "bias", "running_mean", "running_var"] {
@@ -128,8 +138,6 @@ impl DenseNetConfig {
             }
         }
         bn(&mut out, "features.norm5", channels);
-        out.push(("classifier.weight".into(), vec![self.num_classes, channels]));
-        out.push(("classifier.bias".into(), vec![self.num_classes]));
         out
     }
 }

@@ -8,9 +8,10 @@
 //! conv1,norm2,conv2}`, `features.transition{i}.{norm,conv}`, `features.norm5`, `classifier`.
 
 use candle_core::{D, Result, Tensor};
-use candle_nn::{BatchNorm, Linear, ModuleT, VarBuilder};
+use candle_nn::{BatchNorm, ModuleT, VarBuilder};
 
 use super::config::{BN_EPS, DenseNetConfig, ForwardOutput, Stage};
+use super::head::{Head, HeadNet};
 
 fn batch_norm(channels: usize, vb: VarBuilder) -> Result<BatchNorm> {
     candle_nn::batch_norm(channels, BN_EPS, vb)
@@ -171,11 +172,19 @@ pub struct DifferentiableDenseNet {
     norm0: BatchNorm,
     blocks: Vec<DenseBlock>,
     norm5: BatchNorm,
-    classifier: Linear,
+    head: HeadNet,
 }
 
 impl DifferentiableDenseNet {
+    /// torchvision's DenseNet: its head is one linear layer, `classifier`.
     pub fn new(config: &DenseNetConfig, vb: VarBuilder) -> Result<Self> {
+        let head = Head::linear("classifier", config.num_features(), config.num_classes);
+        Self::with_head(config, &head, vb)
+    }
+
+    /// A DenseNet with `head` after its pooling (its tensors under the canonical names of
+    /// `Head::canonical_key`).
+    pub fn with_head(config: &DenseNetConfig, head: &Head, vb: VarBuilder) -> Result<Self> {
         let f = vb.pp("features");
         let conv0 = Conv::new(3, config.num_init_features, 7, 2, 3, f.pp("conv0"))?;
         let norm0 = batch_norm(config.num_init_features, f.pp("norm0"))?;
@@ -207,14 +216,14 @@ impl DifferentiableDenseNet {
             blocks.push(DenseBlock { layers, transition });
         }
         let norm5 = batch_norm(channels, f.pp("norm5"))?;
-        let classifier = candle_nn::linear(channels, config.num_classes, vb.pp("classifier"))?;
+        let head = HeadNet::new(head, &vb)?;
         Ok(Self {
             config: config.clone(),
             conv0,
             norm0,
             blocks,
             norm5,
-            classifier,
+            head,
         })
     }
 
@@ -222,9 +231,18 @@ impl DifferentiableDenseNet {
         &self.config
     }
 
-    /// The classifier's weight `[num_classes, num_features]` and bias `[num_classes]`.
+    /// The last linear layer's weight `[num_classes, inputs]` and bias `[num_classes]`: the
+    /// whole head of torchvision's layout (what training builds).
     pub fn classifier(&self) -> (&Tensor, Option<&Tensor>) {
-        (self.classifier.weight(), self.classifier.bias())
+        let last = self.head.last_linear();
+        (last.weight(), last.bias())
+    }
+
+    /// CAM's weights: the weight and bias of a head that is one linear map, else `None`.
+    pub fn cam_weights(&self) -> Option<(&Tensor, Option<&Tensor>)> {
+        self.head
+            .single_linear()
+            .map(|linear| (linear.weight(), linear.bias()))
     }
 
     /// Inference forward pass (batch norm uses its running statistics).
@@ -238,7 +256,7 @@ impl DifferentiableDenseNet {
         for step in 0..self.steps() {
             x = self.step_t(step, x, train)?;
         }
-        let logits = self.head(&x)?;
+        let logits = self.pool_and_head(&x)?;
         Ok(ForwardOutput {
             logits,
             features: x,
@@ -264,7 +282,7 @@ impl DifferentiableDenseNet {
         for step in first..self.steps() {
             x = self.step_t(step, x, false)?;
         }
-        self.head(&x)
+        self.pool_and_head(&x)
     }
 
     /// conv0, norm0, relu0, pool0.
@@ -318,10 +336,10 @@ impl DifferentiableDenseNet {
         Tensor::cat(&maps, 1)
     }
 
-    /// Global average pooling and the classifier.
-    fn head(&self, features: &Tensor) -> Result<Tensor> {
+    /// Global average pooling and the head.
+    fn pool_and_head(&self, features: &Tensor) -> Result<Tensor> {
         let pooled = features.mean(D::Minus1)?.mean(D::Minus1)?;
-        pooled.apply(&self.classifier)
+        self.head.forward(&pooled)
     }
 }
 

@@ -24,6 +24,7 @@ use rayon::prelude::*;
 use std::collections::HashMap;
 
 use super::config::{BN_EPS, DenseNetConfig, ForwardOutput};
+use super::head::{Head, HeadRows};
 
 /// Parallel element-wise passes split work into pieces of at least this many values.
 const MIN_PIECE: usize = 16 * 1024;
@@ -107,9 +108,7 @@ pub struct InferenceEngine {
     bias0: Vec<f32>,
     blocks: Vec<Block>,
     norm5: Affine,
-    /// `[classes, features]`
-    classifier: Vec<f32>,
-    classifier_bias: Vec<f32>,
+    head: HeadRows,
 }
 
 /// A dense block's feature buffer between the engine's stages: `[capacity, height * width]`,
@@ -179,8 +178,20 @@ impl Weights<'_> {
 }
 
 impl InferenceEngine {
-    /// Arranges the weights of a validated state dict (see `network::validate`).
+    /// Arranges the weights of a validated torchvision state dict (see `network::validate`),
+    /// whose head is one linear layer, `classifier`.
     pub fn from_tensors(config: &DenseNetConfig, map: &HashMap<String, Tensor>) -> Result<Self> {
+        let head = Head::linear("classifier", config.num_features(), config.num_classes);
+        Self::with_head(config, &head, map)
+    }
+
+    /// Arranges the weights of a validated DenseNet whose head is `head` (its tensors under the
+    /// canonical names of `Head::canonical_key`).
+    pub fn with_head(
+        config: &DenseNetConfig,
+        head: &Head,
+        map: &HashMap<String, Tensor>,
+    ) -> Result<Self> {
         let w = Weights { map };
         let init = config.num_init_features;
         let norm0 = w.norm("features.norm0")?;
@@ -233,8 +244,7 @@ impl InferenceEngine {
             bias0: norm0.shift,
             blocks,
             norm5: w.norm("features.norm5")?,
-            classifier: w.get("classifier.weight")?,
-            classifier_bias: w.get("classifier.bias")?,
+            head: HeadRows::new(head, |key| w.get(key))?,
         })
     }
 
@@ -363,8 +373,8 @@ impl InferenceEngine {
         })
     }
 
-    /// norm5 + relu (the maps CAM weighs), global average pool and the classifier: the logits
-    /// and the final feature maps.
+    /// norm5 + relu (the maps CAM weighs), global average pool and the head: the logits and
+    /// the final feature maps.
     pub fn head(&self, mut maps: FeatureMaps) -> Result<(Vec<f32>, FeatureMaps)> {
         let channels = self.config.num_features();
         let hw = maps.height * maps.width;
@@ -382,20 +392,7 @@ impl InferenceEngine {
             .chunks_exact(hw)
             .map(|map| (map.iter().map(|&v| f64::from(v)).sum::<f64>() / hw as f64) as f32)
             .collect();
-        let logits = self
-            .classifier
-            .chunks_exact(channels)
-            .zip(&self.classifier_bias)
-            .map(|(row, &b)| {
-                let dot: f64 = row
-                    .iter()
-                    .zip(&pooled)
-                    .map(|(&w, &p)| f64::from(w) * f64::from(p))
-                    .sum();
-                (dot + f64::from(b)) as f32
-            })
-            .collect();
-        Ok((logits, maps))
+        Ok((self.head.forward(pooled)?, maps))
     }
 
     /// Channels of block `i`'s feature buffer once all its layers have appended theirs.

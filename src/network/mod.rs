@@ -4,12 +4,13 @@
 mod architecture;
 pub mod config;
 pub mod differentiable;
+mod head;
 pub mod inference;
+mod locate;
 mod sidecar;
 #[cfg(test)]
 pub(crate) mod test_support;
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -23,7 +24,9 @@ use crate::imaging::preprocess::Preprocessing;
 pub use architecture::{infer_config, validate};
 pub use config::{DenseNetConfig, ForwardOutput, Stage};
 pub use differentiable::DifferentiableDenseNet;
+pub use head::{Head, HeadItem, HeadLayer};
 pub use inference::InferenceEngine;
+pub use locate::{LocatedNetwork, locate, place};
 pub use sidecar::{ModelSidecar, read_labels};
 use sidecar::{complete_labels, read_sidecar};
 
@@ -46,6 +49,15 @@ pub enum ModelError {
     Io { file: String, reason: String },
     #[error("{file}: {reason}")]
     NoModel { file: String, reason: String },
+    /// The DenseNet asked for is not in the file.
+    #[error("{file}: {reason}")]
+    Submodel { file: String, reason: String },
+    /// The head cannot be read, or needs the sidecar's statement of its layers.
+    #[error("{file}: {reason}")]
+    Head { file: String, reason: String },
+    /// A network of images that are not 2-D (a 3-D MONAI DenseNet).
+    #[error("{file}: {reason}")]
+    Spatial { file: String, reason: String },
     #[error("{file}: the network failed: {0}", file = .1)]
     Network(candle_core::Error, String),
 }
@@ -59,6 +71,38 @@ pub struct ModelInfo {
     pub architecture: String,
     pub config: DenseNetConfig,
     pub num_classes: usize,
+    /// The prefix of the network's keys in the file (`""`: at the top level).
+    #[serde(default)]
+    pub prefix: String,
+    /// The prefixes of the file's other DenseNets, which were not used.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub other_networks: Vec<String>,
+    /// The layers after global average pooling (empty in provenance older than heads).
+    #[serde(default)]
+    pub head: Head,
+}
+
+impl ModelInfo {
+    /// A line for the user when the file holds other DenseNets than the one used.
+    pub fn other_networks_note(&self) -> Option<String> {
+        if self.other_networks.is_empty() {
+            return None;
+        }
+        let others: Vec<String> = self.other_networks.iter().map(|p| place(p)).collect();
+        Some(format!(
+            "{} holds {} DenseNets: used the one {}; the others are {}",
+            self.file,
+            self.other_networks.len() + 1,
+            place(&self.prefix),
+            others.join(", ")
+        ))
+    }
+
+    /// Whether CAM is defined for this model: its head is one linear map of the pooled
+    /// features (`Head::is_one_linear_map`).
+    pub fn cam_is_exact(&self) -> bool {
+        self.head.is_one_linear_map()
+    }
 }
 
 /// A loaded, validated classifier ready to run.
@@ -79,6 +123,16 @@ impl Classifier {
     /// Loads a checkpoint file, its sidecar `<model>.json` if present, and an optional labels file
     /// (which wins over the sidecar's labels).
     pub fn load(path: &Path, labels: Option<&Path>) -> Result<Self, ModelError> {
+        Self::load_submodel(path, labels, None)
+    }
+
+    /// `load`, with the prefix of the DenseNet to use when the file holds several (`None`:
+    /// the rule of `network::locate`).
+    pub fn load_submodel(
+        path: &Path,
+        labels: Option<&Path>,
+        submodel: Option<&str>,
+    ) -> Result<Self, ModelError> {
         let file = path.display().to_string();
         let bytes = std::fs::read(path).map_err(|e| ModelError::Io {
             file: file.clone(),
@@ -98,7 +152,12 @@ impl Classifier {
         let tensors = tensors?;
         // The file's bytes are no longer needed: free them before the networks are built.
         drop(bytes);
-        Self::from_tensors(&file, sha256, tensors, sidecar, labels)
+        let source = Source {
+            file: &file,
+            sha256,
+            submodel,
+        };
+        Self::from_tensors(source, tensors, sidecar, labels)
     }
 
     /// Loads a model held in memory (the embedded demo model).
@@ -108,28 +167,41 @@ impl Classifier {
         sidecar: Option<ModelSidecar>,
     ) -> Result<Self, ModelError> {
         let tensors = checkpoint::read_state_dict_from_bytes(name, bytes)?;
-        Self::from_tensors(name, hex_sha256(bytes), tensors, sidecar, None)
+        let source = Source {
+            file: name,
+            sha256: hex_sha256(bytes),
+            submodel: None,
+        };
+        Self::from_tensors(source, tensors, sidecar, None)
     }
 
     fn from_tensors(
-        file: &str,
-        sha256: String,
+        source: Source,
         tensors: Vec<(String, Tensor)>,
         sidecar: Option<ModelSidecar>,
         labels_file: Option<&Path>,
     ) -> Result<Self, ModelError> {
-        let map: HashMap<String, Tensor> = tensors
+        let file = source.file;
+        let sidecar = sidecar.unwrap_or_default();
+        let tensors: Vec<(String, Tensor)> = tensors
             .into_iter()
             .filter(|(k, _)| !k.ends_with("num_batches_tracked"))
             .collect();
-        let config = infer_config(file, &map)?;
-        validate(file, &config, &map)?;
-        let engine = InferenceEngine::from_tensors(&config, &map)
+        let located = locate(file, tensors, source.submodel, sidecar.head.as_deref())?;
+        let subject = located.subject(file);
+        let config = infer_config(&subject, &located.tensors, &located.head)?;
+        validate(&subject, &config, &located.head, &located.tensors)?;
+        let LocatedNetwork {
+            tensors: map,
+            head,
+            prefix,
+            others,
+        } = located;
+        let engine = InferenceEngine::with_head(&config, &head, &map)
             .map_err(|e| ModelError::Network(e, file.into()))?;
         let vb = VarBuilder::from_tensors(map, DType::F32, &Device::Cpu);
-        let differentiable = DifferentiableDenseNet::new(&config, vb)
+        let differentiable = DifferentiableDenseNet::with_head(&config, &head, vb)
             .map_err(|e| ModelError::Network(e, file.into()))?;
-        let sidecar = sidecar.unwrap_or_default();
         let labels = match labels_file {
             Some(p) => read_labels(p)?,
             None => sidecar.labels.unwrap_or_default(),
@@ -137,10 +209,13 @@ impl Classifier {
         let labels = complete_labels(file, labels, config.num_classes)?;
         let info = ModelInfo {
             file: file.to_string(),
-            sha256,
+            sha256: source.sha256,
             architecture: config.architecture_name(),
             num_classes: config.num_classes,
             config,
+            prefix,
+            other_networks: others,
+            head,
         };
         Ok(Self {
             differentiable,
@@ -171,10 +246,11 @@ impl Classifier {
         self.info.config.stages()
     }
 
-    /// The classifier's weight `[num_classes, num_features]` and bias `[num_classes]`: CAM's
-    /// weights.
-    pub fn head(&self) -> (&Tensor, Option<&Tensor>) {
-        self.differentiable.classifier()
+    /// CAM's weights: the classifier's weight `[num_classes, num_features]` and bias
+    /// `[num_classes]`, when the head is one linear map (`ModelInfo::cam_is_exact`); `None`
+    /// for a head of several layers, for which CAM is not defined.
+    pub fn cam_weights(&self) -> Option<(&Tensor, Option<&Tensor>)> {
+        self.differentiable.cam_weights()
     }
 
     /// Resolves a class given as an index or a name (case-insensitive).
@@ -186,6 +262,15 @@ impl Classifier {
             .iter()
             .position(|l| l.eq_ignore_ascii_case(class.trim()))
     }
+}
+
+/// Where a model's tensors came from.
+struct Source<'a> {
+    /// The checkpoint's path, or the name of a model held in memory.
+    file: &'a str,
+    sha256: String,
+    /// The prefix of the DenseNet asked for.
+    submodel: Option<&'a str>,
 }
 
 /// Lower-case hex SHA-256 of some bytes.

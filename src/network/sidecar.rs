@@ -6,14 +6,17 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::ModelError;
+use super::head::HeadItem;
 use crate::imaging::Preprocessing;
 
-/// Optional `<model>.json` beside a checkpoint: class names and preprocessing.
+/// Optional `<model>.json` beside a checkpoint: class names, preprocessing, and the layers of a
+/// head of several linear layers (which a state dict cannot tell).
 ///
 /// ```json
 /// { "labels": ["normal", "lesion"],
 ///   "preprocessing": { "input_size": 224, "geometry": "stretch",
-///                      "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225] } }
+///                      "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225] },
+///   "head": ["linear", "relu", "dropout", "linear"] }
 /// ```
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -22,6 +25,9 @@ pub struct ModelSidecar {
     pub labels: Option<Vec<String>>,
     #[serde(default)]
     pub preprocessing: Option<Preprocessing>,
+    /// The head's layers in the order the model runs them (see `network::head`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head: Option<Vec<HeadItem>>,
 }
 
 pub(super) fn read_sidecar(path: &Path) -> Result<ModelSidecar, ModelError> {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use eframe::egui::ColorImage;
 
 use crate::explain::faithfulness::Faithfulness;
-use crate::explain::{Analysis, ExplainedMaps, MapChoice, Stage};
+use crate::explain::{Analysis, ExplainedMaps, MapChoice, Method, Stage};
 use crate::model_request::{ModelRequest, ModelSource};
 use crate::network::Classifier;
 
@@ -91,11 +91,17 @@ impl Session {
         {
             arrivals.model_file = Some(path);
         }
+        let mut notes: Vec<String> = classifier.info.other_networks_note().into_iter().collect();
+        if self.method == Method::Cam && !classifier.info.cam_is_exact() {
+            self.method = Method::GradCam;
+            notes.push("CAM is not defined for its head: showing Grad-CAM".to_string());
+        }
         self.info(format!(
-            "Loaded {}: {}, {} classes",
+            "Loaded {}: {}, {} classes{}",
             model_name(&classifier),
             classifier.info.architecture,
-            classifier.labels.len()
+            classifier.labels.len(),
+            notes.iter().map(|n| format!(". {n}")).collect::<String>()
         ));
         if !classifier.stages().contains(&self.layer) {
             self.layer = Stage::Norm5;

@@ -10,7 +10,7 @@ use super::{FaithfulnessKey, PendingScores, Session, TaskKind};
 use crate::gui::worker::{Work, WorkProgress};
 
 impl Session {
-    /// Shows `method` at `layer`: at once if its maps are cached (or it is CAM at norm5),
+    /// Shows `method` at `layer`: at once if its maps are cached (or came with the forward pass),
     /// otherwise once the worker has computed them. Before the first analysis (at launch) it
     /// only records the choice, which the analysis then shows.
     pub fn choose_map(&mut self, method: Method, layer: Stage) {
@@ -68,7 +68,7 @@ impl Session {
             return;
         };
         let choice = self.choice();
-        if choice.is_forward_pass_cam() {
+        if base.shows(&choice) {
             self.stop_map_job();
             self.display(base);
             return;
