@@ -119,6 +119,10 @@ fn hint(e: &anyhow::Error) -> Option<&'static str> {
                 reason: ExplainError::CamNeedsNorm5 { .. },
                 ..
             }) => Some("use --method gradcam, or another method, at that layer"),
+            Some(AnalysisError::Map {
+                reason: ExplainError::CamNeedsLinearHead { .. },
+                ..
+            }) => Some("use --method gradcam, or another method but cam"),
             _ => None,
         }
     })

@@ -11,11 +11,12 @@ fn dims(map: &HashMap<String, Tensor>, key: &str) -> Option<Vec<usize>> {
 }
 
 /// Reads the architecture off the tensors (torchvision's names, see `locate`): the user never
-/// has to say "densenet121". The number of classes is the head's.
+/// has to say "densenet121". The number of classes is the head's, found once the width of the
+/// features is known (`locate` passes 0, then the head's).
 pub fn infer_config(
     file: &str,
     map: &HashMap<String, Tensor>,
-    head: &Head,
+    num_classes: usize,
 ) -> Result<DenseNetConfig, ModelError> {
     let not_densenet = |reason: String| ModelError::NotDenseNet {
         file: file.to_string(),
@@ -29,7 +30,6 @@ pub fn infer_config(
             "features.conv0.weight has shape {conv0:?}, expected [C, 3, 7, 7]"
         )));
     };
-    let num_classes = head.num_classes();
     let mut block_config = Vec::new();
     while map.contains_key(&format!(
         "features.denseblock{}.denselayer1.conv1.weight",
@@ -157,7 +157,7 @@ mod tests {
             let map = tensors_of(&config);
             assert_eq!(map.len(), config.expected_tensors().len());
             let head = head_of(&config);
-            let inferred = infer_config("m.pth", &map, &head).unwrap();
+            let inferred = infer_config("m.pth", &map, config.num_classes).unwrap();
             assert_eq!(inferred, config);
             validate("m.pth", &inferred, &head, &map).unwrap();
         }

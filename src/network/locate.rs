@@ -30,8 +30,8 @@ use std::path::Path;
 
 use candle_core::Tensor;
 
-use super::ModelError;
 use super::head::{Head, HeadItem, HeadLayer};
+use super::{DenseNetConfig, ModelError, infer_config};
 
 const CONV0: &str = "features.conv0.weight";
 
@@ -42,6 +42,8 @@ pub struct LocatedNetwork {
     /// under the prefix, which validation then names as unexpected.
     pub tensors: HashMap<String, Tensor>,
     pub head: Head,
+    /// The architecture read off `tensors`; its classes are the head's.
+    pub config: DenseNetConfig,
     /// The prefix of the network's keys (`""` at the top level).
     pub prefix: String,
     /// The prefixes of the file's other DenseNets.
@@ -52,11 +54,15 @@ impl LocatedNetwork {
     /// What messages about the network's tensors start with: the file, and the prefix when
     /// the tensors' names are relative to one.
     pub fn subject(&self, file: &str) -> String {
-        if self.prefix.is_empty() {
-            file.to_string()
-        } else {
-            format!("{file}, the DenseNet under '{}'", self.prefix)
-        }
+        subject(file, &self.prefix)
+    }
+}
+
+fn subject(file: &str, prefix: &str) -> String {
+    if prefix.is_empty() {
+        file.to_string()
+    } else {
+        format!("{file}, the network under '{prefix}'")
     }
 }
 
@@ -100,16 +106,7 @@ pub fn locate(
     let others: Vec<String> = prefixes.iter().filter(|p| **p != prefix).cloned().collect();
     let parts = partition(file, tensors, &prefixes, &prefix)?;
     let mut body = parts.body;
-    let num_features = body
-        .get("features.norm5.weight")
-        .and_then(|t| t.dims1().ok())
-        .ok_or_else(|| ModelError::NotDenseNet {
-            file: file.to_string(),
-            reason: format!(
-                "the DenseNet {} has no 1-D features.norm5.weight",
-                place(&prefix)
-            ),
-        })?;
+    let mut config = infer_config(&subject(file, &prefix), &body, 0)?;
     let (own, rest) = linear_layers(parts.own_head);
     if !rest.is_empty() {
         let mut names: Vec<String> = rest
@@ -127,8 +124,9 @@ pub fn locate(
         });
     }
     let (wrapper, _) = linear_layers(parts.wrapper);
-    let linears = chain(file, &prefix, num_features, own, wrapper)?;
+    let linears = chain(file, &prefix, config.num_features(), own, wrapper)?;
     let head = stated_head(file, &linears, statement)?;
+    config.num_classes = head.num_classes();
     let count = linears.len();
     for (j, linear) in linears.into_iter().enumerate() {
         let key = Head::canonical_key(j, count);
@@ -140,6 +138,7 @@ pub fn locate(
     Ok(LocatedNetwork {
         tensors: body,
         head,
+        config,
         prefix,
         others,
     })
@@ -633,7 +632,7 @@ mod tests {
         let l = located(tensors);
         assert!(l.tensors.contains_key("features.extra.weight"));
         assert!(l.tensors.contains_key("fc.weight"));
-        assert_eq!(l.subject("m.pth"), "m.pth, the DenseNet under 'net.'");
+        assert_eq!(l.subject("m.pth"), "m.pth, the network under 'net.'");
     }
 
     #[test]

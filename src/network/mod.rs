@@ -189,11 +189,11 @@ impl Classifier {
             .collect();
         let located = locate(file, tensors, source.submodel, sidecar.head.as_deref())?;
         let subject = located.subject(file);
-        let config = infer_config(&subject, &located.tensors, &located.head)?;
-        validate(&subject, &config, &located.head, &located.tensors)?;
+        validate(&subject, &located.config, &located.head, &located.tensors)?;
         let LocatedNetwork {
             tensors: map,
             head,
+            config,
             prefix,
             others,
         } = located;
