@@ -183,7 +183,7 @@ const JPEG_LOGIT_TOLERANCE: f32 = 0.02;
 #[test]
 fn cam_identity_mean_plus_bias_is_the_logit() {
     let tiny = model("tiny.pth");
-    let bias: Vec<f32> = tiny.head().1.unwrap().to_vec1().unwrap();
+    let bias: Vec<f32> = tiny.cam_weights().unwrap().1.unwrap().to_vec1().unwrap();
     let a = analyse(&tiny, "rgb24.bmp", &Preprocessing::default());
     for (c, cam) in a.maps.iter().enumerate() {
         let mean = cam.values.iter().sum::<f32>() / cam.values.len() as f32;
