@@ -217,7 +217,7 @@ fn crop_input_pixels_are_torchvision_s() {
         geometry: Geometry::CentreCrop,
         ..Default::default()
     };
-    let input = crop.prepare(&img.rgb).unwrap();
+    let input = crop.prepare(&img.rgb, 3).unwrap();
     assert_eq!(input.pixels, png("large_png.crop.resized.png"));
 }
 

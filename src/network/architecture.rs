@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use candle_core::Tensor;
 
 use super::{DenseNetConfig, ModelError};
+use crate::imaging::preprocess::INPUT_CHANNELS;
 
 fn dims(map: &HashMap<String, Tensor>, key: &str) -> Option<Vec<usize>> {
     map.get(key).map(|t| t.dims().to_vec())
@@ -35,11 +36,18 @@ pub fn infer_config(
             }
         )));
     };
-    let [init, 3, 7, 7] = conv0[..] else {
+    let [init, in_channels, 7, 7] = conv0[..] else {
         return Err(not_densenet(format!(
-            "features.conv0.weight has shape {conv0:?}, expected [C, 3, 7, 7]"
+            "features.conv0.weight has shape {conv0:?}, expected [C, 1 or 3, 7, 7]"
         )));
     };
+    if !INPUT_CHANNELS.contains(&in_channels) {
+        return Err(ModelError::InputChannels {
+            file: file.to_string(),
+            init,
+            channels: in_channels,
+        });
+    }
     let [num_classes, _] = classifier[..] else {
         return Err(not_densenet(format!(
             "classifier.weight has shape {classifier:?}, expected [classes, features]"
@@ -73,6 +81,7 @@ pub fn infer_config(
         )));
     }
     Ok(DenseNetConfig {
+        in_channels,
         growth_rate,
         block_config,
         num_init_features: init,
@@ -153,11 +162,16 @@ mod tests {
             DenseNetConfig::densenet169(3),
             DenseNetConfig::densenet201(1000),
             DenseNetConfig {
+                in_channels: 3,
                 growth_rate: 4,
                 block_config: vec![1, 2, 1],
                 num_init_features: 8,
                 bn_size: 3,
                 num_classes: 2,
+            },
+            DenseNetConfig {
+                in_channels: 1,
+                ..DenseNetConfig::densenet121(14)
             },
         ] {
             let map = tensors_of(&config);
@@ -175,6 +189,7 @@ mod tests {
     #[test]
     fn validation_names_missing_unexpected_and_misshapen_tensors() {
         let config = DenseNetConfig {
+            in_channels: 3,
             growth_rate: 4,
             block_config: vec![1, 2, 1],
             num_init_features: 8,
@@ -216,5 +231,21 @@ mod tests {
         let err = infer_config("r.pth", &map).unwrap_err().to_string();
         assert!(err.starts_with("r.pth: not a DenseNet checkpoint"), "{err}");
         assert!(err.contains("conv1.weight"), "{err}");
+    }
+
+    #[test]
+    fn a_first_convolution_of_two_channels_is_refused_by_name() {
+        let config = DenseNetConfig {
+            in_channels: 2,
+            ..DenseNetConfig::densenet121(2)
+        };
+        let err = infer_config("two.pth", &tensors_of(&config))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "two.pth: the network takes 2 input channels (features.conv0.weight is \
+             [64, 2, 7, 7]); camview feeds a network 1 (grayscale) or 3 (RGB) channels"
+        );
     }
 }
