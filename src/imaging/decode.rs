@@ -2,7 +2,8 @@
 //!
 //! The network was trained on what PIL produced, so the conversion follows PIL, not what would
 //! look best: grayscale is replicated, palettes are looked up, alpha is dropped (not composited),
-//! 16-bit grayscale is clipped at 255 and 16-bit colour keeps its high byte.
+//! 16-bit grayscale is clipped at 255 and 16-bit colour (and 16-bit grey with alpha) keeps its
+//! high byte.
 
 use std::io::Cursor;
 use std::path::Path;
@@ -186,7 +187,9 @@ pub fn to_rgb_like_pil(img: DynamicImage) -> RgbImage {
         I::ImageLuma8(i) => from_fn(&|x, y| [i.get_pixel(x, y).0[0]; 3]),
         I::ImageLumaA8(i) => from_fn(&|x, y| [i.get_pixel(x, y).0[0]; 3]),
         I::ImageLuma16(i) => from_fn(&|x, y| [clip16(i.get_pixel(x, y).0[0]); 3]),
-        I::ImageLumaA16(i) => from_fn(&|x, y| [clip16(i.get_pixel(x, y).0[0]); 3]),
+        // PIL opens a 16-bit grey + alpha PNG as RGBA from the high bytes ("LA;16B"), not as
+        // I;16 (it opens no 16-bit grey + alpha TIFF at all).
+        I::ImageLumaA16(i) => from_fn(&|x, y| [high(i.get_pixel(x, y).0[0]); 3]),
         I::ImageRgb16(i) => from_fn(&|x, y| i.get_pixel(x, y).0.map(high)),
         I::ImageRgba16(i) => from_fn(&|x, y| {
             let p = i.get_pixel(x, y).0;
