@@ -421,15 +421,21 @@ mod tests {
         t.flatten_all().unwrap().to_vec1().unwrap()
     }
 
+    /// No resizing, one mean and std for every channel.
+    fn native(mean: f32, std: f32, intensity: Intensity) -> Preprocessing {
+        Preprocessing {
+            geometry: Geometry::Native,
+            mean: vec![mean],
+            std: vec![std],
+            intensity,
+            ..Default::default()
+        }
+    }
+
     #[test]
     fn a_grayscale_network_gets_pil_s_luma_with_one_mean_and_std() {
         let img = RgbImage::from_pixel(40, 40, image::Rgb([10, 200, 31]));
-        let p = Preprocessing {
-            geometry: Geometry::Native,
-            mean: vec![0.5],
-            std: vec![0.25],
-            ..Default::default()
-        };
+        let p = native(0.5, 0.25, Intensity::Unit);
         let input = p.prepare(&img, 1).unwrap();
         assert_eq!(input.tensor.dims(), &[1, 1, 40, 40]);
         // PIL: convert("L") of (10, 200, 31) is 124
@@ -439,12 +445,7 @@ mod tests {
 
     #[test]
     fn one_mean_and_std_serve_every_channel_of_an_rgb_network() {
-        let p = Preprocessing {
-            geometry: Geometry::Native,
-            mean: vec![0.5],
-            std: vec![0.25],
-            ..Default::default()
-        };
+        let p = native(0.5, 0.25, Intensity::Unit);
         let spread = p.for_channels(3).unwrap();
         assert_eq!((spread.mean, spread.std), (vec![0.5; 3], vec![0.25; 3]));
         let img = RgbImage::from_pixel(32, 32, image::Rgb([0, 51, 255]));
@@ -503,13 +504,7 @@ mod tests {
 
     #[test]
     fn min_max_intensity_is_monai_s_scale_intensity() {
-        let p = Preprocessing {
-            geometry: Geometry::Native,
-            mean: vec![0.0],
-            std: vec![1.0],
-            intensity: Intensity::MinMax,
-            ..Default::default()
-        };
+        let p = native(0.0, 1.0, Intensity::MinMax);
         let img = RgbImage::from_fn(32, 32, |x, _| {
             let v = (40 + 5 * x) as u8;
             image::Rgb([v, v, v])

@@ -670,12 +670,17 @@ mod tests {
         }
     }
 
+    /// `config` with a first convolution taking one channel.
+    fn grayscale(config: DenseNetConfig) -> DenseNetConfig {
+        DenseNetConfig {
+            in_channels: 1,
+            ..config
+        }
+    }
+
     #[test]
     fn engine_equals_the_candle_network_with_one_input_channel() {
-        let gray = DenseNetConfig {
-            in_channels: 1,
-            ..custom(4, &[1, 2, 1], 8, 3)
-        };
+        let gray = grayscale(custom(4, &[1, 2, 1], 8, 3));
         for (n, h, w) in [(1, 64, 64), (2, 37, 30)] {
             let x = normal(14, &[n, 1, h, w], 1.0);
             assert_engine_matches_candle(&gray, DType::F32, &x);
@@ -684,10 +689,7 @@ mod tests {
 
     #[test]
     fn an_input_with_the_wrong_channel_count_is_an_error() {
-        let gray = DenseNetConfig {
-            in_channels: 1,
-            ..custom(4, &[1, 1], 8, 2)
-        };
+        let gray = grayscale(custom(4, &[1, 1], 8, 2));
         let engine =
             InferenceEngine::from_tensors(&gray, &random_tensors(&gray, DType::F32, 9)).unwrap();
         let x = Tensor::zeros((1, 3, 32, 32), DType::F32, &Device::Cpu).unwrap();

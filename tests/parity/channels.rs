@@ -1,25 +1,17 @@
 //! Networks with 1 input channel and MONAI's min-max intensity, against fixtures made by the
 //! real Pillow, torchvision and MONAI (tests/fixtures/make_channel_fixtures.py; see
 //! tests/fixtures/README.md, "Input channels").
-#![allow(clippy::unwrap_used, clippy::expect_used)] // helpers of tests
 
 use std::path::{Path, PathBuf};
 
 use camview::explain::{self, Analysis, MapChoice, Method, MethodOptions, NoProgress, Stage};
 use camview::imaging::{self, Geometry, Intensity, Preprocessing};
 use camview::network::{Classifier, ModelSidecar};
-use candle_core::Tensor;
 
-/// Logits and CAMs must match PyTorch to this absolute error.
-const TOLERANCE: f32 = 1e-4;
-/// Gradient methods, relative to the map's largest value (float32 NumPy arithmetic vs ours).
-const GRADIENT_TOLERANCE: f32 = 2e-4;
-/// Largest difference allowed between our JPEG decoder and libjpeg-turbo (as tests/parity.rs).
-const JPEG_LEVELS: u8 = 3;
-
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
-}
+use super::{
+    FAMILY_RAW_TOLERANCE, JPEG_LEVELS, TOLERANCE, differing, fixtures, max_abs_diff, prefix,
+    relative_diff, worst_difference,
+};
 
 fn expected(name: &str) -> PathBuf {
     fixtures().join("expected/channels").join(name)
@@ -36,40 +28,15 @@ fn image_path(name: &str) -> PathBuf {
 }
 
 fn model(name: &str) -> Classifier {
-    let path = fixtures().join("models/channels").join(name);
-    Classifier::load(&path, None).unwrap_or_else(|e| panic!("{e}"))
+    super::model(&format!("channels/{name}"))
 }
 
 fn npy(name: &str) -> Vec<f32> {
-    let path = expected(name);
-    Tensor::read_npy(&path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-        .flatten_all()
-        .unwrap()
-        .to_vec1()
-        .unwrap()
+    super::npy_f32(&format!("channels/{name}"))
 }
 
 fn gray_png(name: &str) -> image::GrayImage {
     image::open(expected(name)).unwrap().to_luma8()
-}
-
-fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len(), "lengths differ");
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
-}
-
-/// Largest absolute difference relative to the reference's largest magnitude.
-fn relative_diff(ours: &[f32], theirs: &[f32]) -> f32 {
-    let scale = theirs.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-12);
-    max_abs_diff(ours, theirs) / scale
-}
-
-fn prefix(image: &str) -> String {
-    image.replace('.', "_")
 }
 
 fn analyse(classifier: &Classifier, image: &str, preprocessing: &Preprocessing) -> Analysis {
@@ -129,13 +96,7 @@ fn grayscale_is_pil_s_convert_l_of_the_file_for_every_mode() {
         let ours = imaging::decode::to_luma_like_pil(&decoded.rgb);
         let pil = gray_png(&name);
         assert_eq!(ours.dimensions(), pil.dimensions(), "{file}");
-        let worst = ours
-            .as_raw()
-            .iter()
-            .zip(pil.as_raw())
-            .map(|(a, b)| a.abs_diff(*b))
-            .max()
-            .unwrap_or(0);
+        let worst = worst_difference(ours.as_raw(), pil.as_raw());
         let allowed = if file.ends_with(".jpg") {
             JPEG_LEVELS
         } else {
@@ -158,16 +119,8 @@ fn l_images_are_resized_bit_exact_with_pillow() {
         let l = gray_png(&format!("{}.L.png", prefix(image)));
         let ours = imaging::resample::resize_bilinear_like_pil(&l, 64, 64);
         let pil = gray_png(&format!("{}.L64.png", prefix(image)));
-        let differing = ours
-            .as_raw()
-            .iter()
-            .zip(pil.as_raw())
-            .filter(|(a, b)| a != b)
-            .count();
-        assert_eq!(
-            differing, 0,
-            "{image}: {differing} grey levels differ from Pillow"
-        );
+        let count = differing(ours.as_raw(), pil.as_raw());
+        assert_eq!(count, 0, "{image}: {count} grey levels differ from Pillow");
     }
 }
 
@@ -254,7 +207,7 @@ fn grad_cam_and_score_cam_run_through_one_input_channel() {
         let theirs = npy(&format!("gray.large_png.{file}.denseblock1.npy"));
         let err = relative_diff(&ours, &theirs);
         assert!(
-            err <= GRADIENT_TOLERANCE,
+            err <= FAMILY_RAW_TOLERANCE,
             "{method} at denseblock1: differs by {err} (relative)"
         );
         assert_eq!((maps[0].width, maps[0].height), (16, 16));
