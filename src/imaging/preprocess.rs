@@ -167,6 +167,11 @@ impl Preprocessing {
                 self.input_size
             )));
         }
+        self.check_statistics(channels)
+    }
+
+    /// Checks the channels, mean and std (the input size may still be overridden).
+    fn check_statistics(&self, channels: usize) -> Result<(), PreprocessError> {
         if !INPUT_CHANNELS.contains(&channels) {
             return Err(PreprocessError::Invalid(format!(
                 "the network takes {}; camview makes 1 (grayscale) or 3 (RGB) from an image",
@@ -203,7 +208,7 @@ impl Preprocessing {
     /// single mean or std repeated for every channel (what `Normalize` does with it), so that
     /// it says exactly what is applied.
     pub fn for_channels(&self, channels: usize) -> Result<Self, PreprocessError> {
-        self.check(channels)?;
+        self.check_statistics(channels)?;
         let spread = |values: &[f32]| -> Vec<f32> {
             (0..channels).map(|c| per_channel(values, c)).collect()
         };
