@@ -79,6 +79,39 @@ fn predict_json_is_one_object_per_image() {
 }
 
 #[test]
+fn predict_json_reports_the_preprocessing_it_used() {
+    let scan = image("gray8.png");
+    let preprocessing = |model: &Path, extra: &[&str]| {
+        let mut args = vec!["predict", "--model", model.to_str().unwrap(), "--json"];
+        args.extend_from_slice(extra);
+        args.push(scan.to_str().unwrap());
+        let o = camview(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+        v["preprocessing"].clone()
+    };
+    let channels = fixtures().join("models/channels");
+    assert_eq!(
+        preprocessing(&channels.join("gray.pth"), &["--input-size", "96"]),
+        serde_json::json!({"channels": 1, "input_size": 96, "geometry": "stretch",
+                           "mean": [0.5], "std": [0.25], "intensity": "unit"})
+    );
+    assert_eq!(
+        preprocessing(&channels.join("rgb_minmax.pth"), &["--geometry", "crop"]),
+        serde_json::json!({"channels": 3, "input_size": 64, "geometry": "crop",
+                           "mean": [0.5, 0.4, 0.3], "std": [0.2, 0.25, 0.3],
+                           "intensity": "minmax"})
+    );
+    // no sidecar: torchvision's ImageNet evaluation transform
+    assert_eq!(
+        preprocessing(&fixtures().join("models/tiny.pth"), &[]),
+        serde_json::json!({"channels": 3, "input_size": 224, "geometry": "stretch",
+                           "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225],
+                           "intensity": "unit"})
+    );
+}
+
+#[test]
 fn predict_takes_folders_like_batch() {
     let dir = tempfile::tempdir().unwrap();
     for name in ["rgb24.bmp", "gray8.png"] {
@@ -330,6 +363,18 @@ fn failures_are_one_line_naming_the_file() {
                 image("rgb24.bmp").display().to_string(),
             ],
             "not a DenseNet checkpoint".into(),
+        ),
+        (
+            vec![
+                "predict".into(),
+                "--model".into(),
+                fixtures()
+                    .join("models/channels/two_channels.pth")
+                    .display()
+                    .to_string(),
+                image("rgb24.bmp").display().to_string(),
+            ],
+            "two_channels.pth: the network takes 2 input channels".into(),
         ),
     ];
     for (args, expected) in cases {

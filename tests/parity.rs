@@ -10,6 +10,9 @@ use camview::network::Classifier;
 use camview::render::Colormap;
 use candle_core::Tensor;
 
+#[path = "parity/channels.rs"]
+mod channels;
+
 /// Logits and raw maps must match PyTorch to this absolute error.
 const TOLERANCE: f32 = 1e-4;
 
@@ -36,6 +39,20 @@ fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
         .zip(b)
         .map(|(x, y)| (x - y).abs())
         .fold(0.0, f32::max)
+}
+
+/// How many of two images' bytes differ.
+fn differing(a: &[u8], b: &[u8]) -> usize {
+    a.iter().zip(b).filter(|(x, y)| x != y).count()
+}
+
+/// Largest difference between two images' bytes.
+fn worst_difference(a: &[u8], b: &[u8]) -> u8 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| x.abs_diff(*y))
+        .max()
+        .unwrap_or(0)
 }
 
 fn png(name: &str) -> image::RgbImage {
@@ -102,13 +119,7 @@ fn decoding_matches_pil_convert_rgb() {
             .rgb;
         let pil = image::open(&expected).unwrap().to_rgb8();
         assert_eq!(ours.dimensions(), pil.dimensions(), "{image}");
-        let worst = ours
-            .as_raw()
-            .iter()
-            .zip(pil.as_raw())
-            .map(|(a, b)| a.abs_diff(*b))
-            .max()
-            .unwrap_or(0);
+        let worst = worst_difference(ours.as_raw(), pil.as_raw());
         // JPEG decoders may round the IDCT and chroma upsampling differently; all else is exact.
         let allowed = if image.ends_with(".jpg") {
             JPEG_LEVELS
@@ -139,15 +150,10 @@ fn resizing_is_bit_exact_with_pillow() {
         let rgb = image::open(&source).unwrap().to_rgb8();
         let ours = imaging::resample::resize_bilinear_like_pil(&rgb, 224, 224);
         let pil = png(&format!("{}.resized.png", prefix(image)));
-        let differing = ours
-            .as_raw()
-            .iter()
-            .zip(pil.as_raw())
-            .filter(|(a, b)| a != b)
-            .count();
+        let count = differing(ours.as_raw(), pil.as_raw());
         assert_eq!(
-            differing, 0,
-            "{image}: {differing} channel values differ from Pillow"
+            count, 0,
+            "{image}: {count} channel values differ from Pillow"
         );
     }
 }
@@ -217,7 +223,7 @@ fn crop_input_pixels_are_torchvision_s() {
         geometry: Geometry::CentreCrop,
         ..Default::default()
     };
-    let input = crop.prepare(&img.rgb).unwrap();
+    let input = crop.prepare(&img.rgb, 3).unwrap();
     assert_eq!(input.pixels, png("large_png.crop.resized.png"));
 }
 

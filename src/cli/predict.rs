@@ -12,6 +12,7 @@ use serde::Serialize;
 use super::args::{MapArgs, ModelArgs, image_inputs};
 use super::{Analysed, analyse_file, exit_for, report};
 use crate::explain::{self, Method, Stage};
+use crate::imaging::Preprocessing;
 use crate::network::{Classifier, ModelInfo};
 
 #[derive(Debug, Args)]
@@ -38,12 +39,22 @@ struct PredictRecord<'a> {
     width: u32,
     height: u32,
     model: &'a ModelInfo,
+    preprocessing: UsedPreprocessing<'a>,
     logits: &'a [f32],
     probabilities: &'a [f32],
     predicted: usize,
     labels: &'a [String],
     #[serde(skip_serializing_if = "Option::is_none")]
     map: Option<MapPeak>,
+}
+
+/// How the image became the network's input: the model's preprocessing (its sidecar's, or the
+/// default, with the command line's overrides) and the network's input channels.
+#[derive(Serialize)]
+struct UsedPreprocessing<'a> {
+    channels: usize,
+    #[serde(flatten)]
+    preprocessing: &'a Preprocessing,
 }
 
 /// Where the predicted class's map peaks (`predict --map`).
@@ -121,6 +132,10 @@ fn print_prediction(
             width: a.image.width(),
             height: a.image.height(),
             model: &classifier.info,
+            preprocessing: UsedPreprocessing {
+                channels: classifier.config().in_channels,
+                preprocessing: &classifier.preprocessing,
+            },
             logits: &a.analysis.logits,
             probabilities: &a.analysis.probabilities,
             predicted,

@@ -173,7 +173,11 @@ pub fn train_command(args: &TrainArgs) -> Result<ExitCode> {
     let config = train_config(args)?;
     let start = Instant::now();
     let images = training_images(args)?;
-    let samples = train::prepare_samples(images.into_iter(), &config.preprocessing)?;
+    let samples = train::prepare_samples(
+        images.into_iter(),
+        &config.preprocessing,
+        config.model.in_channels,
+    )?;
     let (train_set, validation) = train::split(samples, config.validation_fraction, config.seed)?;
     eprintln!(
         "camview: {} training and {} validation images at {}x{} ({:.1} s to prepare); model {}",

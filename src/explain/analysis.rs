@@ -54,8 +54,8 @@ pub struct Analysis {
     pub input_size: (u32, u32),
     /// `A`, `[num_features, h, w]`, kept for other methods.
     pub features: Tensor,
-    /// The network's input `[1, 3, H, W]`, kept for the methods and scores that run the
-    /// network again (Score-CAM, faithfulness, other layers).
+    /// The network's input `[1, C, H, W]` (`C` its input channels), kept for the methods and
+    /// scores that run the network again (Score-CAM, faithfulness, other layers).
     pub input: Tensor,
 }
 
@@ -136,7 +136,7 @@ pub fn analyse(
     preprocessing: &Preprocessing,
 ) -> Result<Analysis, AnalysisError> {
     let input = preprocessing
-        .prepare(image)
+        .prepare(image, classifier.config().in_channels)
         .map_err(|reason| AnalysisError::Preprocess {
             file: image_name.to_string(),
             reason,

@@ -25,7 +25,7 @@ use super::{ClassActivationMap, ExplainError, Progress, softmax};
 use crate::imaging::Region;
 use crate::network::Classifier;
 
-/// Something that gives class probabilities for a batch of normalised inputs `[n, 3, H, W]`.
+/// Something that gives class probabilities for a batch of normalised inputs `[n, C, H, W]`.
 pub trait Scorer {
     fn probabilities(&self, batch: &Tensor) -> candle_core::Result<Vec<Vec<f32>>>;
 }
@@ -84,7 +84,8 @@ pub struct Faithfulness {
     pub increase: bool,
 }
 
-/// The scores of `map` (for `map.class`) on the network input `input` (`[1, 3, H, W]`).
+/// The scores of `map` (for `map.class`) on the network input `input` (`[1, C, H, W]`: every
+/// channel is blurred, masked and deleted alike, whatever their number).
 pub fn faithfulness(
     model: &dyn Scorer,
     input: &Tensor,

@@ -349,7 +349,8 @@ fn score_cam(
     progress: &dyn Progress,
 ) -> Result<Vec<Vec<f32>>, ExplainError> {
     let (k, h, w) = acts.activation.dims3()?;
-    let input = &analysis.input; // [1, 3, H, W]
+    // [1, C, H, W]: each mask [1, H, W] multiplies every input channel alike.
+    let input = &analysis.input;
     let (_, _, ih, iw) = input.dims4()?;
     let a: Vec<f32> = acts.activation.flatten_all()?.to_vec1()?;
     let chosen = score_cam_channels(&a, k, h * w, options.score_cam_channels);

@@ -2,12 +2,13 @@
 //!
 //! The network was trained on what PIL produced, so the conversion follows PIL, not what would
 //! look best: grayscale is replicated, palettes are looked up, alpha is dropped (not composited),
-//! 16-bit grayscale is clipped at 255 and 16-bit colour keeps its high byte.
+//! 16-bit grayscale is clipped at 255 and 16-bit colour (and 16-bit grey with alpha) keeps its
+//! high byte.
 
 use std::io::Cursor;
 use std::path::Path;
 
-use image::{DynamicImage, ImageFormat, ImageReader, Limits, RgbImage};
+use image::{DynamicImage, GrayImage, ImageFormat, ImageReader, Limits, RgbImage};
 
 /// Largest width or height accepted.
 pub const MAX_SIDE: u32 = 20_000;
@@ -143,6 +144,28 @@ pub fn decode_image(name: &str, bytes: &[u8]) -> Result<SourceImage, ImageError>
     })
 }
 
+/// PIL's `Image.convert("L")` (ITU-R 601-2 luma, PIL's fixed-point rounding) of the RGB
+/// pixels PIL's `convert("RGB")` gives.
+///
+/// A grayscale model's training code does `Image.open(p).convert("L")` on the file, not on its
+/// RGB conversion; with Pillow 13 the two agree bit for bit for every mode PIL opens (L, LA,
+/// I;16, I, F, 1, P with and without transparency, RGB, RGBA, CMYK: measured by
+/// tests/fixtures/make_channel_fixtures.py), because Pillow converts to L through the same
+/// clipping, palette lookup and alpha dropping as to RGB, and the luma of a grey pixel is the
+/// grey itself.
+pub fn to_luma_like_pil(rgb: &RgbImage) -> GrayImage {
+    let (w, h) = rgb.dimensions();
+    let luma = rgb
+        .pixels()
+        .map(|p| {
+            let [r, g, b] = p.0.map(u32::from);
+            // Convert.c: L24(rgb) >> 16
+            ((r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16) as u8
+        })
+        .collect();
+    GrayImage::from_raw(w, h, luma).unwrap_or_default()
+}
+
 /// PIL's `Image.convert("RGB")` of what PIL would have opened.
 pub fn to_rgb_like_pil(img: DynamicImage) -> RgbImage {
     use DynamicImage as I;
@@ -164,7 +187,9 @@ pub fn to_rgb_like_pil(img: DynamicImage) -> RgbImage {
         I::ImageLuma8(i) => from_fn(&|x, y| [i.get_pixel(x, y).0[0]; 3]),
         I::ImageLumaA8(i) => from_fn(&|x, y| [i.get_pixel(x, y).0[0]; 3]),
         I::ImageLuma16(i) => from_fn(&|x, y| [clip16(i.get_pixel(x, y).0[0]); 3]),
-        I::ImageLumaA16(i) => from_fn(&|x, y| [clip16(i.get_pixel(x, y).0[0]); 3]),
+        // PIL opens a 16-bit grey + alpha PNG as RGBA from the high bytes ("LA;16B"), not as
+        // I;16 (it opens no 16-bit grey + alpha TIFF at all).
+        I::ImageLumaA16(i) => from_fn(&|x, y| [high(i.get_pixel(x, y).0[0]); 3]),
         I::ImageRgb16(i) => from_fn(&|x, y| i.get_pixel(x, y).0.map(high)),
         I::ImageRgba16(i) => from_fn(&|x, y| {
             let p = i.get_pixel(x, y).0;
@@ -248,5 +273,17 @@ mod tests {
         .unwrap();
         let rgb = to_rgb_like_pil(DynamicImage::ImageRgb16(colour));
         assert_eq!(rgb.as_raw(), &[0x12, 0xff, 0x00]);
+    }
+
+    #[test]
+    fn luma_is_pil_s_fixed_point_itu_601() {
+        let rgb = RgbImage::from_raw(
+            5,
+            1,
+            vec![255, 0, 0, 0, 255, 0, 0, 0, 255, 77, 77, 77, 10, 200, 31],
+        )
+        .unwrap();
+        // Pillow 13: Image.frombytes("RGB", (5, 1), ..).convert("L")
+        assert_eq!(to_luma_like_pil(&rgb).as_raw(), &[76, 150, 29, 77, 124]);
     }
 }

@@ -6,7 +6,7 @@ pub mod preprocess;
 pub mod resample;
 
 pub use decode::{ImageError, SourceImage, decode_image, open_image};
-pub use preprocess::{Geometry, NetworkInput, PreprocessError, Preprocessing, Region};
+pub use preprocess::{Geometry, Intensity, NetworkInput, PreprocessError, Preprocessing, Region};
 
 /// File extensions camview opens as images.
 pub const IMAGE_EXTENSIONS: [&str; 6] = ["png", "bmp", "jpg", "jpeg", "tif", "tiff"];

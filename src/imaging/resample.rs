@@ -1,13 +1,16 @@
-//! Pillow's bilinear `Image.resize` for 8-bit RGB, reproduced operation for operation.
+//! Pillow's bilinear `Image.resize` for 8-bit RGB and L images, reproduced operation for
+//! operation.
 //!
 //! torchvision's `Resize` on a PIL image calls `img.resize(size, BILINEAR)`, which is not the
 //! textbook bilinear interpolation: when shrinking, the triangle filter is widened by the scale
 //! factor (antialiasing), weights are turned into 22-bit fixed point, and the image is resized
 //! horizontally first into an 8-bit intermediate, then vertically. Doing the same steps gives the
 //! same bytes as Pillow (`Resample.c`: `precompute_coeffs`, `normalize_coeffs_8bpc`,
-//! `ImagingResampleHorizontal_8bpc`, `ImagingResampleVertical_8bpc`).
+//! `ImagingResampleHorizontal_8bpc`, `ImagingResampleVertical_8bpc`). Those functions treat
+//! each band alike, with the same weights and rounding, whether the image has one band (L)
+//! or several (RGB), so one pass serves every band count.
 
-use image::RgbImage;
+use image::{ImageBuffer, Pixel};
 
 const PRECISION_BITS: u32 = 32 - 8 - 2;
 
@@ -63,66 +66,87 @@ fn clip8(v: i32) -> u8 {
     (v >> PRECISION_BITS).clamp(0, 255) as u8
 }
 
-/// One separable pass over an interleaved RGB buffer of `width x height`, along `axis`
-/// (`Horizontal` resizes rows, `Vertical` resizes columns), rounding back to 8 bits as Pillow does.
-fn pass(src: &[u8], width: usize, height: usize, c: &Coefficients, horizontal: bool) -> Vec<u8> {
+/// An interleaved 8-bit buffer of `width x height` pixels of `bands` values each.
+struct Planes {
+    data: Vec<u8>,
+    width: usize,
+    height: usize,
+    bands: usize,
+}
+
+/// One separable pass (`horizontal` resizes rows, otherwise columns), rounding back to 8 bits
+/// as Pillow does.
+fn pass(src: &Planes, c: &Coefficients, horizontal: bool) -> Planes {
+    let (width, bands) = (src.width, src.bands);
     let (out_w, out_h) = if horizontal {
-        (c.bounds.len(), height)
+        (c.bounds.len(), src.height)
     } else {
         (width, c.bounds.len())
     };
     let round = 1i32 << (PRECISION_BITS - 1);
-    let mut out = vec![0u8; out_w * out_h * 3];
+    let mut out = vec![0u8; out_w * out_h * bands];
+    let mut ss = vec![0i32; bands];
     for y in 0..out_h {
         for x in 0..out_w {
             let (i, fixed_index) = if horizontal { (x, y) } else { (y, x) };
             let (start, count) = c.bounds[i];
-            let mut ss = [round; 3];
+            ss.fill(round);
             for (t, &w) in c.weights[i].iter().enumerate().take(count) {
                 let o = if horizontal {
-                    (fixed_index * width + start + t) * 3
+                    (fixed_index * width + start + t) * bands
                 } else {
-                    ((start + t) * width + fixed_index) * 3
+                    ((start + t) * width + fixed_index) * bands
                 };
-                for ch in 0..3 {
-                    ss[ch] += i32::from(src[o + ch]) * w;
+                for (s, &v) in ss.iter_mut().zip(&src.data[o..o + bands]) {
+                    *s += i32::from(v) * w;
                 }
             }
-            let o = (y * out_w + x) * 3;
-            for ch in 0..3 {
-                out[o + ch] = clip8(ss[ch]);
+            let o = (y * out_w + x) * bands;
+            for (d, &s) in out[o..o + bands].iter_mut().zip(&ss) {
+                *d = clip8(s);
             }
         }
     }
-    out
+    Planes {
+        data: out,
+        width: out_w,
+        height: out_h,
+        bands,
+    }
 }
 
-/// Resizes like Pillow's `img.resize((width, height), Image.BILINEAR)` on an RGB image.
+/// Resizes like Pillow's `img.resize((width, height), Image.BILINEAR)` on an RGB or L image.
 ///
 /// Pillow 13 (PR #9549) runs the vertical pass first when the image shrinks vertically by more
 /// than twice what it loses horizontally; earlier versions always went horizontal first. The
 /// two orders differ by at most 1 per channel on some pixels. We follow Pillow 13, against which
 /// the fixtures were made (tests/fixtures/README.md).
-pub fn resize_bilinear_like_pil(src: &RgbImage, width: u32, height: u32) -> RgbImage {
+pub fn resize_bilinear_like_pil<P: Pixel<Subpixel = u8>>(
+    src: &ImageBuffer<P, Vec<u8>>,
+    width: u32,
+    height: u32,
+) -> ImageBuffer<P, Vec<u8>> {
     let (in_w, in_h) = (src.width() as usize, src.height() as usize);
     let (out_w, out_h) = (width as usize, height as usize);
     let vertical_first = out_h < in_h && (in_h - out_h) as i64 > 2 * (in_w as i64 - out_w as i64);
-    let mut data = src.as_raw().clone();
-    let (mut w, mut h) = (in_w, in_h);
+    let mut planes = Planes {
+        data: src.as_raw().clone(),
+        width: in_w,
+        height: in_h,
+        bands: usize::from(P::CHANNEL_COUNT),
+    };
     for horizontal in if vertical_first {
         [false, true]
     } else {
         [true, false]
     } {
-        if horizontal && w != out_w {
-            data = pass(&data, w, h, &coefficients(w, out_w), true);
-            w = out_w;
-        } else if !horizontal && h != out_h {
-            data = pass(&data, w, h, &coefficients(h, out_h), false);
-            h = out_h;
+        if horizontal && planes.width != out_w {
+            planes = pass(&planes, &coefficients(planes.width, out_w), true);
+        } else if !horizontal && planes.height != out_h {
+            planes = pass(&planes, &coefficients(planes.height, out_h), false);
         }
     }
-    RgbImage::from_raw(width, height, data).unwrap_or_default()
+    ImageBuffer::from_raw(width, height, planes.data).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -142,8 +166,26 @@ mod tests {
     }
 
     #[test]
+    fn an_l_image_resizes_as_each_band_of_an_rgb_one() {
+        // Pillow resizes every band alike: an L image gives the bytes of any band of the RGB
+        // image holding it (here with two unrelated bands beside it).
+        let gray =
+            image::GrayImage::from_fn(53, 41, |x, y| image::Luma([((x * 7 + y * 13) % 256) as u8]));
+        let rgb = image::RgbImage::from_fn(53, 41, |x, y| {
+            let v = gray.get_pixel(x, y).0[0];
+            image::Rgb([255 - v, v, (x * y % 256) as u8])
+        });
+        for (w, h) in [(224, 224), (20, 9), (50, 12)] {
+            let small = resize_bilinear_like_pil(&gray, w, h);
+            let bands = resize_bilinear_like_pil(&rgb, w, h);
+            let green: Vec<u8> = bands.pixels().map(|p| p.0[1]).collect();
+            assert_eq!(small.as_raw(), &green, "{w}x{h}");
+        }
+    }
+
+    #[test]
     fn constant_image_stays_constant() {
-        let img = RgbImage::from_pixel(37, 23, image::Rgb([10, 128, 250]));
+        let img = image::RgbImage::from_pixel(37, 23, image::Rgb([10, 128, 250]));
         for (w, h) in [(224, 224), (5, 4), (100, 7)] {
             let out = resize_bilinear_like_pil(&img, w, h);
             assert_eq!((out.width(), out.height()), (w, h));

@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use candle_core::Tensor;
 
 use super::{DenseNetConfig, Head, ModelError};
+use crate::imaging::preprocess::INPUT_CHANNELS;
 
 fn dims(map: &HashMap<String, Tensor>, key: &str) -> Option<Vec<usize>> {
     map.get(key).map(|t| t.dims().to_vec())
@@ -25,11 +26,18 @@ pub fn infer_config(
     let Some(conv0) = dims(map, "features.conv0.weight") else {
         return Err(not_densenet("it has no features.conv0.weight".to_string()));
     };
-    let [init, 3, 7, 7] = conv0[..] else {
+    let [init, in_channels, 7, 7] = conv0[..] else {
         return Err(not_densenet(format!(
-            "features.conv0.weight has shape {conv0:?}, expected [C, 3, 7, 7]"
+            "features.conv0.weight has shape {conv0:?}, expected [C, 1 or 3, 7, 7]"
         )));
     };
+    if !INPUT_CHANNELS.contains(&in_channels) {
+        return Err(ModelError::InputChannels {
+            file: file.to_string(),
+            init,
+            channels: in_channels,
+        });
+    }
     let mut block_config = Vec::new();
     while map.contains_key(&format!(
         "features.denseblock{}.denselayer1.conv1.weight",
@@ -58,6 +66,7 @@ pub fn infer_config(
         )));
     }
     Ok(DenseNetConfig {
+        in_channels,
         growth_rate,
         block_config,
         num_init_features: init,
@@ -147,11 +156,16 @@ mod tests {
             DenseNetConfig::densenet169(3),
             DenseNetConfig::densenet201(1000),
             DenseNetConfig {
+                in_channels: 3,
                 growth_rate: 4,
                 block_config: vec![1, 2, 1],
                 num_init_features: 8,
                 bn_size: 3,
                 num_classes: 2,
+            },
+            DenseNetConfig {
+                in_channels: 1,
+                ..DenseNetConfig::densenet121(14)
             },
         ] {
             let map = tensors_of(&config);
@@ -170,6 +184,7 @@ mod tests {
     #[test]
     fn validation_names_missing_unexpected_and_misshapen_tensors() {
         let config = DenseNetConfig {
+            in_channels: 3,
             growth_rate: 4,
             block_config: vec![1, 2, 1],
             num_init_features: 8,
@@ -198,6 +213,21 @@ mod tests {
         assert!(
             err.contains("features.norm0.bias is [7], expected [8]"),
             "{err}"
+        );
+    }
+    #[test]
+    fn a_first_convolution_of_two_channels_is_refused_by_name() {
+        let config = DenseNetConfig {
+            in_channels: 2,
+            ..DenseNetConfig::densenet121(2)
+        };
+        let err = infer_config("two.pth", &tensors_of(&config), 2)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "two.pth: the network takes 2 input channels (features.conv0.weight is \
+             [64, 2, 7, 7]); camview feeds a network 1 (grayscale) or 3 (RGB) channels"
         );
     }
 }

@@ -10,11 +10,20 @@ pub(crate) const BN_EPS: f64 = 1e-5;
 /// The hyper-parameters that fix a DenseNet's tensors (dropout does not exist at inference).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DenseNetConfig {
+    /// conv0's input channels: 3 (RGB) or 1 (grayscale, as many X-ray models). Records written
+    /// before camview read it say nothing, and their networks were RGB.
+    #[serde(default = "rgb_channels")]
+    pub in_channels: usize,
     pub growth_rate: usize,
     pub block_config: Vec<usize>,
     pub num_init_features: usize,
     pub bn_size: usize,
     pub num_classes: usize,
+}
+
+/// torchvision's DenseNets, and every network camview read before 1-channel ones, take RGB.
+fn rgb_channels() -> usize {
+    3
 }
 
 impl DenseNetConfig {
@@ -33,6 +42,7 @@ impl DenseNetConfig {
 
     fn preset(growth: usize, blocks: &[usize], init: usize, num_classes: usize) -> Self {
         Self {
+            in_channels: rgb_channels(),
             growth_rate: growth,
             block_config: blocks.to_vec(),
             num_init_features: init,
@@ -41,26 +51,39 @@ impl DenseNetConfig {
         }
     }
 
-    /// torchvision's name for this configuration, or a description of a custom one.
+    /// torchvision's name for this configuration, or a description of a custom one; a
+    /// network that does not take RGB says how many channels it takes.
     pub fn architecture_name(&self) -> String {
-        for (name, preset) in [
+        let rgb = Self {
+            in_channels: rgb_channels(),
+            ..self.clone()
+        };
+        let preset = [
             ("densenet121", Self::densenet121(self.num_classes)),
             ("densenet161", Self::densenet161(self.num_classes)),
             ("densenet169", Self::densenet169(self.num_classes)),
             ("densenet201", Self::densenet201(self.num_classes)),
-        ] {
-            if *self == preset {
-                return name.to_string();
+        ]
+        .into_iter()
+        .find(|(_, preset)| *preset == rgb);
+        let name = match preset {
+            Some((name, _)) => name.to_string(),
+            None => {
+                let blocks: Vec<String> = self.block_config.iter().map(usize::to_string).collect();
+                format!(
+                    "densenet (growth {}, blocks {}, init {}, bn_size {})",
+                    self.growth_rate,
+                    blocks.join("-"),
+                    self.num_init_features,
+                    self.bn_size
+                )
             }
+        };
+        match self.in_channels {
+            3 => name,
+            1 => format!("{name}, 1 input channel"),
+            c => format!("{name}, {c} input channels"),
         }
-        let blocks: Vec<String> = self.block_config.iter().map(usize::to_string).collect();
-        format!(
-            "densenet (growth {}, blocks {}, init {}, bn_size {})",
-            self.growth_rate,
-            blocks.join("-"),
-            self.num_init_features,
-            self.bn_size
-        )
     }
 
     /// The stages a map can be computed at, in network order:
@@ -110,7 +133,10 @@ impl DenseNetConfig {
             }
         };
         let init = self.num_init_features;
-        out.push(("features.conv0.weight".into(), vec![init, 3, 7, 7]));
+        out.push((
+            "features.conv0.weight".into(),
+            vec![init, self.in_channels, 7, 7],
+        ));
         bn(&mut out, "features.norm0", init);
         let mut channels = init;
         let inner = self.bn_size * self.growth_rate;
@@ -253,5 +279,21 @@ mod tests {
         // (one per batch norm: norm0, 2 x 58 dense layers, 3 transitions, norm5).
         let expected = DenseNetConfig::densenet121(1000).expected_tensors();
         assert_eq!(expected.len(), 727 - 121);
+    }
+
+    #[test]
+    fn a_grayscale_network_is_named_with_its_channel_and_old_records_read_as_rgb() {
+        let gray = DenseNetConfig {
+            in_channels: 1,
+            ..DenseNetConfig::densenet121(14)
+        };
+        assert_eq!(gray.architecture_name(), "densenet121, 1 input channel");
+        assert_eq!(gray.expected_tensors()[0].1, [64, 1, 7, 7]);
+        // A record written before `in_channels` existed.
+        let old = r#"{"growth_rate": 32, "block_config": [6, 12, 24, 16],
+                      "num_init_features": 64, "bn_size": 4, "num_classes": 2}"#;
+        let config: DenseNetConfig = serde_json::from_str(old).unwrap();
+        assert_eq!(config, DenseNetConfig::densenet121(2));
+        assert_eq!(config.architecture_name(), "densenet121");
     }
 }

@@ -186,7 +186,14 @@ impl DifferentiableDenseNet {
     /// `Head::canonical_key`).
     pub fn with_head(config: &DenseNetConfig, head: &Head, vb: VarBuilder) -> Result<Self> {
         let f = vb.pp("features");
-        let conv0 = Conv::new(3, config.num_init_features, 7, 2, 3, f.pp("conv0"))?;
+        let conv0 = Conv::new(
+            config.in_channels,
+            config.num_init_features,
+            7,
+            2,
+            3,
+            f.pp("conv0"),
+        )?;
         let norm0 = batch_norm(config.num_init_features, f.pp("norm0"))?;
         let mut channels = config.num_init_features;
         let mut blocks = Vec::with_capacity(config.block_config.len());

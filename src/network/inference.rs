@@ -103,7 +103,7 @@ struct Block {
 /// A DenseNet's weights arranged for the inference engine (see the module's documentation).
 pub struct InferenceEngine {
     config: DenseNetConfig,
-    /// `[init, 3 * 7 * 7]` with norm0's scale folded in.
+    /// `[init, in_channels * 7 * 7]` with norm0's scale folded in.
     conv0: Matrix,
     bias0: Vec<f32>,
     blocks: Vec<Block>,
@@ -195,7 +195,11 @@ impl InferenceEngine {
         let w = Weights { map };
         let init = config.num_init_features;
         let norm0 = w.norm("features.norm0")?;
-        let conv0 = w.scaled_rows("features.conv0.weight", &norm0.scale, 3 * 49)?;
+        let conv0 = w.scaled_rows(
+            "features.conv0.weight",
+            &norm0.scale,
+            config.in_channels * 49,
+        )?;
         let growth = config.growth_rate;
         let inner = config.bn_size * growth;
         let mut channels = init;
@@ -252,18 +256,22 @@ impl InferenceEngine {
         &self.config
     }
 
-    /// Inference forward pass of `[batch, 3, h, w]`: the same logits and feature maps as
-    /// the differentiable network's `forward`, as tensors on the CPU.
+    /// Inference forward pass of `[batch, in_channels, h, w]`: the same logits and feature
+    /// maps as the differentiable network's `forward`, as tensors on the CPU.
     pub fn forward(&self, x: &Tensor) -> Result<ForwardOutput> {
         let (n, c, h, w) = x.dims4()?;
-        if c != 3 {
-            candle_core::bail!("the network takes 3 colour channels, the input has {c}");
+        let expected = self.config.in_channels;
+        if c != expected {
+            let plural = if expected == 1 { "" } else { "s" };
+            candle_core::bail!(
+                "the network takes {expected} input channel{plural}, the input has {c}"
+            );
         }
         let input: Vec<f32> = x.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
         let mut logits = Vec::with_capacity(n * self.config.num_classes);
         let mut features = Vec::new();
         let mut grid = (0, 0);
-        for image in input.chunks_exact(3 * h * w) {
+        for image in input.chunks_exact(c * h * w) {
             let (l, f) = self.forward_image(image, h, w)?;
             logits.extend(l);
             grid = (f.height, f.width);
@@ -276,7 +284,7 @@ impl InferenceEngine {
         })
     }
 
-    /// One `[3, h, w]` image: its logits and `relu(norm5(..))`.
+    /// One `[in_channels, h, w]` image: its logits and `relu(norm5(..))`.
     fn forward_image(&self, image: &[f32], h: usize, w: usize) -> Result<(Vec<f32>, FeatureMaps)> {
         let mut maps = self.stem(image, h, w)?;
         for (i, block) in self.blocks.iter().enumerate() {
@@ -290,14 +298,15 @@ impl InferenceEngine {
         self.head(maps)
     }
 
-    /// The stem: conv0 (norm0 folded in), relu0 and pool0 of a `[3, h, w]` image, written into
-    /// the first dense block's feature buffer.
+    /// The stem: conv0 (norm0 folded in), relu0 and pool0 of a `[in_channels, h, w]` image,
+    /// written into the first dense block's feature buffer.
     pub fn stem(&self, image: &[f32], h: usize, w: usize) -> Result<FeatureMaps> {
-        if image.len() != 3 * h * w {
-            candle_core::bail!("{} values for a 3x{h}x{w} image", image.len());
+        let channels = self.config.in_channels;
+        if image.len() != channels * h * w {
+            candle_core::bail!("{} values for a {channels}x{h}x{w} image", image.len());
         }
         let (oh, ow) = (conv_out(h, 7, 2, 3)?, conv_out(w, 7, 2, 3)?);
-        let columns = im2col_7x7_s2(image, h, w, oh, ow);
+        let columns = im2col_7x7_s2(image, channels, h, w, oh, ow);
         let (mut x, _) = self.conv0.times(columns, oh * ow)?;
         bias_relu(&mut x, &self.bias0, oh * ow);
         let (ph, pw) = (conv_out(oh, 3, 2, 1)?, conv_out(ow, 3, 2, 1)?);
@@ -457,9 +466,17 @@ fn conv_out(size: usize, kernel: usize, stride: usize, padding: usize) -> Result
     Ok((size + 2 * padding - kernel) / stride + 1)
 }
 
-/// conv0's input columns: `[(c * 7 + ky) * 7 + kx, oy * ow + ox]`, zero outside the image.
-fn im2col_7x7_s2(image: &[f32], h: usize, w: usize, oh: usize, ow: usize) -> Vec<f32> {
-    let mut columns = vec![0f32; 3 * 49 * oh * ow];
+/// conv0's input columns: `[(c * 7 + ky) * 7 + kx, oy * ow + ox]` for each of the image's
+/// `channels` planes, zero outside the image.
+fn im2col_7x7_s2(
+    image: &[f32],
+    channels: usize,
+    h: usize,
+    w: usize,
+    oh: usize,
+    ow: usize,
+) -> Vec<f32> {
+    let mut columns = vec![0f32; channels * 49 * oh * ow];
     columns
         .par_chunks_mut(oh * ow)
         .enumerate()
@@ -625,6 +642,7 @@ mod tests {
 
     fn custom(growth: usize, blocks: &[usize], init: usize, bn_size: usize) -> DenseNetConfig {
         DenseNetConfig {
+            in_channels: 3,
             growth_rate: growth,
             block_config: blocks.to_vec(),
             num_init_features: init,
@@ -647,6 +665,37 @@ mod tests {
             let x = normal(11, &[n, 3, h, w], 1.0);
             assert_engine_matches_candle(&config, DType::F32, &x);
         }
+    }
+
+    /// `config` with a first convolution taking one channel.
+    fn grayscale(config: DenseNetConfig) -> DenseNetConfig {
+        DenseNetConfig {
+            in_channels: 1,
+            ..config
+        }
+    }
+
+    #[test]
+    fn engine_equals_the_candle_network_with_one_input_channel() {
+        let gray = grayscale(custom(4, &[1, 2, 1], 8, 3));
+        for (n, h, w) in [(1, 64, 64), (2, 37, 30)] {
+            let x = normal(14, &[n, 1, h, w], 1.0);
+            assert_engine_matches_candle(&gray, DType::F32, &x);
+        }
+    }
+
+    #[test]
+    fn an_input_with_the_wrong_channel_count_is_an_error() {
+        let gray = grayscale(custom(4, &[1, 1], 8, 2));
+        let engine =
+            InferenceEngine::from_tensors(&gray, &random_tensors(&gray, DType::F32, 9)).unwrap();
+        let x = Tensor::zeros((1, 3, 32, 32), DType::F32, &Device::Cpu).unwrap();
+        // candle appends a backtrace when RUST_BACKTRACE is set
+        let err = engine.forward(&x).unwrap_err().to_string();
+        assert!(
+            err.starts_with("the network takes 1 input channel, the input has 3"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -482,6 +482,7 @@ mod tests {
 
     fn config() -> DenseNetConfig {
         DenseNetConfig {
+            in_channels: 3,
             growth_rate: 4,
             block_config: vec![1, 2],
             num_init_features: 8,

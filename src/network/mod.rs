@@ -37,6 +37,21 @@ pub enum ModelError {
     Checkpoint(#[from] CheckpointError),
     #[error("{file}: not a DenseNet checkpoint: {reason}")]
     NotDenseNet { file: String, reason: String },
+    #[error(
+        "{file}: the network takes {channels} input channels (features.conv0.weight is \
+         [{init}, {channels}, 7, 7]); camview feeds a network 1 (grayscale) or 3 (RGB) channels"
+    )]
+    InputChannels {
+        file: String,
+        init: usize,
+        channels: usize,
+    },
+    /// The model's preprocessing (its sidecar's, or the default) cannot feed this network.
+    #[error("{file}: {reason}")]
+    Preprocessing {
+        file: String,
+        reason: crate::imaging::PreprocessError,
+    },
     #[error("{file}: the tensors do not match a {architecture}: {details}")]
     Mismatch {
         file: String,
@@ -116,6 +131,7 @@ pub struct Classifier {
     engine: Arc<InferenceEngine>,
     pub info: ModelInfo,
     pub labels: Vec<String>,
+    /// As it feeds this network: one mean and std per input channel.
     pub preprocessing: Preprocessing,
 }
 
@@ -207,6 +223,14 @@ impl Classifier {
             None => sidecar.labels.unwrap_or_default(),
         };
         let labels = complete_labels(file, labels, config.num_classes)?;
+        let preprocessing = sidecar
+            .preprocessing
+            .unwrap_or_default()
+            .for_channels(config.in_channels)
+            .map_err(|reason| ModelError::Preprocessing {
+                file: file.to_string(),
+                reason,
+            })?;
         let info = ModelInfo {
             file: file.to_string(),
             sha256: source.sha256,
@@ -222,7 +246,7 @@ impl Classifier {
             engine: Arc::new(engine),
             info,
             labels,
-            preprocessing: sidecar.preprocessing.unwrap_or_default(),
+            preprocessing,
         })
     }
 

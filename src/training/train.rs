@@ -19,6 +19,7 @@ use crate::network::{DenseNetConfig, DifferentiableDenseNet};
 /// blocks would give 4 x 4), compact enough to train in minutes on two cores.
 pub fn demo_config() -> DenseNetConfig {
     DenseNetConfig {
+        in_channels: 3,
         growth_rate: 12,
         block_config: vec![3, 4],
         num_init_features: 24,
@@ -109,12 +110,13 @@ pub struct Sample {
 pub fn prepare_samples(
     images: impl Iterator<Item = LabelledImage>,
     preprocessing: &Preprocessing,
+    channels: usize,
 ) -> Result<Vec<Sample>, TrainError> {
     images
         .enumerate()
         .map(|(index, item)| {
             let input = preprocessing
-                .prepare(&item.image)
+                .prepare(&item.image, channels)
                 .map_err(|source| TrainError::Preprocess { index, source })?;
             let (w, h) = input.pixels.dimensions();
             let mask = item
@@ -177,6 +179,7 @@ struct Batch {
 fn batch_tensor(
     samples: &[&Sample],
     preprocessing: &Preprocessing,
+    channels: usize,
     rng: Option<&mut ChaCha8Rng>,
 ) -> Result<Batch, TrainError> {
     let mut inputs = Vec::with_capacity(samples.len());
@@ -190,7 +193,7 @@ fn batch_tensor(
             }
             None => (s.pixels.clone(), s.mask.clone()),
         };
-        inputs.push(preprocessing.to_tensor(&pixels)?);
+        inputs.push(preprocessing.to_tensor(&pixels, channels)?);
         masks.push(mask);
     }
     let x = Tensor::cat(&inputs, 0)?;
@@ -329,7 +332,12 @@ impl Trainer {
     /// One optimisation step on a batch. The loss is the cross-entropy plus, with a mask
     /// weight, that weight times [`localisation_loss`].
     pub fn step(&mut self, batch: &[&Sample]) -> Result<StepReport, TrainError> {
-        let b = batch_tensor(batch, &self.config.preprocessing, Some(&mut self.rng))?;
+        let b = batch_tensor(
+            batch,
+            &self.config.preprocessing,
+            self.config.model.in_channels,
+            Some(&mut self.rng),
+        )?;
         let out = self.net.forward_t(&b.x, true)?;
         let mut loss = candle_nn::loss::cross_entropy(&out.logits, &b.y)?;
         if self.config.mask_weight > 0.0 {
@@ -351,7 +359,12 @@ impl Trainer {
         let mut right = 0;
         for chunk in samples.chunks(self.config.batch_size.max(1)) {
             let refs: Vec<&Sample> = chunk.iter().collect();
-            let b = batch_tensor(&refs, &self.config.preprocessing, None)?;
+            let b = batch_tensor(
+                &refs,
+                &self.config.preprocessing,
+                self.config.model.in_channels,
+                None,
+            )?;
             let logits = self.net.forward(&b.x)?.logits;
             loss_sum += candle_nn::loss::cross_entropy(&logits, &b.y)?.to_scalar::<f32>()?
                 * chunk.len() as f32;
@@ -522,6 +535,7 @@ mod tests {
     fn tiny_config() -> TrainConfig {
         TrainConfig {
             model: DenseNetConfig {
+                in_channels: 3,
                 growth_rate: 4,
                 block_config: vec![1, 1],
                 num_init_features: 8,
@@ -727,9 +741,14 @@ mod tests {
             VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu),
         )
         .unwrap();
-        let x = batch_tensor(&batch, &trainer.config.preprocessing, None)
-            .unwrap()
-            .x;
+        let x = batch_tensor(
+            &batch,
+            &trainer.config.preprocessing,
+            trainer.config.model.in_channels,
+            None,
+        )
+        .unwrap()
+        .x;
         let p = |net: &DifferentiableDenseNet| {
             candle_nn::ops::softmax(&net.forward(&x).unwrap().logits, 1).unwrap()
         };
