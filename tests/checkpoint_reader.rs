@@ -540,7 +540,7 @@ fn no_state_dict_lists_the_top_level_keys() {
 }
 
 #[test]
-fn a_whole_saved_model_is_refused_with_advice() {
+fn a_module_class_given_other_attributes_than_a_modules_is_refused_by_name() {
     let mut p = Pk::default();
     p.op(b"\x80\x02ctorchvision.models.densenet\nDenseNet\n)\x81}b.");
     let bytes = zip_checkpoint(&p.0, &[]);
@@ -548,9 +548,10 @@ fn a_whole_saved_model_is_refused_with_advice() {
     assert_eq!(
         err.to_string(),
         "model.pth: refused to load: the checkpoint references \
-         'torchvision.models.densenet.DenseNet', which is not a tensor or a plain container \
-         (a checkpoint must never run code). It looks like a whole model object saved with \
-         torch.save(model); save model.state_dict() instead"
+         'torchvision.models.densenet.DenseNet', which is not a tensor, a plain container or a \
+         module of a saved model (a checkpoint must never run code). It is given attributes \
+         that are not a module's (a dict with _parameters, _buffers and _modules), while a \
+         saved model's module is only ever rebuilt from its attributes"
     );
 }
 
@@ -775,4 +776,140 @@ fn extra_checkpoints_match_their_expected_tensors() {
         );
     }
     assert!(checked > 0);
+}
+
+// ---------------------------------------------------------------------------
+// Layouts found in the wild (tests/fixtures/make_layout_fixtures.py)
+// ---------------------------------------------------------------------------
+
+fn layout_fixture(name: &str) -> PathBuf {
+    fixture("layouts").join(name)
+}
+
+fn layouts_expected() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/expected/layouts")
+}
+
+/// What the generator says `name` must give: (key, shape, dtype) in order,
+/// and the tensors, read by candle's own safetensors loader.
+fn layout_expectation(name: &str) -> (Vec<(String, Vec<usize>, DType)>, HashMap<String, Tensor>) {
+    let text = std::fs::read_to_string(layouts_expected().join("manifest.json")).unwrap();
+    let manifest: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let reference = manifest["files"][name]["reference"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{name} is not in the manifest"));
+    let keys = manifest["references"][reference]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| {
+            let key = entry[0].as_str().unwrap().to_owned();
+            let shape = entry[1]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d.as_u64().unwrap() as usize)
+                .collect();
+            // camview returns floats as f32 and integers as i64
+            let dtype = if entry[2].as_str().unwrap().starts_with("int") {
+                DType::I64
+            } else {
+                DType::F32
+            };
+            (key, shape, dtype)
+        })
+        .collect();
+    let tensors = candle_core::safetensors::load(
+        layouts_expected().join(reference),
+        &candle_core::Device::Cpu,
+    )
+    .unwrap();
+    (keys, tensors)
+}
+
+/// `name` gives exactly the expected keys, in order, with the expected shapes,
+/// dtypes and values.
+fn assert_layout(name: &str) -> Vec<(String, Tensor)> {
+    let (want, reference) = layout_expectation(name);
+    let got = read_state_dict(&layout_fixture(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let want_keys: Vec<&str> = want.iter().map(|(k, _, _)| k.as_str()).collect();
+    assert_eq!(keys(&got), want_keys, "{name}: keys and their order");
+    for ((key, tensor), (_, shape, dtype)) in got.iter().zip(&want) {
+        assert_eq!(tensor.dims(), shape.as_slice(), "{name}: {key} shape");
+        assert_eq!(tensor.dtype(), *dtype, "{name}: {key} dtype");
+        assert_same(name, key, tensor, &reference[key]);
+    }
+    got
+}
+
+#[test]
+fn a_chexnet_style_legacy_file_gives_its_network_under_todays_names() {
+    let sd = assert_layout("chexnet_legacy.pth");
+    // DataParallel's module. is gone, the wrapper's attribute stays, norm.1 is norm1
+    assert_eq!(sd[0].0, "densenet121.features.conv0.weight");
+    let names = keys(&sd);
+    assert!(names.contains(&"densenet121.features.denseblock1.denselayer1.norm1.weight"));
+    assert!(names.contains(&"densenet121.classifier.0.weight"));
+    assert!(!names.iter().any(|k| k.contains("num_batches_tracked")));
+    let raw = std::fs::read(layout_fixture("chexnet_legacy.pth")).unwrap();
+    let has = |s: &[u8]| raw.windows(s.len()).any(|w| w == s);
+    assert!(has(
+        b"module.densenet121.features.denseblock1.denselayer1.norm.1.weight"
+    ));
+    assert!(
+        has(b"exp_avg_sq") && has(b"param_groups"),
+        "the file has no optimizer"
+    );
+}
+
+#[test]
+fn a_lightning_style_file_gives_its_state_dict_and_nothing_else() {
+    let sd = assert_layout("lightning.ckpt");
+    assert_eq!(sd[0].0, "model.features.conv0.weight");
+}
+
+#[test]
+fn torch_compile_prefixes_are_removed_at_the_front_and_inside() {
+    let sd = assert_layout("compiled.pth");
+    assert_eq!(sd[0].0, "features.conv0.weight");
+    let sd = assert_layout("lightning_compiled.ckpt");
+    assert_eq!(sd[0].0, "model.features.conv0.weight");
+}
+
+#[test]
+fn two_weight_sets_in_one_file_are_both_returned_under_their_place() {
+    let sd = assert_layout("model_and_ema.pth");
+    let get = |k: &str| &sd.iter().find(|(n, _)| n == k).unwrap().1;
+    assert_eq!(sd[0].0, "model.features.conv0.weight");
+    let (a, b) = (
+        get("model.features.conv0.weight"),
+        get("ema.features.conv0.weight"),
+    );
+    let diff = (a - b).unwrap().abs().unwrap().max_all().unwrap();
+    assert!(
+        diff.to_scalar::<f32>().unwrap() > 0.0,
+        "the two sets are the same"
+    );
+}
+
+#[test]
+fn whole_module_pickles_give_the_modules_state_dict() {
+    for name in [
+        "densenet_module.pth",
+        "densenet_module_legacy.pth",
+        "chexnet_module.pth",
+        "chexnet_module_legacy.pth",
+        "module_in_dict.pth",
+    ] {
+        let sd = assert_layout(name);
+        let first = if name.starts_with("densenet") {
+            "features.conv0.weight"
+        } else {
+            "densenet121.features.conv0.weight"
+        };
+        assert_eq!(sd[0].0, first, "{name}");
+    }
+    // the wrapper is the user's own class, named as the training script named it
+    let raw = std::fs::read(layout_fixture("chexnet_module.pth")).unwrap();
+    assert!(raw.windows(16).any(|w| w == b"__main__\nCheXNet"));
 }
