@@ -104,6 +104,7 @@ pub(crate) const CODE_MODULES: &[&str] = &[
     "pickle",
     "_pickle",
     "copyreg",
+    "copy_reg",
     "functools",
     "operator",
     "types",
@@ -141,7 +142,8 @@ fn container_or_tensor_function(module: &str, name: &str) -> Option<Global> {
         ("builtins" | "__builtin__", "set" | "frozenset") => Global::Set,
         ("builtins" | "__builtin__", "bytearray") => Global::ByteArray,
         ("_codecs", "encode") => Global::Encode,
-        ("copyreg", "_reconstructor") => Global::Reconstructor,
+        // Protocols below 3 write Python 2's module names.
+        ("copyreg" | "copy_reg", "_reconstructor") => Global::Reconstructor,
         ("builtins" | "__builtin__", "object") => Global::Object,
         ("torch", "Size") => Global::Size,
         ("torch", "Tensor") => Global::TensorClass,

@@ -652,17 +652,20 @@ fn module_classes_made_as_torch_save_makes_them_become_inert_records() {
         let p = parse_ok(&made_by.raw(&module_attributes().0).op(OpCode::Build).stop());
         (p.module(p.root).unwrap().0.to_owned(), p)
     };
-    // protocol 1's copyreg._reconstructor(cls, object, None), and protocol 4's NEWOBJ_EX
-    let (class, _) = class_of(
-        P::new()
-            .global("copyreg", "_reconstructor")
-            .global("__main__", "Net")
-            .global("__builtin__", "object")
-            .op(OpCode::None)
-            .op(OpCode::Tuple3)
-            .op(OpCode::Reduce),
-    );
-    assert_eq!(class, "__main__.Net");
+    // protocol 1's copy_reg._reconstructor(cls, object, None) (copyreg in Python 3's
+    // names), and protocol 4's NEWOBJ_EX
+    for copyreg in ["copy_reg", "copyreg"] {
+        let (class, _) = class_of(
+            P::new()
+                .global(copyreg, "_reconstructor")
+                .global("__main__", "Net")
+                .global("__builtin__", "object")
+                .op(OpCode::None)
+                .op(OpCode::Tuple3)
+                .op(OpCode::Reduce),
+        );
+        assert_eq!(class, "__main__.Net");
+    }
     let (class, _) = class_of(
         P::new()
             .global("__main__", "Net")
