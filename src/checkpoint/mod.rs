@@ -60,7 +60,8 @@ pub enum CheckpointError {
     /// The file is a checkpoint but is cut short or damaged.
     #[error("{name}: the checkpoint is truncated or corrupt: {detail}")]
     Corrupt { name: String, detail: String },
-    /// The checkpoint names code to run (or a class that is not plain data).
+    /// The checkpoint names code to run, or a class that is neither plain data
+    /// nor used as a model's module.
     #[error(
         "{name}: refused to load: the checkpoint references '{global}', which is not a tensor, \
          a plain container or a module of a saved model (a checkpoint must never run code){hint}"
@@ -242,6 +243,23 @@ mod tests {
         assert_eq!(refusal_hint("subprocess.Popen"), "");
         assert_eq!(refusal_hint("torchvision.models.densenet.DenseNet"), "");
         assert!(refusal_hint("__torch__.torchvision.models.DenseNet").contains("TorchScript"));
+    }
+
+    #[test]
+    fn a_plain_pickle_that_calls_a_function_is_refused_by_name() {
+        for (global, pickle) in [
+            (
+                "posix.system",
+                &b"\x80\x02cposix\nsystem\nX\x01\x00\x00\x00x\x85R."[..],
+            ),
+            ("evil.run", b"\x80\x02cevil\nrun\nX\x01\x00\x00\x00x\x85R."),
+        ] {
+            let err = read_state_dict_from_bytes("p.pkl", pickle).unwrap_err();
+            let CheckpointError::Refused { global: g, .. } = &err else {
+                panic!("{global}: {err}");
+            };
+            assert_eq!(g, global);
+        }
     }
 
     #[test]

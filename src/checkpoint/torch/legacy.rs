@@ -73,12 +73,8 @@ pub(crate) fn read_legacy(
 fn skip_legacy_magic(name: &str, bytes: &[u8]) -> Result<usize, CheckpointError> {
     let magic = match pickle::parse(bytes, 0) {
         Ok(p) => p,
-        Err(pickle::PickleError::Refused(g)) => {
-            return Err(CheckpointError::from_pickle(
-                name,
-                "the pickle",
-                pickle::PickleError::Refused(g),
-            ));
+        Err(e @ (pickle::PickleError::Refused(_) | pickle::PickleError::Misused { .. })) => {
+            return Err(CheckpointError::from_pickle(name, "the pickle", e));
         }
         Err(pickle::PickleError::Truncated) if LEGACY_HEADER.starts_with(bytes) => {
             return Err(CheckpointError::corrupt(

@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 
 use super::module;
-use super::spec::{TensorSpec, has_dimensions, lookup, tensor_spec_of};
+use super::spec::{TensorSpec, has_dimensions, is_tensor, tensor_spec_of};
 use crate::checkpoint::CheckpointError;
 use crate::checkpoint::keys::{self, Group};
 use crate::checkpoint::pickle::{Id, Obj, Pickle};
@@ -120,10 +120,6 @@ fn is_state_dict(p: &Pickle, items: &[(Id, Id)], keys: &[&str]) -> bool {
             .any(|&(_, value)| is_tensor(p, value) && has_dimensions(p, value))
 }
 
-pub(super) fn is_tensor(p: &Pickle, id: Id) -> bool {
-    matches!(p.get(id), Obj::Call { .. })
-}
-
 /// The tensors of a state dict, under their keys (`None` and extra state skipped).
 fn state_dict_tensors(p: &Pickle, items: &[(Id, Id)]) -> Vec<(String, Id)> {
     items
@@ -158,9 +154,4 @@ fn describe_root(p: &Pickle) -> String {
             p.type_name(p.root)
         ),
     }
-}
-
-/// The value stored under `key` in the dict `id`, if it is one.
-pub(super) fn field(p: &Pickle, id: Id, key: &str) -> Option<Id> {
-    lookup(p, p.dict(id)?, key)
 }

@@ -7,7 +7,7 @@
 
 use std::collections::HashSet;
 
-use super::locate::{field, is_tensor};
+use super::spec::{field, is_tensor};
 use crate::checkpoint::CheckpointError;
 use crate::checkpoint::keys;
 use crate::checkpoint::pickle::{Id, Obj, Pickle};

@@ -46,6 +46,16 @@ pub(super) fn lookup(p: &Pickle, items: &[(Id, Id)], key: &str) -> Option<Id> {
         .map(|&(_, v)| v)
 }
 
+/// The value stored under `key` in the dict `id`, if it is one.
+pub(super) fn field(p: &Pickle, id: Id, key: &str) -> Option<Id> {
+    lookup(p, p.dict(id)?, key)
+}
+
+/// A tensor: a recorded call of a rebuild function.
+pub(super) fn is_tensor(p: &Pickle, id: Id) -> bool {
+    matches!(p.get(id), Obj::Call { .. })
+}
+
 /// Describes the tensor `id` (named `key` in messages) as the pickle does.
 pub(super) fn tensor_spec_of(
     name: &str,
