@@ -1260,3 +1260,47 @@ fn mutated_whole_module_pickles_never_panic() {
         "some mutations hit only names or values and still load"
     );
 }
+
+#[test]
+fn a_module_inside_itself_or_shared_without_end_is_refused_not_followed() {
+    // `me` is the module itself (a memo reference)
+    let mut p = Pk::default();
+    p.op(b"\x80\x02c__main__\nNet\n)\x81q\x00}(")
+        .s("training")
+        .op(b"\x88");
+    p.s("_parameters")
+        .op(b"}(")
+        .then("_buffers")
+        .then("_modules");
+    p.s("me").op(b"h\x00").module_end().op(b".");
+    let err = read_state_dict_from_bytes("m.pth", &zip_checkpoint(&p.0, &[])).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "m.pth: the checkpoint is truncated or corrupt: the saved module 'me' contains itself"
+    );
+    // 21 levels, each holding the next twice: 2^21 paths from a few KB
+    let mut p = Pk::default();
+    p.op(b"\x80\x02");
+    for level in (0..=20u8).rev() {
+        p.module_begin("__main__", "Net")
+            .then("_buffers")
+            .then("_modules");
+        if level < 20 {
+            p.s("a")
+                .op(&[b'h', level + 1])
+                .s("b")
+                .op(&[b'h', level + 1]);
+        }
+        p.module_end().op(&[b'q', level]);
+        if level > 0 {
+            p.op(b"0");
+        }
+    }
+    p.op(b".");
+    let err = read_state_dict_from_bytes("m.pth", &zip_checkpoint(&p.0, &[])).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "m.pth: unsupported checkpoint: the saved module nests or repeats its modules far more \
+         than any model does"
+    );
+}
