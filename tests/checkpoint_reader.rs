@@ -240,6 +240,17 @@ fn malicious_checkpoints_are_refused_without_running_anything() {
     }
 }
 
+/// A seeded xorshift64 generator, so that failures reproduce.
+fn xorshift(seed: u64) -> impl FnMut() -> u64 {
+    let mut state = seed;
+    move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    }
+}
+
 fn write_temp(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
     let p = dir.join(name);
     let mut f = std::fs::File::create(&p).unwrap();
@@ -255,6 +266,8 @@ fn truncated_files_give_a_clean_error() {
         "tiny_legacy.pth",
         "tiny.safetensors",
         "tiny_nested.pth",
+        "layouts/chexnet_module.pth",
+        "layouts/chexnet_module_legacy.pth",
     ] {
         let full = std::fs::read(fixture(name)).unwrap();
         let n = full.len();
@@ -281,7 +294,8 @@ fn truncated_files_give_a_clean_error() {
         cuts.sort_unstable();
         cuts.dedup();
         for cut in cuts {
-            let path = write_temp(dir.path(), &format!("cut_{cut}_{name}"), &full[..cut]);
+            let file_name = format!("cut_{cut}_{}", name.replace('/', "_"));
+            let path = write_temp(dir.path(), &file_name, &full[..cut]);
             let err = match read_state_dict(&path) {
                 Ok(sd) => panic!("{name} cut at {cut}/{n} loaded {} tensors", sd.len()),
                 Err(e) => e,
@@ -358,13 +372,7 @@ fn empty_missing_and_random_files() {
     );
 
     // seeded random bytes, including ones that start like each format
-    let mut state = 0x0123_4567_89ab_cdefu64;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
+    let mut next = xorshift(0x0123_4567_89ab_cdef);
     let prefixes: [&[u8]; 5] = [
         b"",
         b"PK\x03\x04",
@@ -427,6 +435,28 @@ impl Pk {
         self.i(offset).ints(size).ints(stride);
         self.op(b"\x89ccollections\nOrderedDict\n)R");
         self.op(b"tR")
+    }
+    /// A float tensor of `numel` elements, all of the storage `key`.
+    fn t(&mut self, key: &str, numel: u8) -> &mut Self {
+        self.tensor("FloatStorage", key, numel, 0, &[numel], &[1])
+    }
+    /// A float scalar (no dimension), the storage `key`.
+    fn scalar(&mut self, key: &str) -> &mut Self {
+        self.tensor("FloatStorage", key, 1, 0, &[], &[])
+    }
+    /// `NEWOBJ(module.name, ())` and its attributes, up to the items of `_parameters`.
+    fn module_begin(&mut self, module: &str, name: &str) -> &mut Self {
+        self.op(format!("c{module}\n{name}\n").as_bytes())
+            .op(b")\x81}(");
+        self.s("training").op(b"\x88").s("_parameters").op(b"}(")
+    }
+    /// Ends one attribute dict and starts the next (`_buffers`, then `_modules`).
+    fn then(&mut self, attribute: &str) -> &mut Self {
+        self.op(b"u").s(attribute).op(b"}(")
+    }
+    /// Ends `_modules` and the attributes, and gives them to the module (BUILD).
+    fn module_end(&mut self) -> &mut Self {
+        self.op(b"uub")
     }
 }
 
@@ -540,7 +570,7 @@ fn no_state_dict_lists_the_top_level_keys() {
 }
 
 #[test]
-fn a_whole_saved_model_is_refused_with_advice() {
+fn a_module_class_given_other_attributes_than_a_modules_is_refused_by_name() {
     let mut p = Pk::default();
     p.op(b"\x80\x02ctorchvision.models.densenet\nDenseNet\n)\x81}b.");
     let bytes = zip_checkpoint(&p.0, &[]);
@@ -548,9 +578,10 @@ fn a_whole_saved_model_is_refused_with_advice() {
     assert_eq!(
         err.to_string(),
         "model.pth: refused to load: the checkpoint references \
-         'torchvision.models.densenet.DenseNet', which is not a tensor or a plain container \
-         (a checkpoint must never run code). It looks like a whole model object saved with \
-         torch.save(model); save model.state_dict() instead"
+         'torchvision.models.densenet.DenseNet', which is not a tensor, a plain container or a \
+         module of a saved model (a checkpoint must never run code). It is given attributes \
+         that are not a module's (a dict with _parameters, _buffers and _modules), while a \
+         saved model's module is only ever rebuilt from its attributes"
     );
 }
 
@@ -586,8 +617,9 @@ fn endless_views_of_a_little_data_are_refused_before_allocating() {
     assert!(matches!(err, CheckpointError::Unsupported { .. }), "{err}");
 }
 
-/// A legacy (pre-1.6) stream written by hand, with an old-style storage view.
-fn legacy_checkpoint(little_endian: bool) -> Vec<u8> {
+/// A legacy (pre-1.6) stream written by hand: the header pickles, `main`,
+/// the list of storage keys, then each storage as (key, element count, bytes).
+fn legacy_file(little_endian: bool, main: &[u8], storages: &[(&str, i64, Vec<u8>)]) -> Vec<u8> {
     let mut b = vec![
         0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19, 0x2e,
     ];
@@ -597,6 +629,23 @@ fn legacy_checkpoint(little_endian: bool) -> Vec<u8> {
     sys.op(if little_endian { b"\x88" } else { b"\x89" });
     sys.op(b"u.");
     b.extend_from_slice(&sys.0);
+    b.extend_from_slice(main);
+    let mut keys = Pk::default();
+    keys.op(b"\x80\x02](");
+    for (key, _, _) in storages {
+        keys.s(key);
+    }
+    keys.op(b"e.");
+    b.extend_from_slice(&keys.0);
+    for (_, count, data) in storages {
+        b.extend_from_slice(&count.to_le_bytes());
+        b.extend_from_slice(data);
+    }
+    b
+}
+
+/// A legacy stream with an old-style storage view.
+fn legacy_checkpoint(little_endian: bool) -> Vec<u8> {
     // {'w': _rebuild_tensor(('storage', FloatStorage, 'root', 'cpu', 6, ('view', 2, 3)), 1, (2,), (1,))}
     let mut main = Pk::default();
     main.op(b"\x80\x02}(")
@@ -610,13 +659,8 @@ fn legacy_checkpoint(little_endian: bool) -> Vec<u8> {
         .i(6);
     main.op(b"(").s("view").i(2).i(3).op(b"t").op(b"tQ");
     main.i(1).ints(&[2]).ints(&[1]).op(b"tRu.");
-    b.extend_from_slice(&main.0);
-    let mut keys = Pk::default();
-    keys.op(b"\x80\x02](").s("root").op(b"e.");
-    b.extend_from_slice(&keys.0);
-    b.extend_from_slice(&6i64.to_le_bytes());
-    b.extend_from_slice(&f32_bytes(&[0., 1., 2., 3., 4., 5.]));
-    b
+    let data = f32_bytes(&[0., 1., 2., 3., 4., 5.]);
+    legacy_file(little_endian, &main.0, &[("root", 6, data)])
 }
 
 #[test]
@@ -633,16 +677,38 @@ fn legacy_storage_views_are_honoured() {
     assert!(err.to_string().contains("big-endian"), "{err}");
 }
 
+/// The `data.pkl` of a zip checkpoint, and its storages (key, bytes).
+fn unzip_checkpoint(path: &Path) -> (Vec<u8>, Vec<(String, Vec<u8>)>) {
+    let raw = std::fs::read(path).unwrap();
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(&raw[..])).unwrap();
+    let mut pkl = Vec::new();
+    let mut storages = Vec::new();
+    for i in 0..zip.len() {
+        let mut f = zip.by_index(i).unwrap();
+        let name = f.name().unwrap().into_owned();
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut f, &mut data).unwrap();
+        if name.ends_with("/data.pkl") {
+            pkl = data;
+        } else if let Some((_, key)) = name.split_once("/data/") {
+            storages.push((key.to_owned(), data));
+        }
+    }
+    (pkl, storages)
+}
+
+/// The storages as [`zip_checkpoint`] takes them.
+fn borrowed(storages: &[(String, Vec<u8>)]) -> Vec<(&str, Vec<u8>)> {
+    storages
+        .iter()
+        .map(|(k, d)| (k.as_str(), d.clone()))
+        .collect()
+}
+
 /// Random byte changes inside the pickles of real checkpoints: any result but a panic.
 #[test]
 fn mutated_real_checkpoints_never_panic() {
-    let mut state = 0x9e37_79b9_7f4a_7c15u64;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
+    let mut next = xorshift(0x9e37_79b9_7f4a_7c15);
 
     // legacy: the pickles are the first ~28 KB of the stream
     let legacy = std::fs::read(fixture("tiny_legacy.pth")).unwrap();
@@ -660,25 +726,8 @@ fn mutated_real_checkpoints_never_panic() {
     }
 
     // zip: mutate data.pkl and re-pack it with the real storages
-    let raw = std::fs::read(fixture("tiny.pth")).unwrap();
-    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(&raw[..])).unwrap();
-    let mut pkl = Vec::new();
-    let mut storages = Vec::new();
-    for i in 0..zip.len() {
-        let mut f = zip.by_index(i).unwrap();
-        let name = f.name().unwrap().into_owned();
-        let mut data = Vec::new();
-        std::io::Read::read_to_end(&mut f, &mut data).unwrap();
-        if name.ends_with("/data.pkl") {
-            pkl = data;
-        } else if let Some((_, key)) = name.split_once("/data/") {
-            storages.push((key.to_owned(), data));
-        }
-    }
-    let storages: Vec<(&str, Vec<u8>)> = storages
-        .iter()
-        .map(|(k, d)| (k.as_str(), d.clone()))
-        .collect();
+    let (pkl, storages) = unzip_checkpoint(&fixture("tiny.pth"));
+    let storages = borrowed(&storages);
     assert!(read_state_dict_from_bytes("z.pth", &zip_checkpoint(&pkl, &storages)).is_ok());
     for _ in 0..300 {
         let mut b = pkl.clone();
@@ -775,4 +824,483 @@ fn extra_checkpoints_match_their_expected_tensors() {
         );
     }
     assert!(checked > 0);
+}
+
+// ---------------------------------------------------------------------------
+// Layouts found in the wild (tests/fixtures/make_layout_fixtures.py)
+// ---------------------------------------------------------------------------
+
+fn layout_fixture(name: &str) -> PathBuf {
+    fixture("layouts").join(name)
+}
+
+fn layouts_expected() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/expected/layouts")
+}
+
+/// One tensor the generator says a layout gives.
+struct ExpectedTensor {
+    key: String,
+    shape: Vec<usize>,
+    /// camview returns floats as f32 and integers as i64.
+    dtype: DType,
+}
+
+/// What the generator says `name` must give: its tensors in order, and their
+/// values, read by candle's own safetensors loader.
+fn layout_expectation(name: &str) -> (Vec<ExpectedTensor>, HashMap<String, Tensor>) {
+    let text = std::fs::read_to_string(layouts_expected().join("manifest.json")).unwrap();
+    let manifest: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let reference = manifest["files"][name]["reference"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{name} is not in the manifest"));
+    let keys = manifest["references"][reference]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| {
+            let key = entry[0].as_str().unwrap().to_owned();
+            let shape: Vec<usize> = entry[1]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d.as_u64().unwrap() as usize)
+                .collect();
+            let dtype = if entry[2].as_str().unwrap().starts_with("int") {
+                DType::I64
+            } else {
+                DType::F32
+            };
+            ExpectedTensor { key, shape, dtype }
+        })
+        .collect();
+    let tensors = candle_core::safetensors::load(
+        layouts_expected().join(reference),
+        &candle_core::Device::Cpu,
+    )
+    .unwrap();
+    (keys, tensors)
+}
+
+/// `name` gives exactly the expected keys, in order, with the expected shapes,
+/// dtypes and values.
+fn assert_layout(name: &str) -> Vec<(String, Tensor)> {
+    let (want, reference) = layout_expectation(name);
+    let got = read_state_dict(&layout_fixture(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let want_keys: Vec<&str> = want.iter().map(|w| w.key.as_str()).collect();
+    assert_eq!(keys(&got), want_keys, "{name}: keys and their order");
+    for ((key, tensor), w) in got.iter().zip(&want) {
+        assert_eq!(tensor.dims(), w.shape.as_slice(), "{name}: {key} shape");
+        assert_eq!(tensor.dtype(), w.dtype, "{name}: {key} dtype");
+        assert_same(name, key, tensor, &reference[key]);
+    }
+    got
+}
+
+#[test]
+fn a_chexnet_style_legacy_file_gives_its_network_under_todays_names() {
+    let sd = assert_layout("chexnet_legacy.pth");
+    // DataParallel's module. is gone, the wrapper's attribute stays, norm.1 is norm1
+    assert_eq!(sd[0].0, "densenet121.features.conv0.weight");
+    let names = keys(&sd);
+    assert!(names.contains(&"densenet121.features.denseblock1.denselayer1.norm1.weight"));
+    assert!(names.contains(&"densenet121.classifier.0.weight"));
+    assert!(!names.iter().any(|k| k.contains("num_batches_tracked")));
+    let raw = std::fs::read(layout_fixture("chexnet_legacy.pth")).unwrap();
+    let has = |s: &[u8]| raw.windows(s.len()).any(|w| w == s);
+    assert!(has(
+        b"module.densenet121.features.denseblock1.denselayer1.norm.1.weight"
+    ));
+    assert!(
+        has(b"exp_avg_sq") && has(b"param_groups"),
+        "the file has no optimizer"
+    );
+}
+
+#[test]
+fn a_lightning_style_file_gives_its_state_dict_and_nothing_else() {
+    let sd = assert_layout("lightning.ckpt");
+    assert_eq!(sd[0].0, "model.features.conv0.weight");
+}
+
+#[test]
+fn torch_compile_prefixes_are_removed_at_the_front_and_inside() {
+    let sd = assert_layout("compiled.pth");
+    assert_eq!(sd[0].0, "features.conv0.weight");
+    let sd = assert_layout("lightning_compiled.ckpt");
+    assert_eq!(sd[0].0, "model.features.conv0.weight");
+}
+
+#[test]
+fn two_weight_sets_in_one_file_are_both_returned_under_their_place() {
+    let sd = assert_layout("model_and_ema.pth");
+    let get = |k: &str| &sd.iter().find(|(n, _)| n == k).unwrap().1;
+    assert_eq!(sd[0].0, "model.features.conv0.weight");
+    let (a, b) = (
+        get("model.features.conv0.weight"),
+        get("ema.features.conv0.weight"),
+    );
+    let diff = (a - b).unwrap().abs().unwrap().max_all().unwrap();
+    assert!(
+        diff.to_scalar::<f32>().unwrap() > 0.0,
+        "the two sets are the same"
+    );
+}
+
+#[test]
+fn whole_module_pickles_give_the_modules_state_dict() {
+    for name in [
+        "densenet_module.pth",
+        "densenet_module_legacy.pth",
+        "chexnet_module.pth",
+        "chexnet_module_legacy.pth",
+        "module_in_dict.pth",
+    ] {
+        let sd = assert_layout(name);
+        let first = if name.starts_with("densenet") {
+            "features.conv0.weight"
+        } else {
+            "densenet121.features.conv0.weight"
+        };
+        assert_eq!(sd[0].0, first, "{name}");
+    }
+    // the wrapper is the user's own class, named as the training script named it
+    let raw = std::fs::read(layout_fixture("chexnet_module.pth")).unwrap();
+    assert!(raw.windows(16).any(|w| w == b"__main__\nCheXNet"));
+}
+
+#[test]
+fn only_the_storages_of_the_tensors_found_are_read() {
+    // The damaged twins of two real files: the optimizer's element counts and
+    // bytes overwritten (legacy), everything outside state_dict left out (zip).
+    assert_layout("chexnet_legacy_optimizer_damaged.pth");
+    let (intact, damaged) = (
+        std::fs::read(layout_fixture("chexnet_legacy.pth")).unwrap(),
+        std::fs::read(layout_fixture("chexnet_legacy_optimizer_damaged.pth")).unwrap(),
+    );
+    assert_eq!(intact.len(), damaged.len());
+    let changed = intact.iter().zip(&damaged).filter(|(a, b)| a != b).count();
+    assert!(changed > 1000, "only {changed} bytes damaged");
+    assert_layout("lightning_model_data_only.ckpt");
+    let entries = |name: &str| {
+        let bytes = std::fs::read(layout_fixture(name)).unwrap();
+        zip::ZipArchive::new(std::io::Cursor::new(bytes))
+            .unwrap()
+            .len()
+    };
+    assert!(entries("lightning_model_data_only.ckpt") + 100 < entries("lightning.ckpt"));
+
+    // The same damage on a storage that is used is caught: a hand-made legacy
+    // file whose optimizer storage 'b' comes before the model's 'a'.
+    let mut main = Pk::default();
+    main.op(b"\x80\x02}(")
+        .s("state_dict")
+        .op(b"}(")
+        .s("w")
+        .t("a", 2)
+        .op(b"u");
+    main.s("optimizer")
+        .op(b"}(")
+        .s("state")
+        .op(b"}(")
+        .i(0)
+        .op(b"}(");
+    main.s("exp_avg")
+        .t("b", 2)
+        .op(b"uu")
+        .s("param_groups")
+        .op(b"](}(");
+    main.s("params").op(b"](").i(0).op(b"eueuu.");
+    let file = |optimizer_count: i64, model_count: i64| {
+        let storages = [
+            ("b", optimizer_count, vec![0xff; 8]),
+            ("a", model_count, f32_bytes(&[1., 2.])),
+        ];
+        legacy_file(true, &main.0, &storages)
+    };
+    let sd = read_state_dict_from_bytes("opt.pth", &file(-12345, 2)).unwrap();
+    assert_eq!(keys(&sd), ["w"]);
+    assert_eq!(sd[0].1.to_vec1::<f32>().unwrap(), [1., 2.]);
+    let err = read_state_dict_from_bytes("opt.pth", &file(2, -12345)).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "opt.pth: the checkpoint is truncated or corrupt: storage 'a' has a negative size"
+    );
+}
+
+#[test]
+fn state_dicts_are_found_by_their_content_at_any_depth() {
+    let load = |p: &Pk, storages: &[&str]| {
+        let data: Vec<(&str, Vec<u8>)> = storages
+            .iter()
+            .map(|&k| (k, f32_bytes(&[1., 2., 3., 4.])))
+            .collect();
+        read_state_dict_from_bytes("c.pth", &zip_checkpoint(&p.0, &data))
+    };
+    // Metrics (scalars), hyper-parameters (mixed), numbered dicts (an
+    // optimizer's per-parameter state), an optimizer, None and extra state:
+    // one state dict, whose storages alone are in the archive.
+    let mut p = Pk::default();
+    p.op(b"\x80\x02}(")
+        .s("metrics")
+        .op(b"}(")
+        .s("auc")
+        .scalar("1");
+    p.s("loss").scalar("1").op(b"u");
+    p.s("hyper_parameters")
+        .op(b"}(")
+        .s("lr")
+        .i(3)
+        .s("pos_weight")
+        .t("2", 4)
+        .op(b"u");
+    p.s("per_parameter")
+        .op(b"}(")
+        .i(0)
+        .op(b"}(")
+        .s("exp_avg")
+        .t("3", 4)
+        .op(b"uu");
+    p.s("optimizer")
+        .op(b"}(")
+        .s("state")
+        .op(b"}(")
+        .s("features.w")
+        .op(b"}(");
+    p.s("exp_avg")
+        .t("4", 4)
+        .op(b"uu")
+        .s("param_groups")
+        .op(b"]u");
+    p.s("weights")
+        .op(b"}(")
+        .s("module.a.w")
+        .t("0", 4)
+        .s("a.b")
+        .op(b"N");
+    p.s("a._extra_state").op(b"}(").s("x").i(1).op(b"u");
+    p.s("_orig_mod.b.running_mean").t("0", 2).op(b"uu.");
+    let sd = load(&p, &["0"]).unwrap();
+    assert_eq!(keys(&sd), ["a.w", "b.running_mean"]);
+
+    // several: each under its place, dict keys and list indices alike
+    let mut p = Pk::default();
+    p.op(b"\x80\x02}(")
+        .s("runs")
+        .op(b"](}(")
+        .s("w")
+        .t("0", 4)
+        .op(b"u}(");
+    p.s("w")
+        .t("0", 2)
+        .op(b"ue")
+        .s("ema")
+        .op(b"}(")
+        .s("state_dict")
+        .op(b"}(");
+    p.s("module.w").t("0", 4).op(b"uuu.");
+    let sd = load(&p, &["0"]).unwrap();
+    assert_eq!(keys(&sd), ["runs.0.w", "runs.1.w", "ema.state_dict.w"]);
+
+    // the same dict twice (the memo shares it) is one state dict; a cycle is harmless
+    let mut p = Pk::default();
+    p.op(b"\x80\x02}(")
+        .s("model")
+        .op(b"}q\x00(")
+        .s("w")
+        .t("0", 4)
+        .op(b"u");
+    p.s("best")
+        .op(b"h\x00")
+        .s("loop")
+        .op(b"]q\x01h\x01a")
+        .op(b"u.");
+    assert_eq!(keys(&load(&p, &["0"]).unwrap()), ["w"]);
+
+    // deeper than any checkpoint nests (32 levels): not searched
+    let mut p = Pk::default();
+    p.op(b"\x80\x02");
+    for _ in 0..40 {
+        p.op(b"](");
+    }
+    p.op(b"}(").s("w").t("0", 4).op(b"u");
+    for _ in 0..40 {
+        p.op(b"e");
+    }
+    p.op(b".");
+    let err = load(&p, &["0"]).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "c.pth: no state dict found; the checkpoint holds a list, not a dict of tensors"
+    );
+
+    // an optimizer alone: the message names what the file holds, as it always did
+    let mut p = Pk::default();
+    p.op(b"\x80\x02}(").s("state").op(b"}(").i(0).op(b"}(");
+    p.s("exp_avg")
+        .t("0", 4)
+        .op(b"uu")
+        .s("param_groups")
+        .op(b"]u.");
+    let err = load(&p, &["0"]).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "c.pth: no state dict found; top-level keys are: state, param_groups"
+    );
+}
+
+#[test]
+fn a_whole_module_gives_parameters_then_persistent_buffers_then_submodules() {
+    let mut p = Pk::default();
+    p.op(b"\x80\x02}(").s("model");
+    p.module_begin("__main__", "Net")
+        .s("w")
+        .t("0", 2)
+        .s("bias")
+        .op(b"N");
+    p.then("_buffers")
+        .s("b")
+        .t("1", 2)
+        .s("np")
+        .t("2", 2)
+        .op(b"u");
+    p.s("_non_persistent_buffers_set");
+    p.op(b"c__builtin__\nset\n](").s("np").op(b"e\x85R");
+    p.s("_modules").op(b"}(").s("sub");
+    p.module_begin("torch.nn.modules.linear", "Linear")
+        .s("weight")
+        .t("3", 2);
+    p.then("_buffers").then("_modules").module_end();
+    p.s("gone").op(b"N").module_end();
+    p.s("epoch").i(3).op(b"u.");
+    // the non-persistent buffer's storage is not in the archive: it is never read
+    let storages: Vec<(&str, Vec<u8>)> = ["0", "1", "3"]
+        .iter()
+        .map(|&k| (k, f32_bytes(&[1., 2.])))
+        .collect();
+    let sd = read_state_dict_from_bytes("m.pth", &zip_checkpoint(&p.0, &storages)).unwrap();
+    assert_eq!(keys(&sd), ["w", "b", "sub.weight"]);
+
+    // a submodule that is not a module is damage, named by its place
+    let mut p = Pk::default();
+    p.op(b"\x80\x02");
+    p.module_begin("__main__", "Net")
+        .then("_buffers")
+        .then("_modules");
+    p.s("features")
+        .op(b"}(")
+        .s("conv0")
+        .i(1)
+        .op(b"u")
+        .module_end()
+        .op(b".");
+    let err = read_state_dict_from_bytes("m.pth", &zip_checkpoint(&p.0, &[])).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "m.pth: the checkpoint is truncated or corrupt: the saved module holds a dict as its \
+         submodule 'features'"
+    );
+}
+
+#[test]
+fn a_whole_module_whose_class_is_called_like_a_function_is_refused_by_name() {
+    // The real CheXNet pickle, its wrapper made by REDUCE with an argument
+    // (`CheXNet(14)`, which would run its code) instead of NEWOBJ.
+    let (pkl, storages) = unzip_checkpoint(&layout_fixture("chexnet_module.pth"));
+    let storages = borrowed(&storages);
+    let made = b"c__main__\nCheXNet\nq\x00)\x81";
+    assert_eq!(&pkl[2..2 + made.len()], made);
+    assert!(read_state_dict_from_bytes("c.pth", &zip_checkpoint(&pkl, &storages)).is_ok());
+    let mut called = pkl[..2 + made.len() - 2].to_vec();
+    called.extend_from_slice(b"K\x0e\x85R");
+    called.extend_from_slice(&pkl[2 + made.len()..]);
+    let err = read_state_dict_from_bytes("c.pth", &zip_checkpoint(&called, &storages)).unwrap_err();
+    assert!(matches!(err, CheckpointError::Refused { .. }), "{err}");
+    assert_eq!(
+        err.to_string(),
+        "c.pth: refused to load: the checkpoint references '__main__.CheXNet', which is not a \
+         tensor, a plain container or a module of a saved model (a checkpoint must never run \
+         code). It is called with arguments, as a function is, while a saved model's module is \
+         only ever rebuilt from its attributes"
+    );
+}
+
+/// Random byte changes inside whole-module pickles (zip and legacy): any result but a panic.
+#[test]
+fn mutated_whole_module_pickles_never_panic() {
+    let mut xs = xorshift(0x2545_f491_4f6c_dd1d);
+    let mut next = move || xs() as usize;
+    let mut loaded = 0;
+    let (pkl, storages) = unzip_checkpoint(&layout_fixture("chexnet_module.pth"));
+    let storages = borrowed(&storages);
+    for _ in 0..300 {
+        let mut b = pkl.clone();
+        for _ in 0..1 + next() % 4 {
+            let at = next() % b.len();
+            b[at] = next() as u8;
+        }
+        if read_state_dict_from_bytes("z.pth", &zip_checkpoint(&b, &storages)).is_ok() {
+            loaded += 1;
+        }
+    }
+    // legacy: the pickles (with the classes' source code) fill most of the file
+    let legacy = std::fs::read(layout_fixture("chexnet_module_legacy.pth")).unwrap();
+    for _ in 0..300 {
+        let mut b = legacy.clone();
+        for _ in 0..1 + next() % 4 {
+            let at = next() % (legacy.len() * 2 / 3);
+            b[at] = next() as u8;
+        }
+        if read_state_dict_from_bytes("m.pth", &b).is_ok() {
+            loaded += 1;
+        }
+    }
+    assert!(
+        loaded > 0,
+        "some mutations hit only names or values and still load"
+    );
+}
+
+#[test]
+fn a_module_inside_itself_or_shared_without_end_is_refused_not_followed() {
+    // `me` is the module itself (a memo reference)
+    let mut p = Pk::default();
+    p.op(b"\x80\x02c__main__\nNet\n)\x81q\x00}(")
+        .s("training")
+        .op(b"\x88");
+    p.s("_parameters")
+        .op(b"}(")
+        .then("_buffers")
+        .then("_modules");
+    p.s("me").op(b"h\x00").module_end().op(b".");
+    let err = read_state_dict_from_bytes("m.pth", &zip_checkpoint(&p.0, &[])).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "m.pth: the checkpoint is truncated or corrupt: the saved module 'me' contains itself"
+    );
+    // 21 levels, each holding the next twice: 2^21 paths from a few KB
+    let mut p = Pk::default();
+    p.op(b"\x80\x02");
+    for level in (0..=20u8).rev() {
+        p.module_begin("__main__", "Net")
+            .then("_buffers")
+            .then("_modules");
+        if level < 20 {
+            p.s("a")
+                .op(&[b'h', level + 1])
+                .s("b")
+                .op(&[b'h', level + 1]);
+        }
+        p.module_end().op(&[b'q', level]);
+        if level > 0 {
+            p.op(b"0");
+        }
+    }
+    p.op(b".");
+    let err = read_state_dict_from_bytes("m.pth", &zip_checkpoint(&p.0, &[])).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "m.pth: unsupported checkpoint: the saved module nests or repeats its modules far more \
+         than any model does"
+    );
 }

@@ -10,15 +10,37 @@
 //!
 //! Pickles are read by a small interpreter of our own ([`pickle`]) that never
 //! executes anything and refuses any file that names a class or function
-//! other than the handful a checkpoint of tensors needs, so a malicious
-//! checkpoint is rejected instead of running its payload.
+//! other than the handful a checkpoint of tensors needs and a model's module
+//! classes used as `torch.save(model)` uses them, so a malicious checkpoint is
+//! rejected instead of running its payload.
+//!
+//! Where the tensors are in a PyTorch file ([`torch`]'s `locate`): the file's
+//! object is searched through plain dicts (with string keys), lists and
+//! tuples, at any depth, for
+//!
+//! * state dicts: dicts whose keys are strings and whose values are tensors
+//!   (`None` and torch's `*_extra_state` entries aside), at least one of them
+//!   with a dimension. The root, `state_dict`, `model`, `ema`, any key: what
+//!   counts is the content. A dict mixing tensors with other values (metrics,
+//!   hyper-parameters) is not one, as PyTorch's own strict loading would
+//!   refuse it, and a dict of scalar tensors (`best_model_score`) is a metric;
+//! * whole modules (`torch.save(model)`): their parameters and persistent
+//!   buffers, walked as `Module.state_dict()` walks them.
+//!
+//! An optimizer's state (a dict with `state` and `param_groups`) and dicts
+//! keyed by anything but strings (the optimizer keeps its per-parameter state
+//! under parameter numbers) are skipped whole. Only the tensors found are ever
+//! built: nothing else in the file is read beyond its pickle, so optimizer
+//! moments, callbacks and metrics cost nothing and may even be damaged. How
+//! the keys are named, alone or when there are several state dicts, is in
+//! [`keys`].
 
+mod keys;
 mod pickle;
 mod safetensors;
 mod tensor;
 mod torch;
 
-use std::collections::HashMap;
 use std::path::Path;
 
 use candle_core::Tensor;
@@ -38,10 +60,11 @@ pub enum CheckpointError {
     /// The file is a checkpoint but is cut short or damaged.
     #[error("{name}: the checkpoint is truncated or corrupt: {detail}")]
     Corrupt { name: String, detail: String },
-    /// The checkpoint names code to run (or a class that is not plain data).
+    /// The checkpoint names code to run, or a class that is neither plain data
+    /// nor used as a model's module.
     #[error(
-        "{name}: refused to load: the checkpoint references '{global}', which is not a tensor \
-         or a plain container (a checkpoint must never run code){hint}"
+        "{name}: refused to load: the checkpoint references '{global}', which is not a tensor, \
+         a plain container or a module of a saved model (a checkpoint must never run code){hint}"
     )]
     Refused {
         name: String,
@@ -100,6 +123,14 @@ impl CheckpointError {
                     hint,
                 }
             }
+            pickle::PickleError::Misused { global, how } => CheckpointError::Refused {
+                name: name.to_owned(),
+                global,
+                hint: format!(
+                    ". It is {how}, while a saved model's module is only ever rebuilt from its \
+                     attributes"
+                ),
+            },
             pickle::PickleError::TooLarge(_) => {
                 CheckpointError::unsupported(name, format!("{what} {err}"))
             }
@@ -122,51 +153,21 @@ impl CheckpointError {
     }
 }
 
-/// Extra advice after a refused global.
+/// Extra advice after a global refused by name.
 fn refusal_hint(global: &str) -> String {
-    let (module, class) = global.rsplit_once('.').unwrap_or(("", global));
-    const CODE_MODULES: &[&str] = &[
-        "os",
-        "posix",
-        "nt",
-        "subprocess",
-        "builtins",
-        "__builtin__",
-        "sys",
-        "shutil",
-        "socket",
-        "runpy",
-        "pty",
-        "webbrowser",
-        "importlib",
-        "code",
-        "pickle",
-        "_pickle",
-        "copyreg",
-        "functools",
-        "operator",
-        "types",
-    ];
-    let top = module.split('.').next().unwrap_or("");
-    if module.starts_with("__torch__") {
+    if global.starts_with("__torch__.") {
         ". It looks like a TorchScript model (torch.jit.save); save model.state_dict() with \
          torch.save instead"
-            .to_owned()
-    } else if !CODE_MODULES.contains(&top)
-        && !module.is_empty()
-        && class.chars().next().is_some_and(|c| c.is_ascii_uppercase())
-    {
-        ". It looks like a whole model object saved with torch.save(model); save \
-         model.state_dict() instead"
             .to_owned()
     } else {
         String::new()
     }
 }
 
-/// Tensors of a checkpoint's state dict, in file order, with canonical key
-/// names; floating-point tensors are converted to f32 on the CPU, integer and
-/// bool tensors (e.g. `num_batches_tracked`) are returned as i64.
+/// The tensors of a checkpoint's state dicts or modules, in file order, under
+/// the keys described in [`keys`]; floating-point tensors are converted to f32
+/// on the CPU, integer and bool tensors (e.g. `num_batches_tracked`) are
+/// returned as i64.
 pub fn read_state_dict(path: &Path) -> Result<Vec<(String, Tensor)>, CheckpointError> {
     let name = path.display().to_string();
     let bytes = std::fs::read(path).map_err(|error| CheckpointError::Io {
@@ -186,25 +187,29 @@ pub fn read_state_dict_from_bytes(
             name: name.to_owned(),
         });
     }
-    let raw = if bytes.starts_with(b"PK\x03\x04") || bytes.starts_with(b"PK\x05\x06") {
-        torch::read_zip(name, bytes)?
+    if bytes.starts_with(b"PK\x03\x04") || bytes.starts_with(b"PK\x05\x06") {
+        torch::read_zip(name, bytes)
     } else if safetensors::looks_like(bytes) {
-        safetensors::read(name, bytes)?
+        let tensors = safetensors::read(name, bytes)?;
+        let group = keys::Group {
+            path: String::new(),
+            tensors,
+        };
+        keys::name_tensors(name, vec![group])
     } else if bytes.first() == Some(&0x80) {
-        torch::read_legacy(name, bytes)?
+        torch::read_legacy(name, bytes)
     } else if bytes.get(257..262) == Some(b"ustar") {
-        return Err(CheckpointError::unsupported(
+        Err(CheckpointError::unsupported(
             name,
             "this is a very old PyTorch checkpoint (tar format, PyTorch 0.3 or older); load it \
              with PyTorch and save model.state_dict() again",
-        ));
+        ))
     } else {
-        return Err(CheckpointError::not_a_checkpoint(
+        Err(CheckpointError::not_a_checkpoint(
             name,
             describe_content(bytes),
-        ));
-    };
-    canonical_keys(name, raw)
+        ))
+    }
 }
 
 /// What unknown content looks like, for the "not a checkpoint" message.
@@ -227,162 +232,34 @@ fn describe_content(bytes: &[u8]) -> String {
     }
 }
 
-/// Removes wrapper prefixes and renames old torchvision DenseNet keys, keeping order.
-fn canonical_keys(
-    name: &str,
-    entries: Vec<(String, Tensor)>,
-) -> Result<Vec<(String, Tensor)>, CheckpointError> {
-    let originals: Vec<String> = entries.iter().map(|(k, _)| k.clone()).collect();
-    let mut keys: Vec<String> = originals.clone();
-    loop {
-        for k in &mut keys {
-            strip_wrappers(k);
-        }
-        let all_model = !keys.is_empty() && keys.iter().all(|k| k.starts_with("model."));
-        if !all_model {
-            break;
-        }
-        for k in &mut keys {
-            k.drain(.."model.".len());
-        }
-    }
-    let mut seen: HashMap<String, usize> = HashMap::with_capacity(keys.len());
-    let mut out = Vec::with_capacity(entries.len());
-    for (i, ((mut key, (_, tensor)), original)) in keys
-        .into_iter()
-        .zip(entries)
-        .zip(originals.iter())
-        .enumerate()
-    {
-        if let Some(renamed) = old_densenet_key(&key) {
-            key = renamed;
-        }
-        if let Some(&j) = seen.get(&key) {
-            return Err(CheckpointError::DuplicateKey {
-                name: name.to_owned(),
-                key,
-                first: originals.get(j).cloned().unwrap_or_default(),
-                second: original.clone(),
-            });
-        }
-        seen.insert(key.clone(), i);
-        out.push((key, tensor));
-    }
-    Ok(out)
-}
-
-/// Strips leading `module.` (DataParallel / DDP) and `_orig_mod.` (torch.compile).
-fn strip_wrappers(key: &mut String) {
-    loop {
-        let n = if key.starts_with("module.") {
-            "module.".len()
-        } else if key.starts_with("_orig_mod.") {
-            "_orig_mod.".len()
-        } else {
-            return;
-        };
-        key.drain(..n);
-    }
-}
-
-/// torchvision's renaming of pre-0.3 DenseNet keys
-/// (`^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$`):
-/// `...denselayer3.norm.1.weight` -> `...denselayer3.norm1.weight`.
-fn old_densenet_key(key: &str) -> Option<String> {
-    let (rest, param) = key.rsplit_once('.')?;
-    if !matches!(
-        param,
-        "weight" | "bias" | "running_mean" | "running_var" | "num_batches_tracked"
-    ) {
-        return None;
-    }
-    let (rest, digit) = rest.rsplit_once('.')?;
-    if digit != "1" && digit != "2" {
-        return None;
-    }
-    let (layer, kind) = rest.rsplit_once('.')?;
-    if !matches!(kind, "norm" | "relu" | "conv") {
-        return None;
-    }
-    let without_digits = layer.trim_end_matches(|c: char| c.is_ascii_digit());
-    if without_digits.len() == layer.len() || !without_digits.ends_with("denselayer") {
-        return None;
-    }
-    Some(format!("{rest}{digit}.{param}"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn old_densenet_keys_are_renamed_like_torchvision() {
-        assert_eq!(
-            old_densenet_key("features.denseblock1.denselayer12.norm.1.weight").as_deref(),
-            Some("features.denseblock1.denselayer12.norm1.weight")
-        );
-        assert_eq!(
-            old_densenet_key("features.denseblock4.denselayer2.conv.2.weight").as_deref(),
-            Some("features.denseblock4.denselayer2.conv2.weight")
-        );
-        assert_eq!(
-            old_densenet_key("denselayer1.relu.2.running_var").as_deref(),
-            Some("denselayer1.relu2.running_var")
-        );
-        assert_eq!(
-            old_densenet_key("features.denseblock1.denselayer1.norm1.weight"),
-            None
-        );
-        assert_eq!(old_densenet_key("features.norm.1.weight"), None);
-        assert_eq!(old_densenet_key("features.denselayer.norm.1.weight"), None);
-        assert_eq!(old_densenet_key("features.denselayer1.norm.3.weight"), None);
-        assert_eq!(old_densenet_key("features.denselayer1.pool.1.weight"), None);
-        assert_eq!(old_densenet_key("features.denselayer1.norm.1.scale"), None);
-        assert_eq!(old_densenet_key(""), None);
-    }
-
-    fn t() -> Tensor {
-        Tensor::new(&[1f32], &candle_core::Device::Cpu).unwrap()
-    }
-
-    fn keys(input: &[&str]) -> Result<Vec<String>, CheckpointError> {
-        let entries = input.iter().map(|k| (k.to_string(), t())).collect();
-        Ok(canonical_keys("x.pth", entries)?
-            .into_iter()
-            .map(|(k, _)| k)
-            .collect())
-    }
-
-    #[test]
-    fn wrapper_prefixes_are_removed() {
-        assert_eq!(
-            keys(&["module.a.weight", "module.module.b", "_orig_mod.module.c"]).unwrap(),
-            ["a.weight", "b", "c"]
-        );
-        assert_eq!(keys(&["model.a", "model.module.b"]).unwrap(), ["a", "b"]);
-        // model. only when every key has it
-        assert_eq!(keys(&["model.a", "b"]).unwrap(), ["model.a", "b"]);
-        assert_eq!(keys(&["module.model.a", "model.b"]).unwrap(), ["a", "b"]);
-    }
-
-    #[test]
-    fn duplicate_keys_after_normalisation_are_an_error() {
-        let err = keys(&["module.a", "a"]).unwrap_err();
-        assert!(matches!(err, CheckpointError::DuplicateKey { .. }));
-        let msg = err.to_string();
-        assert!(msg.starts_with("x.pth: "), "{msg}");
-        assert!(msg.contains("'a'") && msg.contains("'module.a'"), "{msg}");
-        let err = keys(&["f.denselayer1.norm.1.weight", "f.denselayer1.norm1.weight"]).unwrap_err();
-        assert!(matches!(err, CheckpointError::DuplicateKey { .. }));
-    }
 
     #[test]
     fn refusal_hints() {
         assert_eq!(refusal_hint("posix.system"), "");
         assert_eq!(refusal_hint("builtins.eval"), "");
         assert_eq!(refusal_hint("subprocess.Popen"), "");
-        assert!(refusal_hint("torchvision.models.densenet.DenseNet").contains("state_dict()"));
+        assert_eq!(refusal_hint("torchvision.models.densenet.DenseNet"), "");
         assert!(refusal_hint("__torch__.torchvision.models.DenseNet").contains("TorchScript"));
+    }
+
+    #[test]
+    fn a_plain_pickle_that_calls_a_function_is_refused_by_name() {
+        for (global, pickle) in [
+            (
+                "posix.system",
+                &b"\x80\x02cposix\nsystem\nX\x01\x00\x00\x00x\x85R."[..],
+            ),
+            ("evil.run", b"\x80\x02cevil\nrun\nX\x01\x00\x00\x00x\x85R."),
+        ] {
+            let err = read_state_dict_from_bytes("p.pkl", pickle).unwrap_err();
+            let CheckpointError::Refused { global: g, .. } = &err else {
+                panic!("{global}: {err}");
+            };
+            assert_eq!(g, global);
+        }
     }
 
     #[test]

@@ -37,6 +37,8 @@ pub(super) fn call(pickle: &Pickle, func: Id, args: Id) -> Result<Obj, &'static 
         Global::TensorClass => Ok(Obj::Opaque("a torch.Tensor")),
         Global::Storage(_) => Ok(Obj::Opaque("a torch storage")),
         Global::Dtype(..) => Err("calls a dtype"),
+        // `_reconstructor` is handled with the module classes it makes instances of.
+        Global::Object | Global::Reconstructor => Err("makes a bare object"),
     }
 }
 

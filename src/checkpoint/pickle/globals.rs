@@ -1,6 +1,8 @@
-//! The allowlist of globals: the only classes and functions a pickle may
-//! name. A checkpoint of tensors needs a handful; any other name (`os.system`,
-//! a model class, ...) refuses the whole pickle, so no payload can run.
+//! The allowlist of globals: the classes and functions a checkpoint of
+//! tensors needs. A name outside it is refused at once when it lies in a
+//! module of code (`os.system`, `builtins.eval`, ...) or is not a plain
+//! dotted name; any other name may only be a model's module class, which
+//! [`super::modules`] checks by how the pickle uses it.
 
 /// Element type of a tensor storage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,6 +77,55 @@ pub(crate) enum Global {
     Dtype(Option<ScalarType>, &'static str),
     /// A harmless class kept as an opaque value (numpy scalars, argparse.Namespace, ...).
     Inert(&'static str),
+    /// `copyreg._reconstructor`: how protocols 0 and 1 make an instance
+    /// without calling its class; accepted only as `(module class, object, None)`.
+    Reconstructor,
+    /// `builtins.object`, the base `_reconstructor` names.
+    Object,
+}
+
+/// Top-level modules whose names are code, never a model's classes: a name in
+/// them that is not allow-listed is refused as soon as the pickle names it.
+pub(crate) const CODE_MODULES: &[&str] = &[
+    "os",
+    "posix",
+    "nt",
+    "subprocess",
+    "builtins",
+    "__builtin__",
+    "sys",
+    "shutil",
+    "socket",
+    "runpy",
+    "pty",
+    "webbrowser",
+    "importlib",
+    "code",
+    "pickle",
+    "_pickle",
+    "copyreg",
+    "copy_reg",
+    "functools",
+    "operator",
+    "types",
+    // TorchScript's compiled classes.
+    "__torch__",
+];
+
+/// Whether `module.name` may be a model's module class (`__main__.CheXNet`,
+/// `torchvision.models.densenet.DenseNet`, `torch.nn.modules.conv.Conv2d`):
+/// plain dotted names outside [`CODE_MODULES`]. Being one is then decided by use.
+pub(crate) fn may_be_module_class(module: &str, name: &str) -> bool {
+    let dotted = |s: &str| {
+        s.split('.').all(|part| {
+            part.chars()
+                .next()
+                .is_some_and(|c| c == '_' || c.is_alphabetic())
+                && part.chars().all(|c| c == '_' || c.is_alphanumeric())
+        })
+    };
+    let top = module.split('.').next().unwrap_or(module);
+    dotted(module) && dotted(name) && !CODE_MODULES.contains(&top)
 }
 
 /// Maps an allowed `module.name` to its [`Global`]; `None` means refused.
@@ -91,6 +142,9 @@ fn container_or_tensor_function(module: &str, name: &str) -> Option<Global> {
         ("builtins" | "__builtin__", "set" | "frozenset") => Global::Set,
         ("builtins" | "__builtin__", "bytearray") => Global::ByteArray,
         ("_codecs", "encode") => Global::Encode,
+        // Protocols below 3 write Python 2's module names.
+        ("copyreg" | "copy_reg", "_reconstructor") => Global::Reconstructor,
+        ("builtins" | "__builtin__", "object") => Global::Object,
         ("torch", "Size") => Global::Size,
         ("torch", "Tensor") => Global::TensorClass,
         ("torch.nn.parameter", "Parameter") => Global::ParameterClass,

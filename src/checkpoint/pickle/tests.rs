@@ -513,8 +513,11 @@ fn protocol_4_frame_memoize_and_newobj_ex() {
 
 #[test]
 fn forbidden_globals_are_refused() {
+    // Refused as soon as it is named, or once its use shows it is no module class.
     let refused = |b: Vec<u8>, want: &str| match parse(&b, 0) {
-        Err(PickleError::Refused(g)) => assert_eq!(g, want),
+        Err(PickleError::Refused(g) | PickleError::Misused { global: g, .. }) => {
+            assert_eq!(g, want)
+        }
         other => panic!("{want}: {other:?}"),
     };
     let call = |p: P| {
@@ -594,6 +597,224 @@ fn forbidden_globals_are_refused() {
         ),
         "nt.system",
     );
+}
+
+/// `NEWOBJ(class, ())`, then `BUILD` with `state` (a pickle fragment pushing one value).
+fn module_of(p: P, module: &str, name: &str, state: P) -> P {
+    p.global(module, name)
+        .op(OpCode::EmptyTuple)
+        .op(OpCode::NewObj)
+        .raw(&state.0)
+        .op(OpCode::Build)
+}
+
+/// A module's attributes: `training`, empty `_parameters`, `_buffers`,
+/// `_modules`, a hook `OrderedDict` and `_non_persistent_buffers_set`.
+fn module_attributes() -> P {
+    P::empty()
+        .op(OpCode::EmptyDict)
+        .op(OpCode::Mark)
+        .uni("training")
+        .op(OpCode::NewTrue)
+        .uni("_parameters")
+        .op(OpCode::EmptyDict)
+        .uni("_buffers")
+        .op(OpCode::EmptyDict)
+        .uni("_non_persistent_buffers_set")
+        .global("__builtin__", "set")
+        .op(OpCode::EmptyList)
+        .op(OpCode::Tuple1)
+        .op(OpCode::Reduce)
+        .uni("_forward_hooks")
+        .global("collections", "OrderedDict")
+        .op(OpCode::EmptyTuple)
+        .op(OpCode::Reduce)
+        .uni("_modules")
+        .op(OpCode::EmptyDict)
+        .op(OpCode::SetItems)
+}
+
+#[test]
+fn module_classes_made_as_torch_save_makes_them_become_inert_records() {
+    for (module, name) in [
+        ("__main__", "CheXNet"),
+        ("torchvision.models.densenet", "_DenseLayer"),
+        ("torch.nn.modules.conv", "Conv2d"),
+        ("my_project.models.v2", "net"),
+    ] {
+        let p = parse_ok(&module_of(P::new(), module, name, module_attributes()).stop());
+        let (class, state) = p.module(p.root).unwrap();
+        assert_eq!(class, format!("{module}.{name}"));
+        assert!(p.dict(state.unwrap()).unwrap().len() == 6);
+    }
+    // An instance made by `made_by`, given a module's attributes: its class, and the pickle.
+    let class_of = |made_by: P| {
+        let p = parse_ok(&made_by.raw(&module_attributes().0).op(OpCode::Build).stop());
+        (p.module(p.root).unwrap().0.to_owned(), p)
+    };
+    // protocol 1's copy_reg._reconstructor(cls, object, None) (copyreg in Python 3's
+    // names), and protocol 4's NEWOBJ_EX
+    for copyreg in ["copy_reg", "copyreg"] {
+        let (class, _) = class_of(
+            P::new()
+                .global(copyreg, "_reconstructor")
+                .global("__main__", "Net")
+                .global("__builtin__", "object")
+                .op(OpCode::None)
+                .op(OpCode::Tuple3)
+                .op(OpCode::Reduce),
+        );
+        assert_eq!(class, "__main__.Net");
+    }
+    let (class, _) = class_of(
+        P::new()
+            .global("__main__", "Net")
+            .op(OpCode::EmptyTuple)
+            .op(OpCode::EmptyDict)
+            .op(OpCode::NewObjEx),
+    );
+    assert_eq!(class, "__main__.Net");
+    // the legacy format's first mention of a class: ('module', cls, file, source)
+    let (class, p) = class_of(
+        P::new()
+            .op(OpCode::Mark)
+            .uni("module")
+            .global("__main__", "Net")
+            .put(0)
+            .uni("net.py")
+            .uni("class Net(nn.Module): ...")
+            .op(OpCode::Tuple)
+            .op(OpCode::BinPersId)
+            .op(OpCode::EmptyTuple)
+            .op(OpCode::NewObj),
+    );
+    assert_eq!(class, "__main__.Net");
+    assert!(p.persids.is_empty(), "a module reference is not a storage");
+}
+
+#[test]
+fn a_module_class_used_otherwise_is_refused_by_name() {
+    let misused = |b: Vec<u8>, want: &str, how: &str| match parse(&b, 0) {
+        Err(PickleError::Misused { global, how: h }) => {
+            assert_eq!((global.as_str(), h), (want, how), "{how}")
+        }
+        other => panic!("{want} {how}: {other:?}"),
+    };
+    let net = || P::new().global("__main__", "Net");
+    let called = "called with arguments, as a function is";
+    let constructed = "constructed by a call, which would run its code";
+    // REDUCE with arguments: the classic payload, under a name of any module
+    misused(
+        P::new()
+            .global("evil_package", "run")
+            .uni("touch /tmp/camview_pwned")
+            .op(OpCode::Tuple1)
+            .op(OpCode::Reduce)
+            .stop(),
+        "evil_package.run",
+        called,
+    );
+    misused(
+        net()
+            .op(OpCode::EmptyTuple)
+            .op(OpCode::Reduce)
+            .raw(&module_attributes().0)
+            .op(OpCode::Build)
+            .stop(),
+        "__main__.Net",
+        constructed,
+    );
+    misused(
+        net().int1(3).op(OpCode::Tuple1).op(OpCode::NewObj).stop(),
+        "__main__.Net",
+        called,
+    );
+    misused(
+        net()
+            .op(OpCode::EmptyTuple)
+            .op(OpCode::Mark)
+            .uni("x")
+            .int1(1)
+            .op(OpCode::Dict)
+            .op(OpCode::NewObjEx)
+            .stop(),
+        "__main__.Net",
+        called,
+    );
+    misused(
+        P::new().op(OpCode::Mark).inst("__main__", "Net").stop(),
+        "__main__.Net",
+        constructed,
+    );
+    misused(
+        P::new()
+            .op(OpCode::Mark)
+            .global("__main__", "Net")
+            .op(OpCode::Obj)
+            .stop(),
+        "__main__.Net",
+        constructed,
+    );
+    // made, but with other attributes, twice, or none
+    misused(
+        module_of(
+            P::new(),
+            "__main__",
+            "Net",
+            P::empty().op(OpCode::EmptyDict),
+        )
+        .stop(),
+        "__main__.Net",
+        "given attributes that are not a module's (a dict with _parameters, _buffers and \
+         _modules)",
+    );
+    misused(
+        module_of(P::new(), "__main__", "Net", module_attributes())
+            .raw(&module_attributes().0)
+            .op(OpCode::Build)
+            .stop(),
+        "__main__.Net",
+        "given its attributes twice",
+    );
+    misused(
+        net().op(OpCode::EmptyTuple).op(OpCode::NewObj).stop(),
+        "__main__.Net",
+        "made into an object without the attributes every module has",
+    );
+    // named, never made: a bare reference, or a tensor subclass's type
+    misused(
+        net().stop(),
+        "__main__.Net",
+        "named but never made into a module",
+    );
+    // _reconstructor asked for anything else
+    misused(
+        P::new()
+            .global("copyreg", "_reconstructor")
+            .global("collections", "OrderedDict")
+            .global("__builtin__", "object")
+            .op(OpCode::None)
+            .op(OpCode::Tuple3)
+            .op(OpCode::Reduce)
+            .stop(),
+        "copyreg._reconstructor",
+        "asked for something other than an instance of a module class",
+    );
+    // names in modules of code, or that are no names, are refused as soon as they appear
+    for (module, name) in [
+        ("os", "Thing"),
+        ("builtins", "Exception"),
+        ("__torch__.torchvision", "DenseNet"),
+        ("torch nn", "Conv2d"),
+        ("m", "a;b"),
+        ("", "X"),
+    ] {
+        let b = module_of(P::new(), module, name, module_attributes()).stop();
+        assert_eq!(
+            parse(&b, 0).unwrap_err(),
+            PickleError::Refused(format!("{module}.{name}"))
+        );
+    }
 }
 
 #[test]

@@ -40,6 +40,15 @@ pub(crate) enum Obj {
     Opaque(&'static str),
     /// A persistent id (`BINPERSID`): the loader resolves it to a storage.
     PersId(Id),
+    /// A global outside the allowlist, `module.name`, which is accepted only
+    /// as the class of a model's modules ([`super::modules`]).
+    ModuleClass(String),
+    /// An instance of a [`Obj::ModuleClass`], never constructed: the class and
+    /// the attributes (`__dict__`) that `BUILD` gave it.
+    Module {
+        class: Id,
+        state: Option<Id>,
+    },
 }
 
 /// A fully read pickle (while the interpreter runs: the one being built).
@@ -102,6 +111,17 @@ impl Pickle {
         }
     }
 
+    /// The class name and attributes of a module record.
+    pub(crate) fn module(&self, id: Id) -> Option<(&str, Option<Id>)> {
+        let Obj::Module { class, state } = self.get(id) else {
+            return None;
+        };
+        match self.get(*class) {
+            Obj::ModuleClass(name) => Some((name, *state)),
+            _ => None,
+        }
+    }
+
     pub(crate) fn int(&self, id: Id) -> Option<i64> {
         match self.get(id) {
             Obj::Int(i) => Some(*i),
@@ -127,6 +147,8 @@ impl Pickle {
             Obj::Call { .. } => "a tensor",
             Obj::Opaque(name) => name,
             Obj::PersId(_) => "a storage",
+            Obj::ModuleClass(_) => "a class",
+            Obj::Module { .. } => "a module of a model",
         }
     }
 }

@@ -7,8 +7,9 @@
 use std::collections::HashMap;
 
 use super::call;
-use super::globals::{Global, resolve_global};
+use super::globals::resolve_global;
 use super::input::Input;
+use super::modules::{self, Making, Modules};
 use super::opcode::OpCode;
 use super::value::{EMPTY_TUPLE_ID, FALSE_ID, Id, NONE_ID, Obj, Pickle, TRUE_ID};
 use super::{Limits, PResult, PickleError};
@@ -45,6 +46,7 @@ pub(super) struct Vm<'a> {
     marks: Vec<usize>,
     memo: HashMap<u32, Id>,
     limits: Limits,
+    modules: Modules,
 }
 
 impl<'a> Vm<'a> {
@@ -57,6 +59,7 @@ impl<'a> Vm<'a> {
             stack: Vec::new(),
             marks: Vec::new(),
             memo: HashMap::new(),
+            modules: Modules::default(),
         }
     }
 
@@ -366,20 +369,27 @@ impl<'a> Vm<'a> {
 
     // ---- globals and calls -----------------------------------------------
 
-    fn global(&self, module: &str, name: &str) -> PResult<Global> {
-        resolve_global(module, name).ok_or_else(|| PickleError::Refused(format!("{module}.{name}")))
+    /// An allow-listed global, or a possible module class; any other name is refused.
+    fn global(&mut self, module: &str, name: &str) -> PResult<Id> {
+        let obj = match resolve_global(module, name) {
+            Some(g) => Obj::Global(g),
+            None => modules::unlisted_global(module, name)?,
+        };
+        let id = self.alloc(obj)?;
+        self.modules.note(&self.pickle, id);
+        Ok(id)
     }
 
     /// GLOBAL: module and name on two text lines.
-    fn global_from_lines(&mut self) -> PResult<Global> {
+    fn global_from_lines(&mut self) -> PResult<Id> {
         let module = self.input.line_str()?;
         let name = self.input.line_str()?;
         self.global(&module, &name)
     }
 
     fn push_global(&mut self) -> PResult<()> {
-        let g = self.global_from_lines()?;
-        self.push(Obj::Global(g))
+        let id = self.global_from_lines()?;
+        self.push_id(id)
     }
 
     fn stack_global(&mut self) -> PResult<()> {
@@ -388,8 +398,9 @@ impl<'a> Vm<'a> {
         let (Some(module), Some(name)) = (self.pickle.str(module), self.pickle.str(name)) else {
             return self.invalid("STACK_GLOBAL needs two strings");
         };
-        let g = self.global(module, name)?;
-        self.push(Obj::Global(g))
+        let (module, name) = (module.to_owned(), name.to_owned());
+        let id = self.global(&module, &name)?;
+        self.push_id(id)
     }
 
     /// EXT1, EXT2, EXT4: the copyreg registry maps codes to arbitrary
@@ -407,21 +418,29 @@ impl<'a> Vm<'a> {
     }
 
     /// REDUCE and NEWOBJ: the callable and its argument tuple on top.
-    fn apply(&mut self) -> PResult<()> {
+    fn apply(&mut self, how: Making) -> PResult<()> {
         let args = self.pop()?;
         let func = self.pop()?;
-        let obj = self.call(func, args)?;
-        self.push(obj)
+        self.make(func, args, how)
+    }
+
+    /// NEWOBJ_EX: NEWOBJ with keyword arguments, which nothing we build takes.
+    fn apply_with_keywords(&mut self) -> PResult<()> {
+        let kwargs = self.pop()?;
+        let none = self.pickle.dict(kwargs).is_some_and(<[_]>::is_empty);
+        self.apply(if none {
+            Making::NewObj
+        } else {
+            Making::NewObjWithKeywords
+        })
     }
 
     /// INST: the class on two text lines, its arguments above the MARK.
     fn inst(&mut self) -> PResult<()> {
-        let g = self.global_from_lines()?;
+        let func = self.global_from_lines()?;
         let items = self.pop_mark()?;
-        let func = self.alloc(Obj::Global(g))?;
         let args = self.alloc(Obj::Tuple(items))?;
-        let obj = self.call(func, args)?;
-        self.push(obj)
+        self.make(func, args, Making::Construct)
     }
 
     /// OBJ: the class and its arguments above the MARK.
@@ -432,17 +451,27 @@ impl<'a> Vm<'a> {
         }
         let cls = items.remove(0);
         let args = self.alloc(Obj::Tuple(items))?;
-        let obj = self.call(cls, args)?;
+        self.make(cls, args, Making::Construct)
+    }
+
+    /// Pushes what `func(*args)` stands for: an inert module record, or what
+    /// [`call::call`] records.
+    fn make(&mut self, func: Id, args: Id, how: Making) -> PResult<()> {
+        if let Some(class) = self.modules.class_to_make(&self.pickle, func, args, how)? {
+            let instance = self.alloc(Obj::Module { class, state: None })?;
+            self.modules.made(class, instance);
+            return self.push_id(instance);
+        }
+        let obj = self.call(func, args)?;
         self.push(obj)
     }
 
-    /// BUILD: the state of the object on top is ignored (e.g. an
-    /// OrderedDict's `_metadata`, a numpy scalar's dtype flags): setting it
-    /// would mean running `__setstate__`, and no tensor depends on it.
+    /// BUILD: a module record takes its attributes ([`Modules::build`]); the
+    /// state of anything else is ignored.
     fn build(&mut self) -> PResult<()> {
-        self.pop()?;
-        self.top()?;
-        Ok(())
+        let state = self.pop()?;
+        let target = self.top()?;
+        self.modules.build(&mut self.pickle, target, state)
     }
 
     fn bin_persistent_id(&mut self) -> PResult<()> {
@@ -456,8 +485,12 @@ impl<'a> Vm<'a> {
         self.persistent_id(pid)
     }
 
-    /// Recorded so that the loader can find every storage without walking the tree.
+    /// Recorded so that the loader can find every storage without walking
+    /// the tree; a legacy module reference stands for its class.
     fn persistent_id(&mut self, pid: Id) -> PResult<()> {
+        if let Some(class) = modules::legacy_module_class(&self.pickle, pid) {
+            return self.push_id(class);
+        }
         self.pickle.persids.push(pid);
         self.push(Obj::PersId(pid))
     }
@@ -498,6 +531,7 @@ impl<'a> Vm<'a> {
 
     fn stop(mut self) -> PResult<Pickle> {
         self.pickle.root = self.pop()?;
+        self.modules.finish(&self.pickle)?;
         self.pickle.end = self.input.pos();
         Ok(self.pickle)
     }
@@ -599,11 +633,9 @@ impl<'a> Vm<'a> {
                 OpCode::Ext2 => return self.refuse_extension(2),
                 OpCode::Ext4 => return self.refuse_extension(4),
 
-                OpCode::Reduce | OpCode::NewObj => self.apply()?,
-                OpCode::NewObjEx => {
-                    self.pop()?; // the keyword arguments, which nothing we build takes
-                    self.apply()?;
-                }
+                OpCode::Reduce => self.apply(Making::Call)?,
+                OpCode::NewObj => self.apply(Making::NewObj)?,
+                OpCode::NewObjEx => self.apply_with_keywords()?,
                 OpCode::Inst => self.inst()?,
                 OpCode::Obj => self.obj_from_mark()?,
                 OpCode::Build => self.build()?,

@@ -7,7 +7,8 @@ use std::io::{Cursor, Read};
 use candle_core::Tensor;
 use zip::ZipArchive;
 
-use super::state_dict::{StorageRef, TensorSpec, state_dict};
+use super::locate::state_dict;
+use super::spec::{StorageRef, TensorSpec};
 use super::{Storages, big_endian, element_size, tensors_from_specs};
 use crate::checkpoint::CheckpointError;
 use crate::checkpoint::pickle;

@@ -1,10 +1,11 @@
 //! The legacy layout (PyTorch < 1.6, or `_use_new_zipfile_serialization=False`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use candle_core::Tensor;
 
-use super::state_dict::{StorageRef, key_str, lookup, state_dict, storage_ref};
+use super::locate::state_dict;
+use super::spec::{StorageRef, key_str, lookup, storage_ref};
 use super::{Storages, big_endian, element_size, tensors_from_specs};
 use crate::checkpoint::CheckpointError;
 use crate::checkpoint::pickle::{self, Id, Obj, OpCode, Pickle};
@@ -31,7 +32,8 @@ const LEGACY_HEADER: [u8; 15] = {
 const LEGACY_PROTOCOL: i64 = 1001;
 
 /// A stream of five pickles (magic number, protocol version, system info,
-/// the saved object, the storage keys), then every storage's raw data.
+/// the saved object, the storage keys), then every storage's raw data, of
+/// which only the storages of the tensors found are read.
 pub(crate) fn read_legacy(
     name: &str,
     bytes: &[u8],
@@ -54,11 +56,13 @@ pub(crate) fn read_legacy(
     };
     let refs = storage_refs(name, &main)?;
     let specs = state_dict(name, &main)?;
+    let used: HashSet<String> = specs.iter().map(|(_, s)| s.storage.key.clone()).collect();
     let data = LegacyData {
         name,
         bytes,
         keys: &keys_pickle,
         refs: &refs,
+        used: &used,
     };
     let storages = data.storages(key_ids, keys_pickle.end)?;
     tensors_from_specs(name, specs, &storages, |key| format!("storage '{key}'"))
@@ -69,12 +73,8 @@ pub(crate) fn read_legacy(
 fn skip_legacy_magic(name: &str, bytes: &[u8]) -> Result<usize, CheckpointError> {
     let magic = match pickle::parse(bytes, 0) {
         Ok(p) => p,
-        Err(pickle::PickleError::Refused(g)) => {
-            return Err(CheckpointError::from_pickle(
-                name,
-                "the pickle",
-                pickle::PickleError::Refused(g),
-            ));
+        Err(e @ (pickle::PickleError::Refused(_) | pickle::PickleError::Misused { .. })) => {
+            return Err(CheckpointError::from_pickle(name, "the pickle", e));
         }
         Err(pickle::PickleError::Truncated) if LEGACY_HEADER.starts_with(bytes) => {
             return Err(CheckpointError::corrupt(
@@ -151,10 +151,12 @@ struct LegacyData<'a> {
     /// The last pickle: the storage keys, in the order their data follows.
     keys: &'a Pickle,
     refs: &'a HashMap<String, StorageRef>,
+    /// The storages of the tensors found; the others are skipped unread.
+    used: &'a HashSet<String>,
 }
 
 impl<'a> LegacyData<'a> {
-    /// Every listed storage's bytes, starting at `pos`.
+    /// The bytes of every used storage, in the list that starts at `pos`.
     fn storages(&self, key_ids: &[Id], mut pos: usize) -> Result<Storages<'a>, CheckpointError> {
         let mut storages = Storages::new();
         for &kid in key_ids {
@@ -164,23 +166,47 @@ impl<'a> LegacyData<'a> {
                     "a storage key is not a string",
                 ));
             };
-            let (data, end) = self.storage(key, pos)?;
-            storages.insert(key, data);
-            pos = end;
+            if self.used.contains(key) {
+                let (data, end) = self.storage(key, pos)?;
+                storages.insert(key, data);
+                pos = end;
+            } else {
+                pos = self.skip(key, pos)?;
+            }
         }
         Ok(storages)
+    }
+
+    /// What the pickle says of the listed storage `key`.
+    fn reference(&self, key: &str) -> Result<&'a StorageRef, CheckpointError> {
+        self.refs.get(key).ok_or_else(|| {
+            CheckpointError::corrupt(
+                self.name,
+                format!("storage '{key}' is listed but no tensor uses it"),
+            )
+        })
+    }
+
+    /// Where the storage after the one at `pos` starts, from the size the
+    /// pickle gives, without looking at the storage's own bytes.
+    fn skip(&self, key: &str, pos: usize) -> Result<usize, CheckpointError> {
+        let r = self.reference(key)?;
+        let el = element_size(self.name, r.kind)? as u64;
+        r.numel
+            .checked_mul(el)
+            .and_then(|len| len.checked_add(8))
+            .and_then(|len| usize::try_from(len).ok())
+            .and_then(|len| pos.checked_add(len))
+            .ok_or_else(|| {
+                CheckpointError::corrupt(self.name, format!("storage '{key}' has an absurd size"))
+            })
     }
 
     /// One storage at `pos`: its i64 element count, then its raw elements;
     /// returns them and where the next storage starts.
     fn storage(&self, key: &str, pos: usize) -> Result<(&'a [u8], usize), CheckpointError> {
         let (name, bytes) = (self.name, self.bytes);
-        let Some(r) = self.refs.get(key) else {
-            return Err(CheckpointError::corrupt(
-                name,
-                format!("storage '{key}' is listed but no tensor uses it"),
-            ));
-        };
+        let r = self.reference(key)?;
         let el = element_size(name, r.kind)?;
         let cut = || {
             CheckpointError::corrupt(

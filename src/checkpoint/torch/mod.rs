@@ -1,11 +1,15 @@
 //! The two PyTorch layouts: the zip archive of `torch.save` (PyTorch >= 1.6,
 //! [`archive`]) and the legacy stream of pickles followed by raw storages
-//! ([`legacy`]). Both describe their tensors with the same pickle
-//! ([`state_dict`]) and end the same way: tensors built from storage bytes.
+//! ([`legacy`]). Both describe their tensors with the same pickle, searched
+//! for state dicts and modules by [`locate`] ([`module`] walks a whole
+//! module, [`spec`] describes each tensor), and end the same way: tensors
+//! built from the bytes of the storages those tensors use, and no others.
 
 mod archive;
 mod legacy;
-mod state_dict;
+mod locate;
+mod module;
+mod spec;
 
 use std::collections::HashMap;
 
@@ -14,7 +18,7 @@ use candle_core::Tensor;
 use super::CheckpointError;
 use super::pickle::StorageType;
 use super::tensor::{self, Budget, BuildError};
-use state_dict::{StorageView, TensorSpec};
+use spec::{StorageView, TensorSpec};
 
 pub(crate) use archive::read_zip;
 pub(crate) use legacy::read_legacy;

@@ -1,18 +1,8 @@
-//! Finding the state dict in a checkpoint's value tree and describing each
-//! tensor as the pickle does, before any storage byte is read.
+//! Describing each tensor and storage as the pickle does, before any storage
+//! byte is read.
 
 use crate::checkpoint::CheckpointError;
 use crate::checkpoint::pickle::{Global, Id, Obj, Pickle, ScalarType, StorageType};
-
-/// Keys under which training scripts nest the state dict, in priority order.
-const STATE_DICT_KEYS: [&str; 6] = [
-    "state_dict",
-    "model_state_dict",
-    "model",
-    "net",
-    "network",
-    "weights",
-];
 
 /// A storage named by a persistent id.
 #[derive(Debug, Clone)]
@@ -56,112 +46,35 @@ pub(super) fn lookup(p: &Pickle, items: &[(Id, Id)], key: &str) -> Option<Id> {
         .map(|&(_, v)| v)
 }
 
-fn is_tensor(p: &Pickle, id: Id) -> bool {
+/// The value stored under `key` in the dict `id`, if it is one.
+pub(super) fn field(p: &Pickle, id: Id, key: &str) -> Option<Id> {
+    lookup(p, p.dict(id)?, key)
+}
+
+/// A tensor: a recorded call of a rebuild function.
+pub(super) fn is_tensor(p: &Pickle, id: Id) -> bool {
     matches!(p.get(id), Obj::Call { .. })
 }
 
-/// A dict whose values are mostly tensors.
-fn is_state_dict(p: &Pickle, id: Id) -> bool {
-    let Some(items) = p.dict(id) else {
-        return false;
-    };
-    let tensors = items.iter().filter(|&&(_, v)| is_tensor(p, v)).count();
-    // A container such as {"state_dict": {...}, "ema": tensor} is not itself one.
-    let nests_one = STATE_DICT_KEYS
-        .iter()
-        .filter_map(|k| lookup(p, items, k))
-        .any(|v| p.dict(v).is_some());
-    tensors > 0 && tensors * 2 >= items.len() && !nests_one
-}
-
-/// Finds the state dict and describes each of its tensors, in file order.
-pub(super) fn state_dict(
+/// Describes the tensor `id` (named `key` in messages) as the pickle does.
+pub(super) fn tensor_spec_of(
     name: &str,
     p: &Pickle,
-) -> Result<Vec<(String, TensorSpec)>, CheckpointError> {
-    let mut cur = p.root;
-    let mut found = None;
-    for _level in 0..4 {
-        if is_state_dict(p, cur) {
-            found = Some(cur);
-            break;
+    key: &str,
+    id: Id,
+) -> Result<TensorSpec, CheckpointError> {
+    tensor_spec(p, id, 0).map_err(|e| match e {
+        SpecError::Corrupt(d) => CheckpointError::corrupt(name, format!("tensor '{key}': {d}")),
+        SpecError::Unsupported(d) => {
+            CheckpointError::unsupported(name, format!("tensor '{key}' {d}"))
         }
-        let Some(items) = p.dict(cur) else { break };
-        let candidates: Vec<Id> = STATE_DICT_KEYS
-            .iter()
-            .filter_map(|k| lookup(p, items, k))
-            .filter(|&v| p.dict(v).is_some())
-            .collect();
-        if let Some(&sd) = candidates.iter().find(|&&v| is_state_dict(p, v)) {
-            found = Some(sd);
-            break;
-        }
-        match candidates.first() {
-            Some(&next) => cur = next,
-            None => break,
-        }
-    }
-    let Some(sd) = found else {
-        return Err(CheckpointError::NoStateDict {
-            name: name.to_owned(),
-            detail: describe_root(p),
-        });
-    };
-    let items = p.dict(sd).unwrap_or_default();
-    let mut out = Vec::with_capacity(items.len());
-    for &(k, v) in items {
-        if !is_tensor(p, v) {
-            continue; // e.g. `_extra_state`, or None buffers
-        }
-        let key = match p.get(k) {
-            Obj::Str(s) => s.clone(),
-            Obj::Int(i) => i.to_string(),
-            _ => {
-                return Err(CheckpointError::corrupt(
-                    name,
-                    format!(
-                        "a tensor is stored under {} instead of a name",
-                        p.type_name(k)
-                    ),
-                ));
-            }
-        };
-        let spec = tensor_spec(p, v, 0).map_err(|e| match e {
-            SpecError::Corrupt(d) => CheckpointError::corrupt(name, format!("tensor '{key}': {d}")),
-            SpecError::Unsupported(d) => {
-                CheckpointError::unsupported(name, format!("tensor '{key}' {d}"))
-            }
-        })?;
-        out.push((key, spec));
-    }
-    Ok(out)
+    })
 }
 
-/// "top-level keys are: ..." or what the root is instead of a dict.
-fn describe_root(p: &Pickle) -> String {
-    match p.dict(p.root) {
-        Some([]) => "the checkpoint is an empty dict".to_owned(),
-        Some(items) => {
-            const SHOWN: usize = 20;
-            let mut keys: Vec<String> = items
-                .iter()
-                .take(SHOWN)
-                .map(|&(k, _)| match p.get(k) {
-                    Obj::Str(s) => s.clone(),
-                    Obj::Int(i) => i.to_string(),
-                    _ => format!("<{}>", p.type_name(k)),
-                })
-                .collect();
-            if items.len() > SHOWN {
-                keys.push(format!("... ({} more)", items.len() - SHOWN));
-            }
-            format!("top-level keys are: {}", keys.join(", "))
-        }
-        None => format!(
-            "the checkpoint holds {}, not a dict of tensors",
-            p.type_name(p.root)
-        ),
-    }
+/// Whether the tensor `id` has at least one dimension; a tensor that cannot
+/// be described counts as one, so that its error is reported, not skipped.
+pub(super) fn has_dimensions(p: &Pickle, id: Id) -> bool {
+    tensor_spec(p, id, 0).map_or(true, |spec| !spec.size.is_empty())
 }
 
 enum SpecError {
