@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use crate::demo;
 use crate::imaging::Geometry;
-use crate::network::{Classifier, ModelError};
+use crate::network::{Activation, Classifier, ModelError};
 
 /// A checkpoint file (with an optional labels file), or the embedded demo model.
 #[derive(Debug, Clone, PartialEq)]
@@ -26,6 +26,9 @@ pub struct ModelRequest {
     pub input_size: Option<u32>,
     /// How the image becomes the input, instead of the sidecar's.
     pub geometry: Option<Geometry>,
+    /// How the logits become probabilities, instead of the sidecar's (softmax when neither
+    /// says).
+    pub activation: Option<Activation>,
 }
 
 impl ModelRequest {
@@ -34,6 +37,7 @@ impl ModelRequest {
             source: ModelSource::Demo,
             input_size: None,
             geometry: None,
+            activation: None,
         }
     }
 
@@ -43,6 +47,7 @@ impl ModelRequest {
             source: ModelSource::File { path, labels: None },
             input_size: None,
             geometry: None,
+            activation: None,
         }
     }
 
@@ -76,6 +81,9 @@ impl ModelRequest {
         }
         if let Some(geometry) = self.geometry {
             classifier.preprocessing.geometry = geometry;
+        }
+        if let Some(activation) = self.activation {
+            classifier.set_activation(activation);
         }
         Ok(classifier)
     }

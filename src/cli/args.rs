@@ -12,7 +12,7 @@ use clap::{Args, ValueEnum};
 use crate::explain::{self, MapChoice, Method, MethodOptions, Normalisation, Stage};
 use crate::imaging::{self, Geometry};
 use crate::model_request::{ModelRequest, ModelSource};
-use crate::network::Classifier;
+use crate::network::{Activation, Classifier};
 use crate::render::{Colormap, OverlayStyle};
 
 /// `ValueEnum` for an engine enum with `ALL` and `name()` (the names the engine also writes in
@@ -29,7 +29,7 @@ macro_rules! value_enum_by_name {
         }
     )*};
 }
-value_enum_by_name!(Method, Colormap, Normalisation, Geometry);
+value_enum_by_name!(Method, Colormap, Normalisation, Geometry, Activation);
 
 #[derive(Debug, Args)]
 pub struct ModelArgs {
@@ -45,6 +45,10 @@ pub struct ModelArgs {
     /// How the image becomes the input: stretch = Resize((S,S)), crop = Resize + CenterCrop, native.
     #[arg(long, value_enum)]
     pub geometry: Option<Geometry>,
+    /// How the logits become probabilities (overrides the model's sidecar): softmax = one
+    /// distribution over the classes; sigmoid = each class on its own (multi-label models).
+    #[arg(long, value_enum)]
+    pub activation: Option<Activation>,
 }
 
 impl ModelArgs {
@@ -64,6 +68,7 @@ impl ModelArgs {
             source,
             input_size: self.input_size,
             geometry: self.geometry,
+            activation: self.activation,
         })
     }
 

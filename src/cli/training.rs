@@ -195,6 +195,7 @@ pub fn train_command(args: &TrainArgs) -> Result<ExitCode> {
     let sidecar = ModelSidecar {
         labels: Some(DEMO_LABELS.iter().map(|s| s.to_string()).collect()),
         preprocessing: Some(config.preprocessing.clone()),
+        ..ModelSidecar::default()
     };
     let sidecar_json = serde_json::to_vec_pretty(&sidecar)?;
     // The model is saved after every epoch, so an interrupted run keeps its last epoch; a

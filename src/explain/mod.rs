@@ -8,9 +8,8 @@ mod method;
 pub mod methods;
 
 pub use crate::network::Stage;
-pub use analysis::{
-    Analysis, AnalysisError, analyse, class_activation_maps, explain_image, softmax,
-};
+pub use crate::network::softmax;
+pub use analysis::{Analysis, AnalysisError, analyse, class_activation_maps, explain_image};
 pub use map::{ClassActivationMap, Normalisation};
 pub use method::{MapChoice, Method};
 pub use methods::{

@@ -5,6 +5,7 @@ mod architecture;
 pub mod config;
 pub mod differentiable;
 pub mod inference;
+pub mod output;
 mod sidecar;
 #[cfg(test)]
 pub(crate) mod test_support;
@@ -24,8 +25,9 @@ pub use architecture::{infer_config, validate};
 pub use config::{DenseNetConfig, ForwardOutput, Stage};
 pub use differentiable::DifferentiableDenseNet;
 pub use inference::InferenceEngine;
+pub use output::{Activation, OutputRule, softmax};
 pub use sidecar::{ModelSidecar, read_labels};
-use sidecar::{complete_labels, read_sidecar};
+use sidecar::{complete_labels, model_sidecar_path, output_rule, read_sidecar};
 
 /// Why a model could not be loaded. Every message names the file.
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +61,10 @@ pub struct ModelInfo {
     pub architecture: String,
     pub config: DenseNetConfig,
     pub num_classes: usize,
+    /// How the probabilities were computed from the logits (`"activation"`) and each class's
+    /// threshold (`"thresholds"`), at the top level of the model's record.
+    #[serde(flatten)]
+    pub output: OutputRule,
 }
 
 /// A loaded, validated classifier ready to run.
@@ -84,7 +90,7 @@ impl Classifier {
             file: file.clone(),
             reason: crate::describe_io_error(&e),
         })?;
-        let sidecar_path = path.with_extension("json");
+        let sidecar_path = model_sidecar_path(path);
         let sidecar = if sidecar_path.is_file() {
             Some(read_sidecar(&sidecar_path)?)
         } else {
@@ -129,18 +135,20 @@ impl Classifier {
         let vb = VarBuilder::from_tensors(map, DType::F32, &Device::Cpu);
         let differentiable = DifferentiableDenseNet::new(&config, vb)
             .map_err(|e| ModelError::Network(e, file.into()))?;
-        let sidecar = sidecar.unwrap_or_default();
+        let mut sidecar = sidecar.unwrap_or_default();
         let labels = match labels_file {
             Some(p) => read_labels(p)?,
-            None => sidecar.labels.unwrap_or_default(),
+            None => sidecar.labels.take().unwrap_or_default(),
         };
         let labels = complete_labels(file, labels, config.num_classes)?;
+        let output = output_rule(file, &sidecar, &labels)?;
         let info = ModelInfo {
             file: file.to_string(),
             sha256,
             architecture: config.architecture_name(),
             num_classes: config.num_classes,
             config,
+            output,
         };
         Ok(Self {
             differentiable,
@@ -160,6 +168,17 @@ impl Classifier {
     /// The differentiable network, for the gradient methods only.
     pub(crate) fn differentiable(&self) -> &DifferentiableDenseNet {
         &self.differentiable
+    }
+
+    /// How the logits become probabilities and findings.
+    pub fn output(&self) -> &OutputRule {
+        &self.info.output
+    }
+
+    /// Reads the logits with `activation` instead of what the sidecar said (the thresholds
+    /// stay).
+    pub fn set_activation(&mut self, activation: Activation) {
+        self.info.output.activation = activation;
     }
 
     pub fn config(&self) -> &DenseNetConfig {
