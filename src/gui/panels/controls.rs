@@ -309,3 +309,27 @@ fn method_help(method: Method) -> &'static str {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_legend_gives_a_shared_threshold_or_points_at_the_ticks() {
+        let shared = OutputRule::new(Activation::Sigmoid, 3);
+        assert_eq!(
+            positive_legend(&shared),
+            "positive: at or above the threshold, 50%"
+        );
+        let own = OutputRule {
+            activation: Activation::Sigmoid,
+            thresholds: vec![0.5, 0.625],
+        };
+        assert_eq!(
+            positive_legend(&own),
+            "positive: at or above its own threshold (the tick)"
+        );
+        assert_eq!(percent(0.45), "45%");
+        assert_eq!(percent(0.625), "62.5%");
+    }
+}

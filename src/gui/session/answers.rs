@@ -9,7 +9,7 @@ use eframe::egui::ColorImage;
 use crate::explain::faithfulness::Faithfulness;
 use crate::explain::{Analysis, ExplainedMaps, MapChoice, Stage};
 use crate::model_request::{ModelRequest, ModelSource};
-use crate::network::Classifier;
+use crate::network::{Activation, Classifier};
 
 use super::{Arrivals, CurrentImage, ScoredMap, Session, TaskKind, model_name};
 use crate::gui::save::SavedFiles;
@@ -92,10 +92,14 @@ impl Session {
             arrivals.model_file = Some(path);
         }
         self.info(format!(
-            "Loaded {}: {}, {} classes",
+            "Loaded {}: {}, {} classes{}",
             model_name(&classifier),
             classifier.info.architecture,
-            classifier.labels.len()
+            classifier.labels.len(),
+            match classifier.output().activation {
+                Activation::Softmax => "",
+                Activation::Sigmoid => ", multi-label (sigmoid)",
+            }
         ));
         if !classifier.stages().contains(&self.layer) {
             self.layer = Stage::Norm5;
