@@ -120,7 +120,9 @@ fn analysis_of(size: u32) -> Analysis {
     Analysis {
         logits: vec![0.0, 1.0],
         probabilities: explain::softmax(&[0.0, 1.0]),
+        activation: camview::network::Activation::Softmax,
         predicted: 1,
+        positives: vec![1],
         maps: vec![cam.clone(), cam],
         region: Region::whole(size, size),
         input_size: (224, 224),

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use crate::demo;
 use crate::imaging::Geometry;
-use crate::network::{Classifier, ModelError};
+use crate::network::{Activation, Classifier, ModelError};
 
 /// A checkpoint file (with an optional labels file), or the embedded demo model.
 #[derive(Debug, Clone, PartialEq)]
@@ -28,6 +28,9 @@ pub struct ModelRequest {
     pub geometry: Option<Geometry>,
     /// The prefix of the DenseNet to use in a file holding several (`network::locate`).
     pub submodel: Option<String>,
+    /// How the logits become probabilities, instead of the sidecar's (softmax when neither
+    /// says).
+    pub activation: Option<Activation>,
 }
 
 impl ModelRequest {
@@ -37,6 +40,7 @@ impl ModelRequest {
             input_size: None,
             geometry: None,
             submodel: None,
+            activation: None,
         }
     }
 
@@ -47,6 +51,7 @@ impl ModelRequest {
             input_size: None,
             geometry: None,
             submodel: None,
+            activation: None,
         }
     }
 
@@ -82,6 +87,9 @@ impl ModelRequest {
         }
         if let Some(geometry) = self.geometry {
             classifier.preprocessing.geometry = geometry;
+        }
+        if let Some(activation) = self.activation {
+            classifier.set_activation(activation);
         }
         Ok(classifier)
     }

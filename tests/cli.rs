@@ -653,3 +653,299 @@ fn faithfulness_json_has_both_curves_and_a_summary() {
     }
     assert_eq!(lines[2]["summary"]["images"], 2);
 }
+
+/// The multi-label fixture (tests/fixtures/make_multilabel_fixtures.py): chest5.pth with its
+/// sidecar (sigmoid, per-class thresholds), and what PyTorch computed.
+fn multilabel() -> (String, serde_json::Value) {
+    let dir = fixtures().join("models/multilabel");
+    let expected = std::fs::read(dir.join("expected.json")).unwrap();
+    (
+        dir.join("chest5.pth").display().to_string(),
+        serde_json::from_slice(&expected).unwrap(),
+    )
+}
+
+fn floats(v: &serde_json::Value) -> Vec<f32> {
+    serde_json::from_value(v.clone()).unwrap()
+}
+
+fn assert_close(ours: &[f32], torch: &[f32], tolerance: f32, what: &str) {
+    assert_eq!(ours.len(), torch.len(), "{what}");
+    assert!(
+        ours.iter()
+            .zip(torch)
+            .all(|(a, b)| (a - b).abs() <= tolerance),
+        "{what}: ours {ours:?}, PyTorch {torch:?}"
+    );
+}
+
+#[test]
+fn predict_json_of_a_multi_label_model_has_its_activation_and_positives() {
+    let (model, expected) = multilabel();
+    let names = ["gray8.png", "pal1.bmp", "gray16.png"];
+    let paths: Vec<String> = names
+        .iter()
+        .map(|n| image(n).display().to_string())
+        .collect();
+    let run = |extra: &[&str]| -> Vec<serde_json::Value> {
+        let mut args = vec!["predict", "--model", &model, "--json"];
+        args.extend(extra);
+        args.extend(paths.iter().map(String::as_str));
+        let o = camview(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        (stdout(&o).lines())
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    // The sidecar's sigmoid, then --activation softmax on the same file: PyTorch's numbers
+    // either way; under softmax the predicted class is the one finding.
+    for (extra, activation) in [
+        (&[][..], "sigmoid"),
+        (&["--activation", "softmax"], "softmax"),
+    ] {
+        for (name, v) in names.iter().zip(run(extra)) {
+            let e = &expected["images"][name];
+            assert_eq!(v["activation"], activation, "{name}");
+            assert_eq!(v["model"]["activation"], activation);
+            assert_eq!(v["model"]["thresholds"], expected["thresholds"]);
+            let positives = match activation {
+                "sigmoid" => e["positives"].clone(),
+                _ => serde_json::json!([v["predicted"]]),
+            };
+            assert_eq!(v["positives"], positives, "{name}: {activation}");
+            let (ours, torch) = (floats(&v["probabilities"]), floats(&e[activation]));
+            assert_close(&ours, &torch, 1e-6, &format!("{name}: {activation}"));
+            assert_close(&floats(&v["logits"]), &floats(&e["logits"]), 1e-4, name);
+        }
+    }
+    // A model whose sidecar says nothing is read with a softmax, and says so.
+    let o = camview(&["predict", "--model", &self::model(), "--json", &paths[0]]);
+    let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(v["activation"], "softmax");
+    assert_eq!(v["model"]["thresholds"], serde_json::json!([0.5, 0.5, 0.5]));
+    assert_eq!(v["positives"], serde_json::json!([v["predicted"]]));
+}
+
+#[test]
+fn predict_text_of_a_multi_label_model_names_every_positive_finding() {
+    let (model, expected) = multilabel();
+    let path = image("gray8.png").display().to_string();
+    let o = camview(&["predict", "--model", &model, &path]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    // What the text must say, from PyTorch's probabilities: the positive findings first, then
+    // every class by probability, the positive ones marked.
+    let e = &expected["images"]["gray8.png"];
+    let p = floats(&e["sigmoid"]);
+    let labels: Vec<String> = serde_json::from_value(expected["labels"].clone()).unwrap();
+    let positives: Vec<usize> = serde_json::from_value(e["positives"].clone()).unwrap();
+    // Nodule is above 0.5 but below its own threshold (0.62): not positive.
+    let nodule = labels.iter().position(|l| l == "Nodule").unwrap();
+    assert!(p[nodule] > 0.5 && !positives.contains(&nodule), "{p:?}");
+    let mut ranked: Vec<usize> = (0..p.len()).collect();
+    ranked.sort_by(|&a, &b| p[b].total_cmp(&p[a]));
+    let named: Vec<String> = (ranked.iter().filter(|c| positives.contains(c)))
+        .map(|&c| format!("{} ({:.1}%)", labels[c], 100.0 * p[c]))
+        .collect();
+    let mut lines = vec![format!("{path}: positive (sigmoid): {}", named.join(", "))];
+    lines.extend(ranked.iter().map(|&c| {
+        let mark = if positives.contains(&c) {
+            "  (positive)"
+        } else {
+            ""
+        };
+        format!("  {:>6.2}%  {}{mark}", 100.0 * p[c], labels[c])
+    }));
+    assert_eq!(out.lines().collect::<Vec<_>>(), lines, "{out}");
+}
+
+#[test]
+fn a_saved_overlay_of_a_multi_label_model_records_the_activation_and_the_positives() {
+    let (model, expected) = multilabel();
+    let (dir, src) = scratch("pal1.bmp");
+    let o = camview(&[
+        "render",
+        "--model",
+        &model,
+        "--class",
+        "Effusion",
+        "--caption",
+        "--json",
+        src.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let overlay = dir.path().join("pal1_cam_Effusion.png");
+    let sidecar: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(dir.path().join("pal1_cam_Effusion.png.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(sidecar["model"]["activation"], "sigmoid");
+    assert_eq!(sidecar["model"]["thresholds"], expected["thresholds"]);
+    let positives: Vec<&str> = (sidecar["positives"].as_array().unwrap().iter())
+        .map(|p| p["label"].as_str().unwrap())
+        .collect();
+    assert_eq!(positives, ["Cardiomegaly", "Effusion", "Mass"]);
+    let e = &expected["images"]["pal1.bmp"];
+    assert_close(
+        &floats(&sidecar["probabilities"]),
+        &floats(&e["sigmoid"]),
+        1e-6,
+        "the sidecar's probabilities",
+    );
+    // The PNG's own text chunks: the same record, and a caption with no single "predicted".
+    let reader = png::Decoder::new(std::io::BufReader::new(
+        std::fs::File::open(&overlay).unwrap(),
+    ))
+    .read_info()
+    .unwrap();
+    let text = |keyword: &str| {
+        let chunk = reader
+            .info()
+            .utf8_text
+            .iter()
+            .find(|t| t.keyword == keyword);
+        chunk.unwrap().get_text().unwrap()
+    };
+    let embedded: serde_json::Value = serde_json::from_str(&text("camview")).unwrap();
+    assert_eq!(embedded, sidecar);
+    let caption = text("Description");
+    // The positive findings by probability (PyTorch's: 0.86, 0.80, 0.71).
+    let effusion = 100.0 * floats(&e["sigmoid"])[2];
+    let first = format!(
+        "pal1.bmp  |  Effusion: {effusion:.1}% (sigmoid)  |  positive: Cardiomegaly, Mass, Effusion\n"
+    );
+    assert!(caption.starts_with(&first), "{caption}");
+    assert!(!caption.contains("predicted"), "{caption}");
+    let printed = stdout(&o);
+    assert!(printed.contains(r#""activation":"sigmoid""#), "{printed}");
+}
+
+#[test]
+fn faithfulness_under_sigmoid_scores_the_classs_own_probability() {
+    let (model, expected) = multilabel();
+    let e = &expected["images"]["gray16.png"];
+    let o = camview(&[
+        "faithfulness",
+        "--model",
+        &model,
+        "--class",
+        "Nodule",
+        "--steps",
+        "2",
+        "--json",
+        image("gray16.png").to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(stdout(&o).lines().next().unwrap()).unwrap();
+    assert_eq!(v["class"], 4);
+    let y = v["probability"].as_f64().unwrap() as f32;
+    let (sigmoid, softmax) = (floats(&e["sigmoid"])[4], floats(&e["softmax"])[4]);
+    // Sigmoid 0.818 against softmax 0.319: a softmax score could not pass.
+    assert!(
+        (y - sigmoid).abs() < 1e-6,
+        "{y} vs PyTorch's sigmoid {sigmoid}"
+    );
+    assert!((y - softmax).abs() > 0.1, "{y} is the softmax {softmax}");
+    let start = v["deletion"]["probabilities"][0].as_f64().unwrap() as f32;
+    assert!((start - sigmoid).abs() < 1e-6, "{start}");
+}
+
+#[test]
+fn a_sidecar_with_the_wrong_number_of_thresholds_is_refused_by_name() {
+    let (model, _) = multilabel();
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("chest5.pth");
+    std::fs::copy(&model, &copy).unwrap();
+    let sidecar = dir.path().join("chest5.json");
+    std::fs::write(
+        &sidecar,
+        r#"{"activation": "sigmoid", "thresholds": [0.5, 0.5, 0.5]}"#,
+    )
+    .unwrap();
+    let o = camview(&[
+        "predict",
+        "--model",
+        copy.to_str().unwrap(),
+        image("gray8.png").to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    assert_eq!(
+        stderr(&o),
+        format!(
+            "camview: {}: 3 thresholds were given but the model has 5 classes (one threshold \
+             per class)\n",
+            sidecar.display()
+        )
+    );
+    std::fs::write(&sidecar, r#"{"activation": "logistic"}"#).unwrap();
+    let o = camview(&[
+        "predict",
+        "--model",
+        copy.to_str().unwrap(),
+        image("gray8.png").to_str().unwrap(),
+    ]);
+    let err = stderr(&o);
+    assert!(
+        err.starts_with(&format!(
+            "camview: {}: not a valid model sidecar: ",
+            sidecar.display()
+        )) && err.contains("unknown variant `logistic`, expected `softmax` or `sigmoid`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn batch_appends_the_positive_findings_to_predictions_csv() {
+    let (model, expected) = multilabel();
+    let input = tempfile::tempdir().unwrap();
+    for name in ["gray8.png", "pal1.bmp"] {
+        std::fs::copy(image(name), input.path().join(name)).unwrap();
+    }
+    let out = tempfile::tempdir().unwrap();
+    let o = camview(&[
+        "batch",
+        "--model",
+        &model,
+        "--out",
+        out.path().to_str().unwrap(),
+        input.path().to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mut reader = csv::Reader::from_path(out.path().join("predictions.csv")).unwrap();
+    let header: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
+    // The columns scripts read stay where they were; the findings come after them.
+    assert_eq!(
+        header,
+        [
+            "image",
+            "status",
+            "width",
+            "height",
+            "predicted",
+            "predicted_label",
+            "class",
+            "overlay",
+            "p_Atelectasis",
+            "p_Cardiomegaly",
+            "p_Effusion",
+            "p_Mass",
+            "p_Nodule",
+            "error",
+            "positives",
+            "positive_labels",
+        ]
+    );
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    let found: Vec<(&str, &str)> = rows.iter().map(|r| (&r[14], &r[15])).collect();
+    assert_eq!(
+        found,
+        [
+            ("0;2", "Atelectasis;Effusion"),
+            ("1;2;3", "Cardiomegaly;Effusion;Mass")
+        ]
+    );
+    assert_eq!(
+        expected["images"]["pal1.bmp"]["positives"],
+        serde_json::json!([1, 2, 3])
+    );
+}

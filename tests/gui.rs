@@ -14,7 +14,7 @@ use camview::render::annotation::Shape;
 use camview::render::{Colormap, Heat, OverlayStyle, blend};
 use eframe::egui::{self, Key, Modifiers, accesskit::Role};
 use egui_kittest::Harness;
-use egui_kittest::kittest::Queryable;
+use egui_kittest::kittest::{NodeT, Queryable};
 
 mod common;
 use common::{click_at, drag, fixtures, launch_with, settle};
@@ -1077,4 +1077,84 @@ fn the_readme_keys_table_is_the_command_table() {
         "README.md's keys table differs from the command table; it should read:\n{}",
         expected.join("\n")
     );
+}
+
+#[test]
+fn a_multi_label_models_classes_are_independent_sorted_and_every_positive_one_is_marked() {
+    let case = common::multilabel_case("pal1.bmp");
+    let h = launch_with(
+        common::multilabel_model(),
+        vec![fixtures().join("images/pal1.bmp")],
+        [1280.0, 800.0],
+    );
+    let rows: Vec<(String, f32, Option<String>)> = h
+        .get_all_by_role(Role::ListBoxOption)
+        .map(|n| {
+            let node = n.accesskit_node();
+            let value = node
+                .numeric_value()
+                .expect("a class row without its probability");
+            (node.label().unwrap(), value as f32, node.description())
+        })
+        .collect();
+    // Every class, the most probable first.
+    let labels: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
+    let ranked: Vec<&str> = case
+        .ranked
+        .iter()
+        .map(|&c| case.labels[c].as_str())
+        .collect();
+    assert_eq!(labels, ranked);
+    // Each bar is its class's own probability (PyTorch's sigmoid): together far above 100%.
+    for (row, &c) in rows.iter().zip(&case.ranked) {
+        assert!(
+            (row.1 - case.sigmoid[c]).abs() < 1e-6,
+            "{row:?}: {}",
+            case.sigmoid[c]
+        );
+    }
+    let total: f32 = rows.iter().map(|r| r.1).sum();
+    assert!(total > 1.5, "{total}");
+    // Every positive class is said to be (here three), and no other.
+    let marked: Vec<&str> = (rows.iter())
+        .filter(|r| r.2.as_deref().unwrap().contains(", positive: "))
+        .map(|r| r.0.as_str())
+        .collect();
+    let positives: Vec<&str> = (case.ranked.iter().filter(|c| case.positives.contains(c)))
+        .map(|&c| case.labels[c].as_str())
+        .collect();
+    assert_eq!(marked, positives);
+    assert_eq!(marked.len(), 3);
+    let cardiomegaly = rows.iter().find(|r| r.0 == "Cardiomegaly").unwrap();
+    let said = format!(
+        "Cardiomegaly: {:.1}%, positive: at or above its threshold of 45%",
+        100.0 * case.sigmoid[1]
+    );
+    assert_eq!(cardiomegaly.2.as_deref(), Some(said.as_str()));
+    // The legend says what the marks and the bars mean; the model says it is multi-label.
+    h.get_by_label_contains("positive: at or above its own threshold (the tick)");
+    h.get_by_label_contains("Sigmoid: each bar is its class's own probability");
+    h.get_by_label_contains("5 classes · multi-label (sigmoid)");
+    assert_eq!(h.state().session.class(), case.ranked[0]);
+    assert!(h.query_by_label_contains("predicted").is_none());
+}
+
+#[test]
+fn a_softmax_models_class_list_is_one_distribution_with_the_predicted_class_first() {
+    let (_dir, images) = scratch(&["rgb24.bmp"]);
+    let h = launch(&images);
+    let analysis = h.state().analysis().unwrap();
+    let rows: Vec<(String, f64)> = h
+        .get_all_by_role(Role::ListBoxOption)
+        .map(|n| {
+            let node = n.accesskit_node();
+            (node.label().unwrap(), node.numeric_value().unwrap())
+        })
+        .collect();
+    assert_eq!(rows[0].0, format!("class {}", analysis.predicted));
+    let total: f64 = rows.iter().map(|r| r.1).sum();
+    assert!((total - 1.0).abs() < 1e-5, "{rows:?}");
+    h.get_by_label_contains("predicted · ");
+    assert!(h.query_by_label_contains("sigmoid").is_none());
+    assert!(h.query_by_label_contains("positive").is_none());
 }

@@ -117,3 +117,74 @@ fn grad_cam_at_a_finer_layer_with_the_faithfulness_curves() {
     assert!(h.state().session.faithfulness().is_some());
     snapshot(&mut h, "main_screen_gradcam_faithfulness");
 }
+
+/// The first and last pixel of row `y` within columns `xs` of `colour` (solid fills are
+/// exact; the tolerance keeps anti-aliased text from counting).
+fn span_of(
+    image: &image::RgbaImage,
+    y: u32,
+    xs: std::ops::Range<u32>,
+    colour: [u8; 3],
+) -> Option<(u32, u32)> {
+    let near = |x: u32| {
+        let p = image.get_pixel(x, y).0;
+        (0..3).all(|i| p[i].abs_diff(colour[i]) <= 12)
+    };
+    let mut found = xs.filter(|&x| near(x));
+    let first = found.next()?;
+    Some((first, found.next_back().unwrap_or(first)))
+}
+
+#[test]
+fn multi_label_class_list_draws_independent_bars_and_marks_every_positive() {
+    const FINDING: [u8; 3] = [255, 170, 40];
+    const OTHER: [u8; 3] = [90, 150, 230];
+    let case = common::multilabel_case("pal1.bmp");
+    let mut h = harness(
+        common::multilabel_model(),
+        vec![fixtures().join("images/pal1.bmp")],
+    );
+    h.remove_cursor();
+    h.run();
+    let rows: Vec<eframe::egui::Rect> = h
+        .get_all_by_role(Role::ListBoxOption)
+        .map(|n| n.rect())
+        .collect();
+    let image = h.render().unwrap();
+    let scale = image.width() as f32 / 1280.0;
+    let px = |v: f32| (v * scale).round() as u32;
+    // Each bar's filled length, and whether the row has its dot (left of the name).
+    let mut lengths = Vec::new();
+    for (rect, &c) in rows.iter().zip(&case.ranked) {
+        let positive = case.positives.contains(&c);
+        let y = px(rect.center().y);
+        let dot = span_of(&image, y, px(rect.left())..px(rect.left() + 16.0), FINDING);
+        assert_eq!(dot.is_some(), positive, "{}'s dot", case.labels[c]);
+        let bar = px(rect.left() + 20.0)..px(rect.right() - 50.0);
+        let (colour, other) = if positive {
+            (FINDING, OTHER)
+        } else {
+            (OTHER, FINDING)
+        };
+        let (first, last) = span_of(&image, y, bar.clone(), colour)
+            .unwrap_or_else(|| panic!("{} has no bar of its colour", case.labels[c]));
+        assert!(
+            span_of(&image, y, bar, other).is_none(),
+            "{}",
+            case.labels[c]
+        );
+        lengths.push((last - first + 1) as f32);
+    }
+    // Independent bars: each length is its class's own probability times one full width.
+    let p: Vec<f32> = case.ranked.iter().map(|&c| case.sigmoid[c]).collect();
+    let full = lengths.iter().zip(&p).map(|(l, p)| l * p).sum::<f32>()
+        / p.iter().map(|p| p * p).sum::<f32>();
+    for ((l, p), &c) in lengths.iter().zip(&p).zip(&case.ranked) {
+        assert!(
+            (l - full * p).abs() <= 3.0 * scale,
+            "{}: bar {l} px for {p} of {full} px (bars {lengths:?})",
+            case.labels[c]
+        );
+    }
+    snapshot(&mut h, "main_screen_multilabel");
+}

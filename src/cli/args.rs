@@ -12,7 +12,7 @@ use clap::{Args, ValueEnum};
 use crate::explain::{self, MapChoice, Method, MethodOptions, Normalisation, Stage};
 use crate::imaging::{self, Geometry};
 use crate::model_request::{ModelRequest, ModelSource};
-use crate::network::Classifier;
+use crate::network::{Activation, Classifier};
 use crate::render::{Colormap, OverlayStyle};
 
 /// `ValueEnum` for an engine enum with `ALL` and `name()` (the names the engine also writes in
@@ -29,7 +29,7 @@ macro_rules! value_enum_by_name {
         }
     )*};
 }
-value_enum_by_name!(Method, Colormap, Normalisation, Geometry);
+value_enum_by_name!(Method, Colormap, Normalisation, Geometry, Activation);
 
 #[derive(Debug, Args)]
 pub struct ModelArgs {
@@ -49,6 +49,10 @@ pub struct ModelArgs {
     /// '' for the one at the top level). By default: the one nearest the top, then the first.
     #[arg(long, value_name = "PREFIX")]
     pub submodel: Option<String>,
+    /// How the logits become probabilities (overrides the model's sidecar): softmax = one
+    /// distribution over the classes; sigmoid = each class on its own (multi-label models).
+    #[arg(long, value_enum)]
+    pub activation: Option<Activation>,
 }
 
 impl ModelArgs {
@@ -72,6 +76,7 @@ impl ModelArgs {
             input_size: self.input_size,
             geometry: self.geometry,
             submodel: self.submodel.clone(),
+            activation: self.activation,
         })
     }
 

@@ -235,6 +235,9 @@ fn predictions_csv(classifier: &Classifier, rows: &[BatchRow]) -> Result<Vec<u8>
     .to_vec();
     header.extend(classifier.labels.iter().map(|l| format!("p_{l}")));
     header.push("error".into());
+    // Appended after the columns scripts already read: the positive findings (under sigmoid
+    // every class at or above its threshold, under softmax the predicted class), ';'-separated.
+    header.extend(["positives".into(), "positive_labels".into()]);
     w.write_record(&header)?;
     for row in rows {
         let mut record = vec![row.image.display().to_string()];
@@ -256,6 +259,16 @@ fn predictions_csv(classifier: &Classifier, rows: &[BatchRow]) -> Result<Vec<u8>
                 ]);
                 record.extend(a.analysis.probabilities.iter().map(|p| format!("{p:.6}")));
                 record.push(String::new());
+                let positives = &a.analysis.positives;
+                let join = |f: &dyn Fn(usize) -> String| {
+                    positives
+                        .iter()
+                        .map(|&c| f(c))
+                        .collect::<Vec<_>>()
+                        .join(";")
+                };
+                record.push(join(&|c| c.to_string()));
+                record.push(join(&|c| classifier.labels[c].clone()));
             }
             Err(e) => {
                 record.push("error".into());
@@ -264,6 +277,7 @@ fn predictions_csv(classifier: &Classifier, rows: &[BatchRow]) -> Result<Vec<u8>
                     6 + classifier.labels.len(),
                 ));
                 record.push(message(e));
+                record.extend([String::new(), String::new()]);
             }
         }
         w.write_record(&record)?;

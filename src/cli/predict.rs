@@ -1,5 +1,5 @@
 //! `predict`: the top classes of each image, and with `--map` where the predicted class's map
-//! peaks.
+//! peaks. A multi-label (sigmoid) model's findings are its positive classes, several or none.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -13,7 +13,7 @@ use super::args::{MapArgs, ModelArgs, image_inputs};
 use super::{Analysed, analyse_file, exit_for, report};
 use crate::explain::{self, Method, Stage};
 use crate::imaging::Preprocessing;
-use crate::network::{Classifier, ModelInfo};
+use crate::network::{Activation, Classifier, ModelInfo};
 
 #[derive(Debug, Args)]
 pub struct PredictArgs {
@@ -42,7 +42,13 @@ struct PredictRecord<'a> {
     preprocessing: UsedPreprocessing<'a>,
     logits: &'a [f32],
     probabilities: &'a [f32],
+    /// How `probabilities` were computed (also in `model`, with the thresholds).
+    activation: Activation,
+    /// The class with the largest logit (the class `--map` explains).
     predicted: usize,
+    /// The positive findings in class order: under sigmoid every class at or above its
+    /// threshold (maybe none, maybe several); under softmax `[predicted]`.
+    positives: &'a [usize],
     labels: &'a [String],
     #[serde(skip_serializing_if = "Option::is_none")]
     map: Option<MapPeak>,
@@ -138,20 +144,16 @@ fn print_prediction(
             },
             logits: &a.analysis.logits,
             probabilities: &a.analysis.probabilities,
+            activation: a.analysis.activation,
             predicted,
+            positives: &a.analysis.positives,
             labels: &classifier.labels,
             map: peak,
         };
         writeln!(out, "{}", serde_json::to_string(&record)?)?;
         return Ok(());
     }
-    writeln!(
-        out,
-        "{}: {} ({:.1}%)",
-        path.display(),
-        classifier.labels[predicted],
-        100.0 * a.analysis.probabilities[predicted]
-    )?;
+    writeln!(out, "{}: {}", path.display(), findings(classifier, a))?;
     if let Some(m) = &peak {
         writeln!(
             out,
@@ -159,13 +161,48 @@ fn print_prediction(
             m.method, m.layer, m.peak.0, m.peak.1
         )?;
     }
-    for c in a.analysis.ranked().into_iter().take(5) {
+    let analysis = &a.analysis;
+    let multi_label = analysis.activation == Activation::Sigmoid;
+    // The five most probable classes, and under sigmoid every positive one too.
+    for (rank, c) in analysis.ranked().into_iter().enumerate() {
+        let positive = multi_label && analysis.is_positive(c);
+        if rank >= 5 && !positive {
+            continue;
+        }
         writeln!(
             out,
-            "  {:>6.2}%  {}",
-            100.0 * a.analysis.probabilities[c],
-            classifier.labels[c]
+            "  {:>6.2}%  {}{}",
+            100.0 * analysis.probabilities[c],
+            classifier.labels[c],
+            if positive { "  (positive)" } else { "" }
         )?;
     }
     Ok(())
+}
+
+/// The first line's verdict: the predicted class under softmax; under sigmoid the positive
+/// findings, or that there is none (then the most probable class, so the line says something).
+fn findings(classifier: &Classifier, a: &Analysed) -> String {
+    let analysis = &a.analysis;
+    let named = |c: usize| {
+        format!(
+            "{} ({:.1}%)",
+            classifier.labels[c],
+            100.0 * analysis.probabilities[c]
+        )
+    };
+    match analysis.activation {
+        Activation::Softmax => named(analysis.predicted),
+        Activation::Sigmoid if analysis.positives.is_empty() => format!(
+            "no class at or above its threshold (sigmoid); the most probable is {}",
+            named(analysis.predicted)
+        ),
+        Activation::Sigmoid => {
+            let names: Vec<String> = (analysis.ranked().into_iter())
+                .filter(|&c| analysis.is_positive(c))
+                .map(named)
+                .collect();
+            format!("positive (sigmoid): {}", names.join(", "))
+        }
+    }
 }

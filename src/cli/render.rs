@@ -11,7 +11,7 @@ use serde::Serialize;
 use super::args::{ModelArgs, StyleArgs, resolve_class};
 use super::{Analysed, analyse_file};
 use crate::export::{self, OverlayRequest, Provenance};
-use crate::network::Classifier;
+use crate::network::{Activation, Classifier};
 
 #[derive(Debug, Args)]
 pub struct RenderArgs {
@@ -105,11 +105,14 @@ pub fn render_command(args: &RenderArgs) -> Result<ExitCode> {
         println!("{}", serde_json::to_string(&rendered)?);
     } else {
         println!(
-            "{}: {} ({:.1}%), predicted {} -> {}",
+            "{}: {} ({:.1}%), {} -> {}",
             args.image.display(),
             provenance.class.label,
             100.0 * provenance.class.probability,
-            provenance.predicted.label,
+            match provenance.model.output.activation {
+                Activation::Softmax => format!("predicted {}", provenance.predicted.label),
+                Activation::Sigmoid => provenance.findings(),
+            },
             out.display()
         );
     }

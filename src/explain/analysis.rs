@@ -10,7 +10,7 @@ use image::RgbImage;
 use super::methods::{self, ExplainError, LayerActivations, NoProgress, Progress};
 use super::{ClassActivationMap, MapChoice, Method, Normalisation, Stage};
 use crate::imaging::{PreprocessError, Preprocessing, Region, SourceImage};
-use crate::network::Classifier;
+use crate::network::{Activation, Classifier};
 
 /// Why an image could not be analysed. Every message names the image.
 ///
@@ -42,8 +42,16 @@ pub enum AnalysisError {
 #[derive(Debug, Clone)]
 pub struct Analysis {
     pub logits: Vec<f32>,
+    /// Each class's probability under `activation`: a distribution under softmax, independent
+    /// findings under sigmoid.
     pub probabilities: Vec<f32>,
+    pub activation: Activation,
+    /// The class with the largest logit: what is drawn when no class is asked for.
     pub predicted: usize,
+    /// The positive findings in class order (`OutputRule::positives`): under sigmoid every
+    /// class at or above its threshold (maybe none, maybe several); under softmax the
+    /// predicted class alone.
+    pub positives: Vec<usize>,
     /// Every class's raw map: straight after the forward pass, those of
     /// `forward_pass_choice` (CAM, or Grad-CAM at norm5 for a head CAM is not defined for);
     /// or the chosen method's (`showing`). Each map says which method and layer it is.
@@ -77,6 +85,11 @@ impl Analysis {
                 .is_some_and(|m| m.method == choice.method && m.layer == choice.layer)
     }
 
+    /// Whether `class` is a positive finding.
+    pub fn is_positive(&self, class: usize) -> bool {
+        self.positives.contains(&class)
+    }
+
     /// The same forward pass showing `maps` (a method's, at some layer) instead of its own.
     pub fn showing(&self, maps: Vec<ClassActivationMap>) -> Self {
         Self {
@@ -98,14 +111,6 @@ impl Analysis {
                 }),
         }
     }
-}
-
-/// Softmax in f64 (stable for large logits).
-pub fn softmax(logits: &[f32]) -> Vec<f32> {
-    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let exps: Vec<f64> = logits.iter().map(|&l| f64::from(l - max).exp()).collect();
-    let sum: f64 = exps.iter().sum();
-    exps.iter().map(|e| (e / sum) as f32).collect()
 }
 
 /// `M[c] = sum_k W[c, k] A[k]` for every class at once: `[classes, h, w]`.
@@ -152,15 +157,20 @@ pub fn analyse(
         .and_then(|l| l.to_vec1())
         .map_err(network_error)?;
     let features = out.features.squeeze(0).map_err(network_error)?;
+    let output = classifier.output();
+    let probabilities = output.activation.probabilities(&logits);
     let predicted = logits
         .iter()
         .enumerate()
         .max_by(|a, b| a.1.total_cmp(b.1))
         .map_or(0, |(i, _)| i);
+    let positives = output.positives(&probabilities, predicted);
     let mut analysis = Analysis {
-        probabilities: softmax(&logits),
         logits,
+        probabilities,
+        activation: output.activation,
         predicted,
+        positives,
         maps: Vec::new(),
         region: input.region,
         input_size: input.pixels.dimensions(),
@@ -220,11 +230,90 @@ pub fn explain_image(
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+    use std::path::{Path, PathBuf};
+
     use super::*;
+    use crate::network::OutputRule;
+
+    /// `tests/fixtures/models/multilabel/expected.json` (make_multilabel_fixtures.py).
+    #[derive(serde::Deserialize)]
+    struct Expected {
+        thresholds: Vec<f32>,
+        images: BTreeMap<String, ExpectedImage>,
+    }
+
+    #[derive(serde::Deserialize)]
+    struct ExpectedImage {
+        logits: Vec<f32>,
+        sigmoid: Vec<f32>,
+        softmax: Vec<f32>,
+        positives: Vec<usize>,
+        #[serde(rename = "positives_at_0.5")]
+        positives_at_half: Vec<usize>,
+    }
+
+    fn fixtures() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+    }
+
+    fn assert_close(ours: &[f32], torch: &[f32], tolerance: f32, what: &str) {
+        assert_eq!(ours.len(), torch.len(), "{what}");
+        for (a, b) in ours.iter().zip(torch) {
+            assert!(
+                (a - b).abs() <= tolerance,
+                "{what}: ours {ours:?}, PyTorch {torch:?}"
+            );
+        }
+    }
 
     #[test]
-    fn softmax_is_stable_for_large_logits() {
-        let p = softmax(&[1000.0, 1000.0, f32::NEG_INFINITY]);
-        assert_eq!(p, [0.5, 0.5, 0.0]);
+    fn a_multi_label_model_gives_pytorchs_sigmoids_and_its_own_thresholds_positives() {
+        let dir = fixtures().join("models/multilabel");
+        let text = std::fs::read_to_string(dir.join("expected.json")).unwrap();
+        let expected: Expected = serde_json::from_str(&text).unwrap();
+        let mut model = Classifier::load(&dir.join("chest5.pth"), None).unwrap();
+        assert_eq!(
+            model.output(),
+            &OutputRule {
+                activation: Activation::Sigmoid,
+                thresholds: expected.thresholds.clone(),
+            }
+        );
+        let at_half = OutputRule::new(Activation::Sigmoid, expected.thresholds.len());
+        let analyse_all = |model: &Classifier| -> Vec<(&String, &ExpectedImage, Analysis)> {
+            (expected.images.iter())
+                .map(|(name, e)| {
+                    let path = fixtures().join("images").join(name);
+                    let image = crate::imaging::open_image(&path).unwrap();
+                    let a = analyse(model, name, &image.rgb, &model.preprocessing).unwrap();
+                    assert_close(&a.logits, &e.logits, 1e-4, &format!("{name}: logits"));
+                    (name, e, a)
+                })
+                .collect()
+        };
+        for (name, e, a) in analyse_all(&model) {
+            assert_close(
+                &a.probabilities,
+                &e.sigmoid,
+                1e-6,
+                &format!("{name}: sigmoid"),
+            );
+            assert_eq!(a.activation, Activation::Sigmoid);
+            assert_eq!(a.positives, e.positives, "{name}: positives");
+            let half = at_half.positives(&a.probabilities, a.predicted);
+            assert_eq!(half, e.positives_at_half, "{name}: positives at 0.5");
+        }
+        // The same file read with a softmax: one distribution, the predicted class its finding.
+        model.set_activation(Activation::Softmax);
+        for (name, e, a) in analyse_all(&model) {
+            assert_close(
+                &a.probabilities,
+                &e.softmax,
+                1e-6,
+                &format!("{name}: softmax"),
+            );
+            assert_eq!(a.positives, [a.predicted], "{name}");
+        }
     }
 }

@@ -1,5 +1,6 @@
 //! Is a map faithful to the model? Scores that change the input as the map says and watch the
-//! class probability (softmax of the logits) move.
+//! class probability move: under the classifier's own activation (softmax of the logits, or
+//! for a multi-label model the sigmoid of the class's own logit, which no other class moves).
 //!
 //! - **Deletion** (Petsiuk et al. 2018, RISE): remove pixels from the most to the least salient,
 //!   in `steps` equal steps; a faithful map makes the probability fall fast (low AUC is good).
@@ -21,7 +22,7 @@
 use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use super::{ClassActivationMap, ExplainError, Progress, softmax};
+use super::{ClassActivationMap, ExplainError, Progress};
 use crate::imaging::Region;
 use crate::network::Classifier;
 
@@ -30,11 +31,13 @@ pub trait Scorer {
     fn probabilities(&self, batch: &Tensor) -> candle_core::Result<Vec<Vec<f32>>>;
 }
 
-/// Through the inference engine: the curves need no gradient.
+/// Through the inference engine (the curves need no gradient), under the classifier's
+/// activation: the probabilities the classes list shows.
 impl Scorer for Classifier {
     fn probabilities(&self, batch: &Tensor) -> candle_core::Result<Vec<Vec<f32>>> {
         let logits: Vec<Vec<f32>> = self.forward(batch)?.logits.to_vec2()?;
-        Ok(logits.iter().map(|l| softmax(l)).collect())
+        let activation = self.output().activation;
+        Ok(logits.iter().map(|l| activation.probabilities(l)).collect())
     }
 }
 

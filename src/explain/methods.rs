@@ -341,6 +341,10 @@ fn weighted_sum(weights: &[f32], a: &[f32], n: usize) -> Vec<f32> {
 }
 
 /// Score-CAM's channel weights for every class: `[classes][K]`.
+///
+/// Each channel is scored by the class's raw logit on the masked input (pytorch-grad-cam's
+/// `ClassifierOutputTarget`), and the softmax runs over the channels, not over the classes:
+/// the model's activation (softmax or sigmoid) does not enter the method's definition.
 fn score_cam(
     classifier: &Classifier,
     analysis: &Analysis,

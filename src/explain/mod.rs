@@ -8,9 +8,9 @@ mod method;
 pub mod methods;
 
 pub use crate::network::Stage;
+pub use crate::network::softmax;
 pub use analysis::{
     Analysis, AnalysisError, analyse, class_activation_maps, explain_image, forward_pass_choice,
-    softmax,
 };
 pub use map::{ClassActivationMap, Normalisation};
 pub use method::{MapChoice, Method};

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::explain::{Analysis, Method, Normalisation, Stage};
 use crate::imaging::Region;
-use crate::network::{Classifier, ModelInfo};
+use crate::network::{Activation, Classifier, ModelInfo};
 use crate::render::{Annotation, Colormap, OverlayStyle};
 
 /// Everything needed to know how an overlay was made.
@@ -17,7 +17,13 @@ pub struct Provenance {
     pub model: ModelInfo,
     pub labels: Vec<String>,
     pub class: ClassRecord,
+    /// The class with the largest logit.
     pub predicted: ClassRecord,
+    /// The positive findings (`Analysis::positives`): under sigmoid every class at or above its
+    /// threshold, maybe none; under softmax the predicted class. How the probabilities were
+    /// computed, and the thresholds, are in `model` (`activation`, `thresholds`).
+    #[serde(default)]
+    pub positives: Vec<ClassRecord>,
     pub method: Method,
     /// The layer the map explains (older sidecars, CAM only, have none: norm5).
     #[serde(default)]
@@ -71,6 +77,7 @@ impl Provenance {
             labels: classifier.labels.clone(),
             class: record(class),
             predicted: record(analysis.predicted),
+            positives: analysis.positives.iter().map(|&c| record(c)).collect(),
             method: analysis.maps[class].method,
             layer: analysis.maps[class].layer,
             opacity: style.opacity,
@@ -82,6 +89,26 @@ impl Provenance {
             logits: analysis.logits.clone(),
             probabilities: analysis.probabilities.clone(),
             annotations: Vec::new(),
+        }
+    }
+
+    /// What the network found, in a few words. Under softmax the predicted class; under
+    /// sigmoid the positive findings by name ("positive: none" when no class reaches its
+    /// threshold), never one "predicted" class, since several findings may be present.
+    pub fn findings(&self) -> String {
+        match self.model.output.activation {
+            Activation::Softmax => format!(
+                "predicted: {} ({:.1}%)",
+                self.predicted.label,
+                100.0 * self.predicted.probability
+            ),
+            Activation::Sigmoid if self.positives.is_empty() => "positive: none".to_string(),
+            Activation::Sigmoid => {
+                let mut positives: Vec<&ClassRecord> = self.positives.iter().collect();
+                positives.sort_by(|a, b| b.probability.total_cmp(&a.probability));
+                let names: Vec<&str> = positives.iter().map(|r| r.label.as_str()).collect();
+                format!("positive: {}", names.join(", "))
+            }
         }
     }
 
@@ -99,11 +126,14 @@ impl Provenance {
             });
         vec![
             format!(
-                "{image}  |  {}: {:.1}%  |  predicted: {} ({:.1}%)",
+                "{image}  |  {}: {:.1}%{}  |  {}",
                 self.class.label,
                 100.0 * self.class.probability,
-                self.predicted.label,
-                100.0 * self.predicted.probability
+                match self.model.output.activation {
+                    Activation::Softmax => "",
+                    Activation::Sigmoid => " (sigmoid)",
+                },
+                self.findings()
             ),
             format!(
                 "{} at {}  |  {}  |  {}",
@@ -113,5 +143,63 @@ impl Provenance {
                 self.model.architecture
             ),
         ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::explain::analyse;
+
+    /// The caption's first line for `image` analysed by the multi-label fixture, after `adjust`.
+    fn first_caption_line(adjust: impl Fn(&mut Classifier), class: usize) -> String {
+        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+        let model = fixtures.join("models/multilabel/chest5.pth");
+        let mut classifier = Classifier::load(&model, None).unwrap();
+        adjust(&mut classifier);
+        let image = crate::imaging::open_image(&fixtures.join("images/gray8.png")).unwrap();
+        let analysis = analyse(
+            &classifier,
+            "gray8.png",
+            &image.rgb,
+            &classifier.preprocessing,
+        );
+        let record = ImageRecord {
+            file: "scans/gray8.png".into(),
+            width: 80,
+            height: 60,
+        };
+        let provenance = Provenance::new(
+            record,
+            &classifier,
+            &analysis.unwrap(),
+            class,
+            &OverlayStyle::default(),
+        );
+        provenance.caption_lines()[0].clone()
+    }
+
+    #[test]
+    fn the_caption_names_the_positive_findings_under_sigmoid_and_the_predicted_class_otherwise() {
+        let line = first_caption_line(|_| {}, 4);
+        assert!(
+            line.starts_with("gray8.png  |  Nodule: ") && line.contains("% (sigmoid)  |  "),
+            "{line}"
+        );
+        assert!(
+            line.ends_with("|  positive: Atelectasis, Effusion"),
+            "{line}"
+        );
+        let none = first_caption_line(|c| c.info.output.thresholds = vec![1.0; 5], 0);
+        assert!(none.ends_with("% (sigmoid)  |  positive: none"), "{none}");
+        let softmax = first_caption_line(|c| c.set_activation(Activation::Softmax), 4);
+        assert!(softmax.starts_with("gray8.png  |  Nodule: "), "{softmax}");
+        assert!(!softmax.contains("sigmoid"), "{softmax}");
+        assert!(
+            softmax.contains("%  |  predicted: Atelectasis ("),
+            "{softmax}"
+        );
     }
 }

@@ -136,7 +136,9 @@ mod tests {
         Analysis {
             logits: vec![0.0],
             probabilities: softmax(&[0.0]),
+            activation: crate::network::Activation::Softmax,
             predicted: 0,
+            positives: vec![0],
             maps: vec![cam],
             region,
             input_size: (224, 224),

@@ -5,8 +5,8 @@ use eframe::egui::{
     self, Align2, Color32, FontId, Painter, Rect, RichText, Sense, WidgetInfo, pos2, vec2,
 };
 
-/// The predicted class's mark and bar.
-pub const PREDICTED_COLOUR: Color32 = Color32::from_rgb(255, 170, 40);
+/// The mark and bar of a finding: the predicted class, or under sigmoid every positive class.
+pub const FINDING_COLOUR: Color32 = Color32::from_rgb(255, 170, 40);
 
 /// A small upper-case title over a group of controls.
 pub fn section_ui(ui: &mut egui::Ui, title: &str) {
@@ -40,18 +40,35 @@ pub fn spinner_label_ui(ui: &mut egui::Ui, text: &str) {
     });
 }
 
-/// One class: its name, a bar of its probability, the percentage; the predicted class marked.
-pub fn class_row_ui(
-    ui: &mut egui::Ui,
-    label: &str,
-    probability: f32,
-    predicted: bool,
-    selected: bool,
-) -> egui::Response {
+/// One row of the classes list.
+pub struct ClassRow<'a> {
+    pub label: &'a str,
+    /// The class's probability: its share under softmax, its own probability under sigmoid.
+    pub probability: f32,
+    /// A finding: the predicted class, or under sigmoid a positive one.
+    pub finding: bool,
+    /// Under sigmoid, the class's threshold, drawn as a tick on its bar.
+    pub threshold: Option<f32>,
+    pub selected: bool,
+}
+
+/// One class: its name, a bar of its probability, the percentage; a finding marked with a dot
+/// and an orange bar.
+pub fn class_row_ui(ui: &mut egui::Ui, row: &ClassRow<'_>) -> egui::Response {
+    let ClassRow {
+        label,
+        probability,
+        finding,
+        threshold,
+        selected,
+    } = *row;
     let width = ui.available_width();
     let (rect, response) = ui.allocate_exact_size(vec2(width, 24.0), Sense::click());
     response.widget_info(|| {
         WidgetInfo::selected(egui::accesskit::Role::ListBoxOption, true, selected, label)
+    });
+    ui.ctx().accesskit_node_builder(response.id, |node| {
+        node.set_numeric_value(f64::from(probability));
     });
     let visuals = ui.visuals();
     let painter = ui.painter_at(rect);
@@ -67,11 +84,11 @@ pub fn class_row_ui(
     };
     let inner = rect.shrink2(vec2(6.0, 3.0));
     let star_w = 14.0;
-    if predicted {
+    if finding {
         painter.circle_filled(
             pos2(inner.left() + 4.0, inner.center().y),
             4.0,
-            PREDICTED_COLOUR,
+            FINDING_COLOUR,
         );
     }
     let pct_w = 52.0;
@@ -103,12 +120,20 @@ pub fn class_row_ui(
         bar.min,
         vec2(bar.width() * probability.clamp(0.0, 1.0), bar.height()),
     );
-    let bar_colour = if predicted {
-        PREDICTED_COLOUR
+    let bar_colour = if finding {
+        FINDING_COLOUR
     } else {
         Color32::from_rgb(90, 150, 230)
     };
     painter.rect_filled(filled, 2.0, bar_colour);
+    if let Some(t) = threshold {
+        let x = bar.left() + bar.width() * t.clamp(0.0, 1.0);
+        painter.vline(
+            x,
+            bar.y_range().expand(2.0),
+            egui::Stroke::new(1.5, text_colour),
+        );
+    }
     painter.text(
         pos2(inner.right(), inner.center().y),
         Align2::RIGHT_CENTER,

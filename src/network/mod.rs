@@ -7,6 +7,7 @@ pub mod differentiable;
 mod head;
 pub mod inference;
 mod locate;
+pub mod output;
 mod sidecar;
 #[cfg(test)]
 pub(crate) mod test_support;
@@ -27,8 +28,9 @@ pub use differentiable::DifferentiableDenseNet;
 pub use head::{Head, HeadItem, HeadLayer};
 pub use inference::InferenceEngine;
 pub use locate::{LocatedNetwork, locate, place};
+pub use output::{Activation, OutputRule, softmax};
 pub use sidecar::{ModelSidecar, read_labels};
-use sidecar::{complete_labels, read_sidecar};
+use sidecar::{complete_labels, model_sidecar_path, output_rule, read_sidecar};
 
 /// Why a model could not be loaded. Every message names the file.
 #[derive(Debug, thiserror::Error)]
@@ -95,6 +97,10 @@ pub struct ModelInfo {
     /// The layers after global average pooling (empty in provenance older than heads).
     #[serde(default)]
     pub head: Head,
+    /// How the probabilities were computed from the logits (`"activation"`) and each class's
+    /// threshold (`"thresholds"`), at the top level of the model's record.
+    #[serde(flatten)]
+    pub output: OutputRule,
 }
 
 impl ModelInfo {
@@ -154,7 +160,7 @@ impl Classifier {
             file: file.clone(),
             reason: crate::describe_io_error(&e),
         })?;
-        let sidecar_path = path.with_extension("json");
+        let sidecar_path = model_sidecar_path(path);
         let sidecar = if sidecar_path.is_file() {
             Some(read_sidecar(&sidecar_path)?)
         } else {
@@ -198,7 +204,7 @@ impl Classifier {
         labels_file: Option<&Path>,
     ) -> Result<Self, ModelError> {
         let file = source.file;
-        let sidecar = sidecar.unwrap_or_default();
+        let mut sidecar = sidecar.unwrap_or_default();
         let tensors: Vec<(String, Tensor)> = tensors
             .into_iter()
             .filter(|(k, _)| !k.ends_with("num_batches_tracked"))
@@ -220,11 +226,13 @@ impl Classifier {
             .map_err(|e| ModelError::Network(e, file.into()))?;
         let labels = match labels_file {
             Some(p) => read_labels(p)?,
-            None => sidecar.labels.unwrap_or_default(),
+            None => sidecar.labels.take().unwrap_or_default(),
         };
         let labels = complete_labels(file, labels, config.num_classes)?;
+        let output = output_rule(file, &sidecar, &labels)?;
         let preprocessing = sidecar
             .preprocessing
+            .take()
             .unwrap_or_default()
             .for_channels(config.in_channels)
             .map_err(|reason| ModelError::Preprocessing {
@@ -240,6 +248,7 @@ impl Classifier {
             prefix,
             other_networks: others,
             head,
+            output,
         };
         Ok(Self {
             differentiable,
@@ -259,6 +268,17 @@ impl Classifier {
     /// The differentiable network, for the gradient methods only.
     pub(crate) fn differentiable(&self) -> &DifferentiableDenseNet {
         &self.differentiable
+    }
+
+    /// How the logits become probabilities and findings.
+    pub fn output(&self) -> &OutputRule {
+        &self.info.output
+    }
+
+    /// Reads the logits with `activation` instead of what the sidecar said (the thresholds
+    /// stay).
+    pub fn set_activation(&mut self, activation: Activation) {
+        self.info.output.activation = activation;
     }
 
     pub fn config(&self) -> &DenseNetConfig {

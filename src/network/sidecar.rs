@@ -1,22 +1,25 @@
-//! What a model file does not say about itself: class names and preprocessing, from the sidecar
-//! `<model>.json` or a labels file.
+//! What a model file does not say about itself: class names, preprocessing and how its outputs
+//! are read, from the sidecar `<model>.json` or a labels file.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use super::ModelError;
 use super::head::HeadItem;
+use super::output::{Activation, OutputRule};
 use crate::imaging::Preprocessing;
 
-/// Optional `<model>.json` beside a checkpoint: class names, preprocessing, and the layers of a
-/// head of several linear layers (which a state dict cannot tell).
+/// Optional `<model>.json` beside a checkpoint: class names, preprocessing, the layers of a
+/// head of several linear layers (which a state dict cannot tell), and for a multi-label model
+/// its activation and per-class thresholds.
 ///
 /// ```json
 /// { "labels": ["normal", "lesion"],
 ///   "preprocessing": { "input_size": 224, "geometry": "stretch",
 ///                      "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225] },
-///   "head": ["linear", "relu", "dropout", "linear"] }
+///   "head": ["linear", "relu", "dropout", "linear"],
+///   "activation": "sigmoid", "thresholds": [0.5, 0.62] }
 /// ```
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -28,6 +31,18 @@ pub struct ModelSidecar {
     /// The head's layers in the order the model runs them (see `network::head`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub head: Option<Vec<HeadItem>>,
+    /// How the logits become probabilities: softmax when the sidecar says nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub activation: Option<Activation>,
+    /// One threshold per class for sigmoid outputs (0.5 each when absent). torchxrayvision
+    /// calls them operating points (`op_threshs`), so that name is read too.
+    #[serde(default, alias = "op_threshs", skip_serializing_if = "Option::is_none")]
+    pub thresholds: Option<Vec<f32>>,
+}
+
+/// Where a checkpoint's sidecar sits: `<model>.json` beside it.
+pub(super) fn model_sidecar_path(model: &Path) -> PathBuf {
+    model.with_extension("json")
 }
 
 pub(super) fn read_sidecar(path: &Path) -> Result<ModelSidecar, ModelError> {
@@ -84,6 +99,44 @@ pub(super) fn complete_labels(
     Ok(labels)
 }
 
+/// The sidecar's activation and thresholds, checked against the model's classes (`labels`,
+/// already complete). A refusal names the sidecar beside `model`.
+pub(super) fn output_rule(
+    model: &str,
+    sidecar: &ModelSidecar,
+    labels: &[String],
+) -> Result<OutputRule, ModelError> {
+    let activation = sidecar.activation.unwrap_or_default();
+    let Some(thresholds) = &sidecar.thresholds else {
+        return Ok(OutputRule::new(activation, labels.len()));
+    };
+    let refuse = |reason: String| ModelError::Labels {
+        file: model_sidecar_path(Path::new(model)).display().to_string(),
+        reason,
+    };
+    if thresholds.len() != labels.len() {
+        return Err(refuse(format!(
+            "{} thresholds were given but the model has {} classes (one threshold per class)",
+            thresholds.len(),
+            labels.len()
+        )));
+    }
+    if let Some((c, t)) = thresholds
+        .iter()
+        .enumerate()
+        .find(|(_, t)| !(0.0..=1.0).contains(*t))
+    {
+        return Err(refuse(format!(
+            "the threshold of {} (class {c}) is {t}: a threshold is a probability from 0 to 1",
+            labels[c]
+        )));
+    }
+    Ok(OutputRule {
+        activation,
+        thresholds: thresholds.clone(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -107,6 +160,50 @@ mod tests {
         assert_eq!(
             complete_labels("m", vec![], 2).unwrap(),
             ["class 0", "class 1"]
+        );
+    }
+
+    #[test]
+    fn thresholds_are_one_probability_per_class() {
+        let labels: Vec<String> = ["a", "b", "c"].map(String::from).to_vec();
+        let sidecar: ModelSidecar =
+            serde_json::from_str(r#"{"activation": "sigmoid", "op_threshs": [0.5, 0.3, 0.7]}"#)
+                .unwrap();
+        let rule = output_rule("dir/m.pth", &sidecar, &labels).unwrap();
+        assert_eq!(rule.activation, Activation::Sigmoid);
+        assert_eq!(rule.thresholds, [0.5, 0.3, 0.7]);
+        let silent = output_rule("m.pth", &ModelSidecar::default(), &labels).unwrap();
+        assert_eq!(silent, OutputRule::new(Activation::Softmax, 3));
+
+        let too_few = ModelSidecar {
+            thresholds: Some(vec![0.5, 0.5]),
+            ..sidecar.clone()
+        };
+        let err = output_rule("dir/m.pth", &too_few, &labels)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "dir/m.json: 2 thresholds were given but the model has 3 classes (one threshold \
+             per class)"
+        );
+        let outside = ModelSidecar {
+            thresholds: Some(vec![0.5, f32::NAN, 0.5]),
+            ..sidecar
+        };
+        let err = output_rule("m.pth", &outside, &labels)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "m.json: the threshold of b (class 1) is NaN: a threshold is a probability from 0 to 1"
+        );
+        let unknown = serde_json::from_str::<ModelSidecar>(r#"{"activation": "relu"}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            unknown.contains("unknown variant `relu`, expected `softmax` or `sigmoid`"),
+            "{unknown}"
         );
     }
 }

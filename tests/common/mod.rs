@@ -80,3 +80,32 @@ pub fn drag(harness: &mut Harness<'_, CamviewApp>, from: Pos2, to: Pos2, steps: 
     press(harness, to, false);
     harness.run();
 }
+
+/// The multi-label fixture's classes on one image, as PyTorch computed them
+/// (tests/fixtures/make_multilabel_fixtures.py).
+pub struct MultiLabelCase {
+    pub labels: Vec<String>,
+    pub sigmoid: Vec<f32>,
+    pub positives: Vec<usize>,
+    /// The classes by decreasing probability.
+    pub ranked: Vec<usize>,
+}
+
+pub fn multilabel_model() -> PathBuf {
+    fixtures().join("models/multilabel/chest5.pth")
+}
+
+pub fn multilabel_case(image: &str) -> MultiLabelCase {
+    let text = std::fs::read(fixtures().join("models/multilabel/expected.json")).unwrap();
+    let expected: serde_json::Value = serde_json::from_slice(&text).unwrap();
+    let e = &expected["images"][image];
+    let sigmoid: Vec<f32> = serde_json::from_value(e["sigmoid"].clone()).unwrap();
+    let mut ranked: Vec<usize> = (0..sigmoid.len()).collect();
+    ranked.sort_by(|&a, &b| sigmoid[b].total_cmp(&sigmoid[a]));
+    MultiLabelCase {
+        labels: serde_json::from_value(expected["labels"].clone()).unwrap(),
+        positives: serde_json::from_value(e["positives"].clone()).unwrap(),
+        sigmoid,
+        ranked,
+    }
+}

@@ -16,8 +16,9 @@ use crate::gui::commands::Command;
 use crate::gui::session::{Session, TaskKind, model_name};
 use crate::gui::settings::Settings;
 use crate::gui::widgets::{
-    PREDICTED_COLOUR, class_row_ui, percent_slider_ui, section_ui, spinner_label_ui,
+    ClassRow, FINDING_COLOUR, class_row_ui, percent_slider_ui, section_ui, spinner_label_ui,
 };
+use crate::network::{Activation, OutputRule};
 
 impl CamviewApp {
     pub(in crate::gui) fn controls_ui(&mut self, ui: &mut egui::Ui) {
@@ -67,8 +68,12 @@ fn model_ui(ui: &mut egui::Ui, session: &Session) {
     match session.model() {
         Some(model) => {
             ui.label(RichText::new(model_name(model)).strong());
+            let multi_label = match model.output().activation {
+                Activation::Softmax => "",
+                Activation::Sigmoid => " · multi-label (sigmoid)",
+            };
             ui.weak(format!(
-                "{} · {} classes · input {} px",
+                "{} · {} classes{multi_label} · input {} px",
                 model.info.architecture,
                 model.labels.len(),
                 model.preprocessing.input_size
@@ -81,7 +86,9 @@ fn model_ui(ui: &mut egui::Ui, session: &Session) {
     }
 }
 
-/// The classes by probability; a click chooses one.
+/// The classes by probability; a click chooses one. Under softmax the predicted class is
+/// marked; under sigmoid (a multi-label model) every positive class is, each bar is the
+/// class's own probability (they need not sum to 100%) with its threshold as a tick.
 fn classes_ui(ui: &mut egui::Ui, session: &mut Session) {
     let (Some(model), Some(analysis)) = (session.model(), session.analysis()) else {
         if session.is_busy(TaskKind::Analysis) {
@@ -92,16 +99,40 @@ fn classes_ui(ui: &mut egui::Ui, session: &mut Session) {
         return;
     };
     let (model, analysis) = (Arc::clone(model), Arc::clone(analysis));
+    let output = model.output();
+    let multi_label = analysis.activation == Activation::Sigmoid;
     let mut chosen = None;
     for c in analysis.ranked() {
         let label = model.labels.get(c).cloned().unwrap_or_default();
-        let response = class_row_ui(
-            ui,
-            &label,
-            analysis.probabilities[c],
-            c == analysis.predicted,
-            c == session.class(),
-        );
+        let (p, t) = (analysis.probabilities[c], output.threshold(c));
+        let row = ClassRow {
+            label: &label,
+            probability: p,
+            finding: if multi_label {
+                analysis.is_positive(c)
+            } else {
+                c == analysis.predicted
+            },
+            threshold: multi_label.then_some(t),
+            selected: c == session.class(),
+        };
+        let mut response = class_row_ui(ui, &row);
+        if multi_label {
+            // Also the row's description for screen readers.
+            response = response.on_hover_text(if analysis.is_positive(c) {
+                format!(
+                    "{label}: {:.1}%, positive: at or above its threshold of {}",
+                    100.0 * p,
+                    percent(t)
+                )
+            } else {
+                format!(
+                    "{label}: {:.1}%, below its threshold of {}",
+                    100.0 * p,
+                    percent(t)
+                )
+            });
+        }
         if response.clicked() {
             chosen = Some(c);
         }
@@ -109,16 +140,44 @@ fn classes_ui(ui: &mut egui::Ui, session: &mut Session) {
     if let Some(c) = chosen {
         session.select_class(c);
     }
+    let keys = format!(
+        "{}/{} to change",
+        Command::PreviousClass.shortcut_text(),
+        Command::NextClass.shortcut_text()
+    );
     ui.horizontal(|ui| {
         let (dot, _) = ui.allocate_exact_size(vec2(8.0, 8.0), Sense::hover());
         ui.painter()
-            .circle_filled(dot.center(), 4.0, PREDICTED_COLOUR);
-        ui.weak(format!(
-            "predicted · {}/{} to change",
-            Command::PreviousClass.shortcut_text(),
-            Command::NextClass.shortcut_text()
-        ));
+            .circle_filled(dot.center(), 4.0, FINDING_COLOUR);
+        if multi_label {
+            ui.weak(positive_legend(output));
+        } else {
+            ui.weak(format!("predicted · {keys}"));
+        }
     });
+    if multi_label {
+        ui.weak(format!(
+            "Sigmoid: each bar is its class's own probability · {keys}"
+        ));
+    }
+}
+
+/// What the mark of a multi-label model's class means, with its threshold.
+fn positive_legend(output: &OutputRule) -> String {
+    match output.uniform_threshold() {
+        Some(t) => format!("positive: at or above the threshold, {}", percent(t)),
+        None => "positive: at or above its own threshold (the tick)".to_string(),
+    }
+}
+
+/// A threshold as a percentage, with a decimal only when it has one (50%, 62.5%).
+fn percent(p: f32) -> String {
+    let pct = 100.0 * p;
+    if (pct - pct.round()).abs() < 1e-3 {
+        format!("{pct:.0}%")
+    } else {
+        format!("{pct:.1}%")
+    }
 }
 
 /// The method and layer pickers (and Score-CAM's channels), as rows of the heat map grid.
@@ -248,5 +307,29 @@ fn method_help(method: Method) -> &'static str {
         Method::EigenCam => {
             "First principal component of the activations (the same for every class)"
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_legend_gives_a_shared_threshold_or_points_at_the_ticks() {
+        let shared = OutputRule::new(Activation::Sigmoid, 3);
+        assert_eq!(
+            positive_legend(&shared),
+            "positive: at or above the threshold, 50%"
+        );
+        let own = OutputRule {
+            activation: Activation::Sigmoid,
+            thresholds: vec![0.5, 0.625],
+        };
+        assert_eq!(
+            positive_legend(&own),
+            "positive: at or above its own threshold (the tick)"
+        );
+        assert_eq!(percent(0.45), "45%");
+        assert_eq!(percent(0.625), "62.5%");
     }
 }

@@ -9,7 +9,7 @@ use eframe::egui::ColorImage;
 use crate::explain::faithfulness::Faithfulness;
 use crate::explain::{Analysis, ExplainedMaps, MapChoice, Method, Stage};
 use crate::model_request::{ModelRequest, ModelSource};
-use crate::network::Classifier;
+use crate::network::{Activation, Classifier};
 
 use super::{Arrivals, CurrentImage, ScoredMap, Session, TaskKind, model_name};
 use crate::gui::save::SavedFiles;
@@ -97,10 +97,14 @@ impl Session {
             notes.push("CAM is not defined for its head: showing Grad-CAM".to_string());
         }
         self.info(format!(
-            "Loaded {}: {}, {} classes{}",
+            "Loaded {}: {}, {} classes{}{}",
             model_name(&classifier),
             classifier.info.architecture,
             classifier.labels.len(),
+            match classifier.output().activation {
+                Activation::Softmax => "",
+                Activation::Sigmoid => ", multi-label (sigmoid)",
+            },
             notes.iter().map(|n| format!(". {n}")).collect::<String>()
         ));
         if !classifier.stages().contains(&self.layer) {
