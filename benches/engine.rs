@@ -109,6 +109,7 @@ fn cam(c: &mut Criterion) {
 fn analysis_of(size: u32) -> Analysis {
     let values: Vec<f32> = (0..49).map(|i| (i as f32 * 0.37).sin()).collect();
     let cam = ClassActivationMap {
+        transposed: false,
         class: 0,
         method: Method::Cam,
         layer: camview::explain::Stage::Norm5,
@@ -118,6 +119,7 @@ fn analysis_of(size: u32) -> Analysis {
         region: Region::whole(size, size),
     };
     Analysis {
+        transposed: false,
         logits: vec![0.0, 1.0],
         probabilities: explain::softmax(&[0.0, 1.0]),
         activation: camview::network::Activation::Softmax,

@@ -15,6 +15,7 @@ use camview::render::Colormap;
 
 fn analysis_of(size: u32) -> Analysis {
     let cam = |phase: f32| ClassActivationMap {
+        transposed: false,
         class: 0,
         method: Method::Cam,
         layer: camview::explain::Stage::Norm5,
@@ -24,6 +25,7 @@ fn analysis_of(size: u32) -> Analysis {
         region: Region::whole(size, size),
     };
     Analysis {
+        transposed: false,
         logits: vec![0.0, 1.0],
         probabilities: explain::softmax(&[0.0, 1.0]),
         activation: camview::network::Activation::Softmax,

@@ -197,6 +197,13 @@ fn render_writes_overlay_sidecar_and_raw_map_without_touching_the_source() {
     assert_eq!(sidecar["colormap"], "jet");
     assert!((sidecar["opacity"].as_f64().unwrap() - 0.4).abs() < 1e-6);
     assert_eq!(sidecar["camview_version"], env!("CARGO_PKG_VERSION"));
+    // How the image became the network's input is recorded, not left to guess.
+    assert_eq!(sidecar["preprocessing"]["input_size"], 224);
+    assert_eq!(sidecar["preprocessing"]["geometry"], "stretch");
+    assert_eq!(
+        sidecar["preprocessing"]["mean"].as_array().unwrap().len(),
+        3
+    );
     let printed: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
     assert_eq!(printed["overlay"], overlay.display().to_string());
     // The raw map is class 2's, at the network's 7x7 resolution, as PyTorch computes it.

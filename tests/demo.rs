@@ -262,6 +262,7 @@ fn a_map_of_the_lesion_is_more_faithful_than_its_inverse() {
         }
     }
     let map = |values: Vec<f32>| ClassActivationMap {
+        transposed: false,
         class: lesion,
         method: Method::Cam,
         layer: Stage::Norm5,

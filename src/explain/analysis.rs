@@ -58,6 +58,9 @@ pub struct Analysis {
     pub maps: Vec<ClassActivationMap>,
     /// Where the network's input sits on the original image.
     pub region: Region,
+    /// The network saw the image transposed (`Preprocessing::transpose`); the maps are turned
+    /// back into the image's orientation.
+    pub transposed: bool,
     /// The network's input size, `(width, height)`.
     pub input_size: (u32, u32),
     /// `A`, `[num_features, h, w]`, kept for other methods.
@@ -173,6 +176,7 @@ pub fn analyse(
         positives,
         maps: Vec::new(),
         region: input.region,
+        transposed: preprocessing.transpose,
         input_size: input.pixels.dimensions(),
         features: features.clone(),
         input: input.tensor,

@@ -186,10 +186,10 @@ pub fn faithfulness(
 
 /// The map bilinearly upsampled onto the `w x h` input grid.
 fn on_input_grid(map: &ClassActivationMap, w: usize, h: usize) -> Vec<f32> {
-    let mut on_input = map.clone();
+    let mut on_input = map.in_network_orientation();
     on_input.region = Region::whole(w as u32, h as u32);
     on_input
-        .upsample(&map.values, w as u32, h as u32)
+        .upsample(&on_input.values, w as u32, h as u32)
         .into_iter()
         .map(|v| if v.is_nan() { f32::NEG_INFINITY } else { v })
         .collect()
@@ -308,6 +308,7 @@ mod tests {
 
     fn map(values: Vec<f32>) -> ClassActivationMap {
         ClassActivationMap {
+            transposed: false,
             class: 1,
             method: Method::Cam,
             layer: Stage::Norm5,

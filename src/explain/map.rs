@@ -18,9 +18,39 @@ pub struct ClassActivationMap {
     pub values: Vec<f32>,
     /// Where the network's input (and so this map) sits on the original image.
     pub region: Region,
+    /// The network saw the image transposed (`Preprocessing::transpose`, as MONAI's readers
+    /// give images): `values` are already turned back into the image's orientation, and the
+    /// network's own grid is their transpose (`in_network_orientation`).
+    pub transposed: bool,
+}
+
+/// `values`, `height` rows of `width`, transposed: `width` rows of `height`.
+pub fn transpose(values: &[f32], width: usize, height: usize) -> Vec<f32> {
+    let mut out = vec![0.0; values.len()];
+    for (y, row) in values.chunks_exact(width.max(1)).take(height).enumerate() {
+        for (x, &v) in row.iter().enumerate() {
+            out[x * height + y] = v;
+        }
+    }
+    out
 }
 
 impl ClassActivationMap {
+    /// The map on the network's own grid (the transpose of `values` when the network saw the
+    /// image transposed), for what is compared with the network's input.
+    pub fn in_network_orientation(&self) -> Self {
+        if !self.transposed {
+            return self.clone();
+        }
+        Self {
+            values: transpose(&self.values, self.width, self.height),
+            width: self.height,
+            height: self.width,
+            transposed: false,
+            ..self.clone()
+        }
+    }
+
     pub fn min_max(&self) -> (f32, f32) {
         self.values
             .iter()
@@ -126,6 +156,7 @@ mod tests {
 
     fn map(values: Vec<f32>, w: usize, h: usize, region: Region) -> ClassActivationMap {
         ClassActivationMap {
+            transposed: false,
             class: 0,
             method: Method::Cam,
             layer: Stage::Norm5,

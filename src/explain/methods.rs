@@ -26,6 +26,7 @@ use std::sync::Arc;
 use candle_core::{DType, Tensor, Var};
 use serde::{Deserialize, Serialize};
 
+use super::map::transpose;
 use super::{Analysis, ClassActivationMap, MapChoice, Method};
 use crate::network::{Classifier, Stage};
 
@@ -171,6 +172,9 @@ pub fn class_maps(
             vec![map; classes]
         }
     };
+    // The maps leave in the image's orientation; a network that saw the image transposed
+    // made them on the transposed grid.
+    let (width, height) = if analysis.transposed { (h, w) } else { (w, h) };
     Ok(maps
         .into_iter()
         .enumerate()
@@ -178,10 +182,15 @@ pub fn class_maps(
             class,
             method,
             layer: acts.stage,
-            width: w,
-            height: h,
-            values,
+            width,
+            height,
+            values: if analysis.transposed {
+                transpose(&values, w, h)
+            } else {
+                values
+            },
             region: analysis.region,
+            transposed: analysis.transposed,
         })
         .collect())
 }

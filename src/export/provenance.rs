@@ -5,7 +5,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::explain::{Analysis, Method, Normalisation, Stage};
-use crate::imaging::Region;
+use crate::imaging::{Preprocessing, Region};
 use crate::network::{Activation, Classifier, ModelInfo};
 use crate::render::{Annotation, Colormap, OverlayStyle};
 
@@ -36,6 +36,9 @@ pub struct Provenance {
     pub map_range: (f32, f32),
     /// Where the network's input sits on the image.
     pub region: Region,
+    /// How the image became the network's input (absent in provenance older than it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preprocessing: Option<Preprocessing>,
     pub logits: Vec<f32>,
     pub probabilities: Vec<f32>,
     /// The viewer's marks burnt into the overlay, in image pixel coordinates.
@@ -86,6 +89,7 @@ impl Provenance {
             normalisation: style.normalisation,
             map_range: analysis.range(class, style.normalisation),
             region: analysis.region,
+            preprocessing: Some(classifier.preprocessing.clone()),
             logits: analysis.logits.clone(),
             probabilities: analysis.probabilities.clone(),
             annotations: Vec::new(),

@@ -125,6 +125,7 @@ mod tests {
     fn analysis(region: Region) -> Analysis {
         let values: Vec<f32> = (0..49).map(|i| (i as f32 * 0.37).sin()).collect();
         let cam = ClassActivationMap {
+            transposed: false,
             class: 0,
             method: Method::Cam,
             layer: crate::explain::Stage::Norm5,
@@ -134,6 +135,7 @@ mod tests {
             region,
         };
         Analysis {
+            transposed: false,
             logits: vec![0.0],
             probabilities: softmax(&[0.0]),
             activation: crate::network::Activation::Softmax,

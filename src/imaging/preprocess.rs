@@ -79,6 +79,17 @@ pub struct Preprocessing {
     /// As `mean`.
     pub std: Vec<f32>,
     pub intensity: Intensity,
+    /// The network was trained on images transposed (rows as columns): MONAI's image readers
+    /// (`LoadImage`, whose PIL and ITK readers use `reverse_indexing=True`) give arrays indexed
+    /// `(x, y)`, so a network trained through them saw every image transposed. The input is
+    /// transposed after the geometry and intensities; the maps are turned back
+    /// (`ClassActivationMap::transposed`).
+    #[serde(skip_serializing_if = "is_false")]
+    pub transpose: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 impl Default for Preprocessing {
@@ -89,6 +100,7 @@ impl Default for Preprocessing {
             mean: IMAGENET_MEAN.to_vec(),
             std: IMAGENET_STD.to_vec(),
             intensity: Intensity::Unit,
+            transpose: false,
         }
     }
 }
@@ -315,7 +327,7 @@ impl Preprocessing {
     }
 
     /// `(intensity - mean) / std` per channel, in f32 as torchvision's `Normalize` computes it:
-    /// `[1, channels of P, H, W]`.
+    /// `[1, channels of P, H, W]`, or `[1, channels of P, W, H]` when `transpose`.
     fn tensor_of<P: Pixel<Subpixel = u8>>(
         &self,
         pixels: &ImageBuffer<P, Vec<u8>>,
@@ -328,11 +340,18 @@ impl Preprocessing {
             .map(|c| (per_channel(&self.mean, c), per_channel(&self.std, c)))
             .collect();
         for (i, p) in pixels.as_raw().chunks_exact(channels).enumerate() {
+            // Pixel (x, y) is at y * w + x, or at x * h + y in the transposed input.
+            let at = if self.transpose {
+                (i % w) * h + i / w
+            } else {
+                i
+            };
             for (c, (&v, &(mean, std))) in p.iter().zip(&stats).enumerate() {
-                data[c * w * h + i] = (table[usize::from(v)] - mean) / std;
+                data[c * w * h + at] = (table[usize::from(v)] - mean) / std;
             }
         }
-        Tensor::from_vec(data, (1, channels, h, w), &Device::Cpu)
+        let (rows, columns) = if self.transpose { (w, h) } else { (h, w) };
+        Tensor::from_vec(data, (1, channels, rows, columns), &Device::Cpu)
     }
 }
 

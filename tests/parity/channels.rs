@@ -57,7 +57,13 @@ fn assert_matches_reference(a: &Analysis, tag: &str) {
         "{tag}: logits differ by {err}: ours {:?}, torch {logits:?}",
         a.logits
     );
-    let maps: Vec<f32> = a.maps.iter().flat_map(|m| m.values.clone()).collect();
+    // The reference maps are on the network's grid (transposed when the network saw the
+    // image transposed); ours are in the image's orientation.
+    let maps: Vec<f32> = a
+        .maps
+        .iter()
+        .flat_map(|m| m.in_network_orientation().values)
+        .collect();
     let cam_err = max_abs_diff(&maps, &npy(&format!("{tag}.cams.npy")));
     assert!(cam_err <= TOLERANCE, "{tag}: CAMs differ by {cam_err}");
     eprintln!("{tag}: logits {err:.1e}, CAMs {cam_err:.1e}");
@@ -163,9 +169,10 @@ fn min_max_intensity_matches_monai_s_scale_intensity_before_normalize() {
 }
 
 #[test]
-fn the_mednist_pipeline_is_monai_s_transposed_back() {
+fn the_mednist_pipeline_is_monai_s_with_its_transposed_images() {
     // MedNIST: 64 x 64 grey images, LoadImage + EnsureChannelFirst + ScaleIntensity, no mean
-    // or std. MONAI's PIL reader transposes the image; the reference is transposed back.
+    // or std. MONAI's PIL reader gives the image transposed, and the network learnt on that:
+    // `transpose` feeds it the same, and turns the maps back.
     let gray = model("gray.pth");
     let mednist = Preprocessing {
         input_size: 64,
@@ -173,9 +180,75 @@ fn the_mednist_pipeline_is_monai_s_transposed_back() {
         mean: vec![0.0],
         std: vec![1.0],
         intensity: Intensity::MinMax,
+        transpose: true,
     };
     let a = analyse(&gray, "mednist_like.png", &mednist);
+    assert!(a.transposed && a.maps.iter().all(|m| m.transposed));
     assert_matches_reference(&a, "gray.mednist_like_png.monai");
+    // Without it, the network sees another image than MONAI gives it.
+    let untransposed = analyse(
+        &gray,
+        "mednist_like.png",
+        &Preprocessing {
+            transpose: false,
+            ..mednist
+        },
+    );
+    let logits = npy("gray.mednist_like_png.monai.logits.npy");
+    assert!(max_abs_diff(&untransposed.logits, &logits) > 1e-3);
+}
+
+/// With `transpose`, the network sees the image's transpose and every map comes back in the
+/// image's orientation: on a non-square image at its own size, the logits and maps are those
+/// of the transposed image, maps transposed, for every method.
+#[test]
+fn transposed_inputs_give_maps_in_the_image_s_orientation() {
+    let gray = model("gray.pth");
+    let native = |transpose| Preprocessing {
+        geometry: Geometry::Native,
+        transpose,
+        ..gray.preprocessing.clone()
+    };
+    let image = imaging::open_image(&image_path("large.png")).unwrap();
+    let (w, h) = image.rgb.dimensions();
+    assert_ne!(w, h);
+    let turned = image::RgbImage::from_fn(h, w, |x, y| *image.rgb.get_pixel(y, x));
+    let a = explain::analyse(&gray, "large.png", &image.rgb, &native(true)).unwrap();
+    let b = explain::analyse(&gray, "turned", &turned, &native(false)).unwrap();
+    assert_eq!(a.logits, b.logits);
+    for method in [Method::Cam, Method::GradCam, Method::ScoreCam] {
+        let ours = maps_at(&gray, &a, method, Stage::Norm5);
+        let theirs = maps_at(&gray, &b, method, Stage::Norm5);
+        for (m, t) in ours.iter().zip(&theirs) {
+            assert!(m.transposed && !t.transposed);
+            assert_eq!((m.width, m.height), (t.height, t.width), "{method}");
+            assert_eq!(
+                m.height * 32 / m.width,
+                h as usize * 32 / w as usize,
+                "{method}"
+            );
+            let back = m.in_network_orientation();
+            assert_eq!(back.values, t.values, "{method}");
+        }
+    }
+    // Faithfulness deletes the network input's pixels in the map's order: the same pixels.
+    let options = explain::faithfulness::FaithfulnessOptions {
+        steps: 5,
+        ..Default::default()
+    };
+    let score = |analysis: &Analysis| {
+        explain::faithfulness::faithfulness(
+            &gray,
+            &analysis.input,
+            &analysis.maps[1],
+            &options,
+            &NoProgress,
+        )
+        .unwrap()
+    };
+    let (sa, sb) = (score(&a), score(&b));
+    assert_eq!(sa.deletion.probabilities, sb.deletion.probabilities);
+    assert_eq!(sa.insertion.probabilities, sb.insertion.probabilities);
 }
 
 fn maps_at(
