@@ -311,6 +311,28 @@ fn a_bad_checkpoint_typed_in_the_open_field_keeps_the_model() {
     assert_eq!(h.state().analysis().unwrap().probabilities.len(), 2);
     h.get_by_label("class 1");
     assert!(h.query_by_label("class 2").is_none());
+
+    // CheXNet's model.pth.tar is a model too, read with its sidecar: sigmoid findings.
+    let field = h.get_by_label("Open:");
+    field.focus();
+    h.key_press_modifiers(Modifiers::COMMAND, Key::A);
+    h.get_by_label("Open:").type_text(
+        &fixtures()
+            .join("models/clinical/chexnet.pth.tar")
+            .display()
+            .to_string(),
+    );
+    h.run();
+    h.key_press(Key::Enter);
+    settle(&mut h);
+    let model = h.state().session.model().unwrap();
+    assert!(
+        model.info.file.ends_with("chexnet.pth.tar"),
+        "{}",
+        model.info.file
+    );
+    assert_eq!(h.state().analysis().unwrap().probabilities.len(), 4);
+    h.get_by_label("Effusion");
 }
 
 #[test]

@@ -141,7 +141,7 @@ impl Command {
             Self::Undo => "Undo the last change to the marks",
             Self::Redo => "Redo the change undone",
             Self::OpenImage => "Open an image",
-            Self::OpenModel => "A DenseNet checkpoint: .pth, .pt, .ckpt or .safetensors",
+            Self::OpenModel => "A DenseNet checkpoint: .pth, .pt, .pth.tar, .ckpt or .safetensors",
             Self::SaveOverlay => "Save the overlay with its annotations and provenance",
             Self::CopyOverlay => "Copy the overlay (as it would be saved) to the clipboard",
             Self::Quit => "Quit camview",

@@ -15,8 +15,9 @@ use crate::gui::app::CamviewApp;
 use crate::gui::session::folder_images;
 use crate::gui::textures::max_texture_side;
 
-/// File extensions taken as models when a file is dropped or typed.
-const MODEL_EXTENSIONS: [&str; 4] = ["pth", "pt", "safetensors", "ckpt"];
+/// File extensions taken as models when a file is dropped or typed: `.tar` for the
+/// `model.pth.tar` / `checkpoint.pth.tar` names of many training scripts (CheXNet's among them).
+const MODEL_EXTENSIONS: [&str; 5] = ["pth", "pt", "safetensors", "ckpt", "tar"];
 
 fn is_model_file(path: &Path) -> bool {
     path.extension()
