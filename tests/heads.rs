@@ -385,4 +385,11 @@ fn the_viewer_shows_grad_cam_for_an_mlp_head_and_says_why_cam_is_not_shown() {
         notice.text
     );
     assert_eq!(session.method(), Method::GradCam, "the choice goes back");
+
+    // The picker offers CAM greyed out for such a model, and the other methods as usual.
+    use egui_kittest::kittest::{NodeT, Queryable};
+    h.get_by_label("Method").click();
+    h.run();
+    assert!(h.get_by_label("CAM").accesskit_node().is_disabled());
+    assert!(!h.get_by_label("Grad-CAM++").accesskit_node().is_disabled());
 }

@@ -183,7 +183,8 @@ fn percent(p: f32) -> String {
 /// The method and layer pickers (and Score-CAM's channels), as rows of the heat map grid.
 fn map_choice_ui(ui: &mut egui::Ui, session: &mut Session) {
     let (mut method, mut layer) = (session.method(), session.layer());
-    method_picker_ui(ui, &mut method);
+    let cam_defined = session.model().is_none_or(|m| m.info.cam_is_exact());
+    method_picker_ui(ui, &mut method, cam_defined);
     let stages = session
         .model()
         .map(|m| m.stages())
@@ -216,14 +217,24 @@ fn map_choice_ui(ui: &mut egui::Ui, session: &mut Session) {
     }
 }
 
-fn method_picker_ui(ui: &mut egui::Ui, method: &mut Method) {
+/// `cam_defined`: false for a model whose head is not one linear map, where CAM is offered
+/// greyed out with the reason (the engine refuses it too).
+fn method_picker_ui(ui: &mut egui::Ui, method: &mut Method, cam_defined: bool) {
     let label = ui.label("Method");
     egui::ComboBox::from_id_salt("method")
         .selected_text(method.title())
         .show_ui(ui, |ui| {
             for m in Method::ALL {
-                ui.selectable_value(method, m, m.title())
-                    .on_hover_text(method_help(m));
+                let enabled = m != Method::Cam || cam_defined;
+                ui.add_enabled_ui(enabled, |ui| {
+                    ui.selectable_value(method, m, m.title())
+                        .on_hover_text(method_help(m))
+                        .on_disabled_hover_text(
+                            "Not for this model: its head has several linear layers, so \
+                             the classifier's weights are not the evidence its decision is \
+                             made of. The gradient methods follow it through the head.",
+                        );
+                });
             }
         })
         .response
