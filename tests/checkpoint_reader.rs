@@ -578,8 +578,9 @@ fn a_module_class_given_other_attributes_than_a_modules_is_refused_by_name() {
     assert_eq!(
         err.to_string(),
         "model.pth: refused to load: the checkpoint references \
-         'torchvision.models.densenet.DenseNet', which is not a tensor, a plain container or a \
-         module of a saved model (a checkpoint must never run code). It is given attributes \
+         'torchvision.models.densenet.DenseNet', which is not a tensor, a plain container, a \
+         module of a saved model or a saved config (a checkpoint must never run code). It is given \
+         attributes \
          that are not a module's (a dict with _parameters, _buffers and _modules), while a \
          saved model's module is only ever rebuilt from its attributes"
     );
@@ -705,40 +706,50 @@ fn borrowed(storages: &[(String, Vec<u8>)]) -> Vec<(&str, Vec<u8>)> {
         .collect()
 }
 
+/// Reads 300 copies of `data`, each with 1 to 4 random bytes of `data[..end]`
+/// changed, through `read` (which must never panic); how many gave tensors.
+fn mutations_that_load(
+    next: &mut impl FnMut() -> u64,
+    data: &[u8],
+    end: usize,
+    read: impl Fn(&[u8]) -> Result<Vec<(String, Tensor)>, CheckpointError>,
+) -> usize {
+    let mut loaded = 0;
+    for _ in 0..300 {
+        let mut b = data.to_vec();
+        for _ in 0..1 + next() % 4 {
+            let at = (next() as usize) % end;
+            b[at] = next() as u8;
+        }
+        if read(&b).is_ok_and(|sd| !sd.is_empty()) {
+            loaded += 1;
+        }
+    }
+    loaded
+}
+
+/// [`mutations_that_load`] on the `data.pkl` of the zip checkpoint `path`,
+/// re-packed with its real storages each time.
+fn zip_mutations_that_load(next: &mut impl FnMut() -> u64, path: &Path) -> usize {
+    let (pkl, storages) = unzip_checkpoint(path);
+    let storages = borrowed(&storages);
+    assert!(read_state_dict_from_bytes("z.pth", &zip_checkpoint(&pkl, &storages)).is_ok());
+    mutations_that_load(next, &pkl, pkl.len(), |b| {
+        read_state_dict_from_bytes("z.pth", &zip_checkpoint(b, &storages))
+    })
+}
+
 /// Random byte changes inside the pickles of real checkpoints: any result but a panic.
 #[test]
 fn mutated_real_checkpoints_never_panic() {
     let mut next = xorshift(0x9e37_79b9_7f4a_7c15);
-
     // legacy: the pickles are the first ~28 KB of the stream
     let legacy = std::fs::read(fixture("tiny_legacy.pth")).unwrap();
     let pickles_end = 28_600.min(legacy.len());
-    let mut loaded = 0;
-    for _ in 0..300 {
-        let mut b = legacy.clone();
-        for _ in 0..1 + next() % 4 {
-            let at = (next() as usize) % pickles_end;
-            b[at] = next() as u8;
-        }
-        if let Ok(sd) = read_state_dict_from_bytes("m.pth", &b) {
-            loaded += sd.len().min(1);
-        }
-    }
-
-    // zip: mutate data.pkl and re-pack it with the real storages
-    let (pkl, storages) = unzip_checkpoint(&fixture("tiny.pth"));
-    let storages = borrowed(&storages);
-    assert!(read_state_dict_from_bytes("z.pth", &zip_checkpoint(&pkl, &storages)).is_ok());
-    for _ in 0..300 {
-        let mut b = pkl.clone();
-        for _ in 0..1 + next() % 4 {
-            let at = (next() as usize) % b.len();
-            b[at] = next() as u8;
-        }
-        if let Ok(sd) = read_state_dict_from_bytes("z.pth", &zip_checkpoint(&b, &storages)) {
-            loaded += sd.len().min(1);
-        }
-    }
+    let mut loaded = mutations_that_load(&mut next, &legacy, pickles_end, |b| {
+        read_state_dict_from_bytes("m.pth", b)
+    });
+    loaded += zip_mutations_that_load(&mut next, &fixture("tiny.pth"));
     // (some mutations hit only names or values and still load)
     assert!(loaded > 0);
 }
@@ -846,11 +857,23 @@ struct ExpectedTensor {
     dtype: DType,
 }
 
+/// The manifest entry of the layout fixture `name`: make_layout_fixtures.py's
+/// `manifest.json`, or make_hydra_fixtures.py's `hydra_manifest.json`.
+fn layout_manifest(name: &str) -> serde_json::Value {
+    ["manifest.json", "hydra_manifest.json"]
+        .iter()
+        .map(|file| {
+            let text = std::fs::read_to_string(layouts_expected().join(file)).unwrap();
+            serde_json::from_str::<serde_json::Value>(&text).unwrap()
+        })
+        .find(|manifest| manifest["files"].get(name).is_some())
+        .unwrap_or_else(|| panic!("{name} is in no manifest"))
+}
+
 /// What the generator says `name` must give: its tensors in order, and their
 /// values, read by candle's own safetensors loader.
 fn layout_expectation(name: &str) -> (Vec<ExpectedTensor>, HashMap<String, Tensor>) {
-    let text = std::fs::read_to_string(layouts_expected().join("manifest.json")).unwrap();
-    let manifest: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let manifest = layout_manifest(name);
     let reference = manifest["files"][name]["reference"]
         .as_str()
         .unwrap_or_else(|| panic!("{name} is not in the manifest"));
@@ -1219,42 +1242,22 @@ fn a_whole_module_whose_class_is_called_like_a_function_is_refused_by_name() {
     assert_eq!(
         err.to_string(),
         "c.pth: refused to load: the checkpoint references '__main__.CheXNet', which is not a \
-         tensor, a plain container or a module of a saved model (a checkpoint must never run \
-         code). It is called with arguments, as a function is, while a saved model's module is \
-         only ever rebuilt from its attributes"
+         tensor, a plain container, a module of a saved model or a saved config (a checkpoint \
+         must never run code). It is called with arguments, as a function is, while a saved \
+         model's module is only ever rebuilt from its attributes"
     );
 }
 
 /// Random byte changes inside whole-module pickles (zip and legacy): any result but a panic.
 #[test]
 fn mutated_whole_module_pickles_never_panic() {
-    let mut xs = xorshift(0x2545_f491_4f6c_dd1d);
-    let mut next = move || xs() as usize;
-    let mut loaded = 0;
-    let (pkl, storages) = unzip_checkpoint(&layout_fixture("chexnet_module.pth"));
-    let storages = borrowed(&storages);
-    for _ in 0..300 {
-        let mut b = pkl.clone();
-        for _ in 0..1 + next() % 4 {
-            let at = next() % b.len();
-            b[at] = next() as u8;
-        }
-        if read_state_dict_from_bytes("z.pth", &zip_checkpoint(&b, &storages)).is_ok() {
-            loaded += 1;
-        }
-    }
+    let mut next = xorshift(0x2545_f491_4f6c_dd1d);
+    let mut loaded = zip_mutations_that_load(&mut next, &layout_fixture("chexnet_module.pth"));
     // legacy: the pickles (with the classes' source code) fill most of the file
     let legacy = std::fs::read(layout_fixture("chexnet_module_legacy.pth")).unwrap();
-    for _ in 0..300 {
-        let mut b = legacy.clone();
-        for _ in 0..1 + next() % 4 {
-            let at = next() % (legacy.len() * 2 / 3);
-            b[at] = next() as u8;
-        }
-        if read_state_dict_from_bytes("m.pth", &b).is_ok() {
-            loaded += 1;
-        }
-    }
+    loaded += mutations_that_load(&mut next, &legacy, legacy.len() * 2 / 3, |b| {
+        read_state_dict_from_bytes("m.pth", b)
+    });
     assert!(
         loaded > 0,
         "some mutations hit only names or values and still load"
@@ -1302,5 +1305,237 @@ fn a_module_inside_itself_or_shared_without_end_is_refused_not_followed() {
         err.to_string(),
         "m.pth: unsupported checkpoint: the saved module nests or repeats its modules far more \
          than any model does"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Lightning checkpoints of Hydra users (tests/fixtures/make_hydra_fixtures.py)
+// ---------------------------------------------------------------------------
+
+const HYDRA_FILES: [&str; 3] = [
+    "lightning_hydra.ckpt",
+    "lightning_hydra_protocol5.ckpt",
+    "lightning_hydra_legacy.ckpt",
+];
+
+#[test]
+fn lightning_checkpoints_with_a_hydra_config_give_their_state_dict() {
+    for name in HYDRA_FILES {
+        let sd = assert_layout(name);
+        assert_eq!(sd[0].0, "model.features.conv0.weight", "{name}");
+        // the files are what they claim: configs of every kind of node, in each protocol
+        let manifest = layout_manifest(name);
+        let entry = &manifest["files"][name];
+        let named: Vec<&str> = entry["globals"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| g.as_str().unwrap())
+            .collect();
+        for global in [
+            "omegaconf.dictconfig.DictConfig",
+            "omegaconf.listconfig.ListConfig",
+            "omegaconf.base.ContainerMetadata",
+            "omegaconf.nodes.AnyNode",
+            "omegaconf.nodes.StringNode",
+            "omegaconf.nodes.BooleanNode",
+            "typing.Any",
+            "typing.List",
+            "collections.defaultdict",
+        ] {
+            assert!(named.contains(&global), "{name} names no {global}");
+        }
+        let python3 = entry["protocol"].as_u64().unwrap() >= 3;
+        let int = if python3 {
+            "builtins.int"
+        } else {
+            "__builtin__.long"
+        };
+        assert!(named.contains(&int), "{name} names no {int}");
+        let raw = std::fs::read(layout_fixture(name)).unwrap();
+        assert!(raw.windows(20).any(|w| w == b"omegaconf.dictconfig"));
+    }
+}
+
+/// The `data.pkl` of lightning_hydra.ckpt with its first `DictConfig`, made by
+/// `NEWOBJ(DictConfig, ())`, made by `made` instead; and the storages.
+fn hydra_pickle_with_config_made_by(made: &[u8]) -> (Vec<u8>, Vec<(String, Vec<u8>)>) {
+    let (pkl, storages) = unzip_checkpoint(&layout_fixture("lightning_hydra.ckpt"));
+    let class = b"comegaconf.dictconfig\nDictConfig\n";
+    let at = pkl.windows(class.len()).position(|w| w == class).unwrap() + class.len();
+    // LONG_BINPUT (5 bytes), then EMPTY_TUPLE NEWOBJ
+    assert_eq!(&pkl[at + 5..at + 7], b")\x81");
+    let mut changed = pkl[..at + 5].to_vec();
+    changed.extend_from_slice(made);
+    changed.extend_from_slice(&pkl[at + 7..]);
+    (changed, storages)
+}
+
+#[test]
+fn a_hydra_config_made_by_a_call_is_refused_by_name() {
+    // As OmegaConf writes it, the real file loads.
+    let (pkl, storages) = hydra_pickle_with_config_made_by(b")\x81");
+    let storages = borrowed(&storages);
+    assert!(read_state_dict_from_bytes("h.ckpt", &zip_checkpoint(&pkl, &storages)).is_ok());
+    // `DictConfig(1)` (BININT1 1, TUPLE1, REDUCE), which would run its constructor
+    let (pkl, _) = hydra_pickle_with_config_made_by(b"K\x01\x85R");
+    let err = read_state_dict_from_bytes("h.ckpt", &zip_checkpoint(&pkl, &storages)).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "h.ckpt: refused to load: the checkpoint references 'omegaconf.dictconfig.DictConfig', \
+         which is not a tensor, a plain container, a module of a saved model or a saved config (a \
+         checkpoint must never run code). It is called with arguments, as a function is, while a \
+         saved config is only ever rebuilt from its attributes"
+    );
+    // `DictConfig()` by REDUCE: a call, even without arguments
+    let (pkl, _) = hydra_pickle_with_config_made_by(b")R");
+    let err = read_state_dict_from_bytes("h.ckpt", &zip_checkpoint(&pkl, &storages)).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("It is constructed by a call, which would run its code"),
+        "{err}"
+    );
+}
+
+/// `{"state_dict": {"w": tensor}, "hyper_parameters": <value>}` (protocol 2),
+/// read as a zip checkpoint.
+fn beside_a_state_dict(value: &[u8]) -> Result<Vec<(String, Tensor)>, CheckpointError> {
+    let mut p = Pk::default();
+    p.op(b"\x80\x02}(")
+        .s("state_dict")
+        .op(b"}(")
+        .s("w")
+        .t("0", 2);
+    p.op(b"u").s("hyper_parameters").op(value).op(b"u.");
+    read_state_dict_from_bytes(
+        "h.ckpt",
+        &zip_checkpoint(&p.0, &[("0", f32_bytes(&[1., 2.]))]),
+    )
+}
+
+#[test]
+fn calling_a_type_is_refused_by_name_and_naming_one_is_harmless() {
+    // named, as OmegaConf's metadata does: the state dict loads
+    let sd = beside_a_state_dict(b"c__builtin__\ndict\nctyping\nAny\n\x86").unwrap();
+    assert_eq!(keys(&sd), ["w"]);
+    // called: dict([("a", 1)]), Any(), long("1")
+    let err =
+        beside_a_state_dict(b"c__builtin__\ndict\n]X\x01\x00\x00\x00aK\x01\x86a\x85R").unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "h.ckpt: refused to load: the checkpoint references '__builtin__.dict', which is not a \
+         tensor, a plain container, a module of a saved model or a saved config (a checkpoint \
+         must never run code). It is called with arguments, as a function is, while a type in a \
+         checkpoint is only ever named, never called"
+    );
+    for (value, global) in [
+        (&b"ctyping\nAny\n)R"[..], "typing.Any"),
+        (
+            b"c__builtin__\nlong\nX\x01\x00\x00\x001\x85R",
+            "__builtin__.long",
+        ),
+        (b"(ibuiltins\nlist\n", "builtins.list"),
+        (
+            b"comegaconf.nodes\nAnyNode\nK\x01\x85\x81}b",
+            "omegaconf.nodes.AnyNode",
+        ),
+        (
+            b"ccollections\ndefaultdict\nc__main__\nf\n\x85R",
+            "collections.defaultdict",
+        ),
+    ] {
+        let err = beside_a_state_dict(value).unwrap_err();
+        let CheckpointError::Refused { global: g, .. } = &err else {
+            panic!("{global}: {err}");
+        };
+        assert_eq!(g, global, "{err}");
+    }
+}
+
+#[test]
+fn code_beside_or_inside_a_hydra_config_is_still_refused_by_name() {
+    let existed_before = Path::new(PWNED).exists();
+    let payload = |module: &str, name: &str| {
+        let mut v = format!("c{module}\n{name}\n").into_bytes();
+        v.extend_from_slice(b"X\x18\x00\x00\x00touch /tmp/camview_pwned\x85R");
+        v
+    };
+    for (module, name) in [
+        ("builtins", "eval"),
+        ("builtins", "exec"),
+        ("__builtin__", "getattr"),
+        ("builtins", "__import__"),
+        ("builtins", "open"),
+        ("os", "system"),
+        ("posix", "system"),
+    ] {
+        let err = beside_a_state_dict(&payload(module, name)).unwrap_err();
+        let CheckpointError::Refused { global, .. } = &err else {
+            panic!("{module}.{name}: {err}");
+        };
+        assert_eq!(global, &format!("{module}.{name}"));
+        assert!(
+            err.to_string()
+                .contains(&format!("references '{module}.{name}'")),
+            "{err}"
+        );
+    }
+    // inside the real config: a type of its metadata, a node class, renamed to code
+    let (pkl, storages) = unzip_checkpoint(&layout_fixture("lightning_hydra.ckpt"));
+    let storages = borrowed(&storages);
+    for (from, to, global) in [
+        (
+            &b"c__builtin__\ndict\n"[..],
+            &b"c__builtin__\neval\n"[..],
+            "__builtin__.eval",
+        ),
+        (
+            b"ctyping\nAny\n",
+            b"cbuiltins\ngetattr\n",
+            "builtins.getattr",
+        ),
+        (
+            b"comegaconf.nodes\nAnyNode\n",
+            b"cbuiltins\n__import__\n",
+            "builtins.__import__",
+        ),
+        (
+            b"comegaconf.nodes\nAnyNode\n",
+            b"cos\nsystem\n",
+            "os.system",
+        ),
+    ] {
+        let at = pkl.windows(from.len()).position(|w| w == from).unwrap();
+        let mut changed = pkl[..at].to_vec();
+        changed.extend_from_slice(to);
+        changed.extend_from_slice(&pkl[at + from.len()..]);
+        let err =
+            read_state_dict_from_bytes("h.ckpt", &zip_checkpoint(&changed, &storages)).unwrap_err();
+        let CheckpointError::Refused { global: g, .. } = &err else {
+            panic!("{global}: {err}");
+        };
+        assert_eq!(g, global);
+    }
+    if !existed_before {
+        assert!(!Path::new(PWNED).exists(), "the payload ran!");
+    }
+}
+
+/// Random byte changes inside the Hydra checkpoints' pickles (zip protocols 2
+/// and 5, legacy): any result but a panic.
+#[test]
+fn mutated_hydra_checkpoints_never_panic() {
+    let mut next = xorshift(0x0dd_ba11_cafe_f00d);
+    let mut loaded = zip_mutations_that_load(&mut next, &layout_fixture(HYDRA_FILES[0]));
+    loaded += zip_mutations_that_load(&mut next, &layout_fixture(HYDRA_FILES[1]));
+    // legacy: the config and the state dict's pickle come before the storages
+    let legacy = std::fs::read(layout_fixture(HYDRA_FILES[2])).unwrap();
+    let storages_start = legacy.len() - 28_000;
+    loaded += mutations_that_load(&mut next, &legacy, storages_start, |b| {
+        read_state_dict_from_bytes("m.ckpt", b)
+    });
+    assert!(
+        loaded > 0,
+        "some mutations hit only names or values and still load"
     );
 }

@@ -10,9 +10,10 @@
 //!
 //! Pickles are read by a small interpreter of our own ([`pickle`]) that never
 //! executes anything and refuses any file that names a class or function
-//! other than the handful a checkpoint of tensors needs and a model's module
-//! classes used as `torch.save(model)` uses them, so a malicious checkpoint is
-//! rejected instead of running its payload.
+//! other than the handful a checkpoint of tensors needs, a model's module
+//! classes used as `torch.save(model)` uses them, and the OmegaConf classes and
+//! types of a saved config (Hydra users' `hyper_parameters`), so a malicious
+//! checkpoint is rejected instead of running its payload.
 //!
 //! Where the tensors are in a PyTorch file ([`torch`]'s `locate`): the file's
 //! object is searched through plain dicts (with string keys), lists and
@@ -27,9 +28,10 @@
 //! * whole modules (`torch.save(model)`): their parameters and persistent
 //!   buffers, walked as `Module.state_dict()` walks them.
 //!
-//! An optimizer's state (a dict with `state` and `param_groups`) and dicts
+//! An optimizer's state (a dict with `state` and `param_groups`), dicts
 //! keyed by anything but strings (the optimizer keeps its per-parameter state
-//! under parameter numbers) are skipped whole. Only the tensors found are ever
+//! under parameter numbers) and saved OmegaConf configs (which hold no
+//! tensors) are skipped whole. Only the tensors found are ever
 //! built: nothing else in the file is read beyond its pickle, so optimizer
 //! moments, callbacks and metrics cost nothing and may even be damaged. How
 //! the keys are named, alone or when there are several state dicts, is in
@@ -61,10 +63,11 @@ pub enum CheckpointError {
     #[error("{name}: the checkpoint is truncated or corrupt: {detail}")]
     Corrupt { name: String, detail: String },
     /// The checkpoint names code to run, or a class that is neither plain data
-    /// nor used as a model's module.
+    /// nor used as a model's module or a saved config.
     #[error(
         "{name}: refused to load: the checkpoint references '{global}', which is not a tensor, \
-         a plain container or a module of a saved model (a checkpoint must never run code){hint}"
+         a plain container, a module of a saved model or a saved config (a checkpoint must \
+         never run code){hint}"
     )]
     Refused {
         name: String,
@@ -123,13 +126,10 @@ impl CheckpointError {
                     hint,
                 }
             }
-            pickle::PickleError::Misused { global, how } => CheckpointError::Refused {
+            pickle::PickleError::Misused { global, how, rule } => CheckpointError::Refused {
                 name: name.to_owned(),
                 global,
-                hint: format!(
-                    ". It is {how}, while a saved model's module is only ever rebuilt from its \
-                     attributes"
-                ),
+                hint: format!(". It is {how}, while {rule}"),
             },
             pickle::PickleError::TooLarge(_) => {
                 CheckpointError::unsupported(name, format!("{what} {err}"))

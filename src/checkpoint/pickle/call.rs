@@ -39,6 +39,10 @@ pub(super) fn call(pickle: &Pickle, func: Id, args: Id) -> Result<Obj, &'static 
         Global::Dtype(..) => Err("calls a dtype"),
         // `_reconstructor` is handled with the module classes it makes instances of.
         Global::Object | Global::Reconstructor => Err("makes a bare object"),
+        // Their rules are applied before anything is "called" (`configs::make`).
+        Global::ConfigClass(_) | Global::Type(_) | Global::DefaultDict => {
+            Err("makes an object of a config class or a type")
+        }
     }
 }
 

@@ -1,8 +1,9 @@
 //! The allowlist of globals: the classes and functions a checkpoint of
-//! tensors needs. A name outside it is refused at once when it lies in a
-//! module of code (`os.system`, `builtins.eval`, ...) or is not a plain
-//! dotted name; any other name may only be a model's module class, which
-//! [`super::modules`] checks by how the pickle uses it.
+//! tensors needs, and what a saved OmegaConf config names (its classes, and
+//! the types its metadata refers to). A name outside it is refused at once
+//! when it lies in a module of code (`os.system`, `builtins.eval`, ...) or is
+//! not a plain dotted name; any other name may only be a model's module
+//! class, which [`super::modules`] checks by how the pickle uses it.
 
 /// Element type of a tensor storage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,6 +83,13 @@ pub(crate) enum Global {
     Reconstructor,
     /// `builtins.object`, the base `_reconstructor` names.
     Object,
+    /// One of OmegaConf's classes ([`CONFIG_CLASSES`], by its full name):
+    /// accepted only as [`super::configs`] says.
+    ConfigClass(&'static str),
+    /// A type that may be named as a value but never called ([`TYPE_VALUES`], by its full name).
+    Type(&'static str),
+    /// `collections.defaultdict`: accepted only with a plain type as its default ([`super::configs`]).
+    DefaultDict,
 }
 
 /// Top-level modules whose names are code, never a model's classes: a name in
@@ -108,6 +116,12 @@ pub(crate) const CODE_MODULES: &[&str] = &[
     "functools",
     "operator",
     "types",
+    // Only the types of `TYPE_VALUES` are data; the rest (`typing.cast`,
+    // `typing.NamedTuple`) are functions and no model's class lives here.
+    "typing",
+    // Only the classes of `CONFIG_CLASSES` are data; the rest (`OmegaConf`,
+    // its resolvers and grammar) is code.
+    "omegaconf",
     // TorchScript's compiled classes.
     "__torch__",
 ];
@@ -134,11 +148,13 @@ pub(crate) fn resolve_global(module: &str, name: &str) -> Option<Global> {
         .or_else(|| storage_class(module, name))
         .or_else(|| dtype(module, name))
         .or_else(|| inert_class(module, name))
+        .or_else(|| config_class_or_type(module, name))
 }
 
 fn container_or_tensor_function(module: &str, name: &str) -> Option<Global> {
     let g = match (module, name) {
         ("collections", "OrderedDict" | "Counter") => Global::Dict,
+        ("collections", "defaultdict") => Global::DefaultDict,
         ("builtins" | "__builtin__", "set" | "frozenset") => Global::Set,
         ("builtins" | "__builtin__", "bytearray") => Global::ByteArray,
         ("_codecs", "encode") => Global::Encode,
@@ -267,4 +283,75 @@ const INERT: &[(&str, &str, &str)] = &[
 fn inert_class(module: &str, name: &str) -> Option<Global> {
     let &(_, _, what) = INERT.iter().find(|(m, n, _)| *m == module && *n == name)?;
     Some(Global::Inert(what))
+}
+
+/// The classes a pickled OmegaConf config (`DictConfig`, as Hydra users'
+/// PyTorch Lightning checkpoints store their `hyper_parameters`) is made of,
+/// from omegaconf 2.0 to 2.4: the containers, the metadata dataclasses, and
+/// every node class in `omegaconf/nodes.py` and `base.py`. Each is pickled as
+/// `NEWOBJ(cls, ())` then `BUILD` with its `__dict__`, and is kept as an inert
+/// record whose state nothing reads; a class named here may also be a value
+/// (Lightning stores `hparams_type`, the class itself).
+pub(crate) const CONFIG_CLASSES: &[&str] = &[
+    "omegaconf.dictconfig.DictConfig",
+    "omegaconf.listconfig.ListConfig",
+    "omegaconf.tupleconfig.TupleConfig",
+    "omegaconf.base.Metadata",
+    "omegaconf.base.ContainerMetadata",
+    "omegaconf.base.UnionNode",
+    "omegaconf.nodes.AnyNode",
+    "omegaconf.nodes.StringNode",
+    "omegaconf.nodes.IntegerNode",
+    "omegaconf.nodes.FloatNode",
+    "omegaconf.nodes.BooleanNode",
+    "omegaconf.nodes.BytesNode",
+    "omegaconf.nodes.PathNode",
+    "omegaconf.nodes.EnumNode",
+    "omegaconf.nodes.NoneNode",
+    "omegaconf.nodes.LiteralNode",
+    "omegaconf.nodes.InterpolationResultNode",
+];
+
+/// Types that OmegaConf's metadata names as values (`ref_type`,
+/// `object_type`, `key_type`, `element_type`), written under Python 3's
+/// module name (protocols 3 to 5) and Python 2's (protocol 2: `__builtin__`,
+/// with `int` as `long` and `str` as `unicode`). Naming a type runs nothing;
+/// calling one is refused ([`super::configs`]). `builtins.set` and
+/// `frozenset` are containers ([`Global::Set`]); `NoneType` is absent because
+/// pickle writes it as the call `builtins.type(None)`, which stays refused.
+pub(crate) const TYPE_VALUES: &[&str] = &[
+    "typing.Any",
+    "typing.Dict",
+    "typing.List",
+    "typing.Tuple",
+    "builtins.dict",
+    "builtins.list",
+    "builtins.tuple",
+    "builtins.int",
+    "builtins.float",
+    "builtins.str",
+    "builtins.bool",
+    "builtins.bytes",
+    "__builtin__.dict",
+    "__builtin__.list",
+    "__builtin__.tuple",
+    "__builtin__.int",
+    "__builtin__.long",
+    "__builtin__.float",
+    "__builtin__.str",
+    "__builtin__.unicode",
+    "__builtin__.bool",
+    "__builtin__.bytes",
+];
+
+fn config_class_or_type(module: &str, name: &str) -> Option<Global> {
+    let find = |table: &'static [&'static str]| {
+        table
+            .iter()
+            .copied()
+            .find(|full| full.rsplit_once('.') == Some((module, name)))
+    };
+    find(CONFIG_CLASSES)
+        .map(Global::ConfigClass)
+        .or_else(|| find(TYPE_VALUES).map(Global::Type))
 }

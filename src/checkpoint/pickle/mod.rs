@@ -3,12 +3,14 @@
 //! It reads the opcodes that `torch.save` emits (protocol 2, plus what
 //! protocols 3-5 add) and builds an inert value tree in an arena. A `GLOBAL`
 //! (or `STACK_GLOBAL`, `INST`) is accepted when it names one of the few
-//! classes and functions a checkpoint of tensors needs, or when it is used
+//! classes and functions a checkpoint of tensors needs, when it is used
 //! exactly as `torch.save(model)` uses a model's module classes (made without
-//! arguments, then given a module's attributes: the rule is in [`modules`]);
-//! any other name refuses the whole pickle, naming it. `REDUCE` / `NEWOBJ`
-//! never call anything: they record which allow-listed function was "called"
-//! with which arguments, or which module class an inert record is of.
+//! arguments, then given a module's attributes: the rule is in [`modules`]),
+//! or when it is one of OmegaConf's classes or the types a saved config names
+//! (Hydra users' Lightning checkpoints: the rules are in [`configs`]); any
+//! other name refuses the whole pickle, naming it. `REDUCE` / `NEWOBJ` never
+//! call anything: they record which allow-listed function was "called" with
+//! which arguments, or which module or config class an inert record is of.
 //!
 //! Hostile input: every length is checked against the bytes that are really
 //! left before anything is allocated, objects, memo entries, stack depth and
@@ -19,10 +21,12 @@
 //! * [`globals`]: the allowlist ([`Global`], [`globals::resolve_global`]),
 //! * [`call`]: what a "call" of an allowed global makes,
 //! * [`modules`]: when a class outside the allowlist is a model's module class,
+//! * [`configs`]: OmegaConf's records, types named as values, `defaultdict`,
 //! * [`input`]: bounds-checked reading of the bytes,
 //! * [`vm`]: the interpreter.
 
 mod call;
+mod configs;
 mod globals;
 mod input;
 mod modules;
@@ -63,9 +67,15 @@ impl Limits {
 pub(crate) enum PickleError {
     /// The pickle names a global outside the allowlist, e.g. `posix.system`.
     Refused(String),
-    /// The pickle uses a class outside the allowlist otherwise than as a
-    /// model's module class; `how` completes "It is ...".
-    Misused { global: String, how: &'static str },
+    /// The pickle uses a global otherwise than its rule allows (a class
+    /// outside the allowlist otherwise than as a model's module class, an
+    /// OmegaConf class otherwise than as a config, a type by calling it);
+    /// `how` completes "It is ...", `rule` completes "while ...".
+    Misused {
+        global: String,
+        how: &'static str,
+        rule: &'static str,
+    },
     /// The data ends before the pickle's STOP.
     Truncated,
     /// The bytes are not a valid pickle (or one camview does not accept).
@@ -78,12 +88,22 @@ impl fmt::Display for PickleError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             PickleError::Refused(g) => write!(f, "refers to '{g}'"),
-            PickleError::Misused { global, how } => {
+            PickleError::Misused { global, how, .. } => {
                 write!(f, "refers to '{global}', which is {how}")
             }
             PickleError::Truncated => write!(f, "is cut short: the file ends before it does"),
             PickleError::Invalid { at, what } => write!(f, "{what} (at byte {at})"),
             PickleError::TooLarge(what) => write!(f, "has {what}"),
+        }
+    }
+}
+
+impl PickleError {
+    fn misused(global: &str, how: &'static str, rule: &'static str) -> Self {
+        PickleError::Misused {
+            global: global.to_owned(),
+            how,
+            rule,
         }
     }
 }

@@ -50,9 +50,11 @@ pub(super) enum Making {
 
 const CALLED: &str = "called with arguments, as a function is";
 const CONSTRUCTED: &str = "constructed by a call, which would run its code";
+/// What every refusal of a module class adds after its `how`.
+const MODULE_RULE: &str = "a saved model's module is only ever rebuilt from its attributes";
+pub(super) const BUILT_TWICE: &str = "given its attributes twice";
 const NOT_A_MODULE_STATE: &str =
     "given attributes that are not a module's (a dict with _parameters, _buffers and _modules)";
-const BUILT_TWICE: &str = "given its attributes twice";
 const NEVER_MADE: &str = "named but never made into a module";
 const NO_STATE: &str = "made into an object without the attributes every module has";
 const RECONSTRUCTOR: &str = "asked for something other than an instance of a module class";
@@ -69,9 +71,18 @@ pub(super) struct Modules {
 }
 
 fn misused(global: &str, how: &'static str) -> PickleError {
-    PickleError::Misused {
-        global: global.to_owned(),
-        how,
+    PickleError::misused(global, how, MODULE_RULE)
+}
+
+/// What is wrong with making an object of a class `how`, with or without
+/// arguments; `None` for `NEWOBJ(cls, ())`, the one way that runs none of
+/// the class's code (`cls.__new__` of a plain Python class only allocates).
+pub(super) fn misuse(how: Making, no_args: bool) -> Option<&'static str> {
+    match how {
+        Making::NewObj if no_args => None,
+        Making::Construct => Some(CONSTRUCTED),
+        Making::Call if no_args => Some(CONSTRUCTED),
+        Making::NewObj | Making::NewObjWithKeywords | Making::Call => Some(CALLED),
     }
 }
 
@@ -112,11 +123,9 @@ impl Modules {
     ) -> PResult<Option<Id>> {
         let no_args = pickle.seq(args).is_some_and(<[Id]>::is_empty);
         match pickle.get(func) {
-            Obj::ModuleClass(name) => match how {
-                Making::NewObj if no_args => Ok(Some(func)),
-                Making::Construct => Err(misused(name, CONSTRUCTED)),
-                Making::Call if no_args => Err(misused(name, CONSTRUCTED)),
-                _ => Err(misused(name, CALLED)),
+            Obj::ModuleClass(name) => match misuse(how, no_args) {
+                None => Ok(Some(func)),
+                Some(what) => Err(misused(name, what)),
             },
             Obj::Global(Global::Reconstructor) => {
                 let class = match pickle.seq(args) {

@@ -49,6 +49,13 @@ pub(crate) enum Obj {
         class: Id,
         state: Option<Id>,
     },
+    /// An object of one of OmegaConf's classes (a config, a node, their
+    /// metadata), never constructed: the class's full name and the
+    /// attributes `BUILD` gave it ([`super::configs`]).
+    Config {
+        class: &'static str,
+        state: Option<Id>,
+    },
 }
 
 /// A fully read pickle (while the interpreter runs: the one being built).
@@ -149,6 +156,7 @@ impl Pickle {
             Obj::PersId(_) => "a storage",
             Obj::ModuleClass(_) => "a class",
             Obj::Module { .. } => "a module of a model",
+            Obj::Config { .. } => "a saved config",
         }
     }
 }

@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 
 use super::call;
+use super::configs::{self, Configs};
 use super::globals::resolve_global;
 use super::input::Input;
 use super::modules::{self, Making, Modules};
@@ -47,6 +48,7 @@ pub(super) struct Vm<'a> {
     memo: HashMap<u32, Id>,
     limits: Limits,
     modules: Modules,
+    configs: Configs,
 }
 
 impl<'a> Vm<'a> {
@@ -60,6 +62,7 @@ impl<'a> Vm<'a> {
             marks: Vec::new(),
             memo: HashMap::new(),
             modules: Modules::default(),
+            configs: Configs::default(),
         }
     }
 
@@ -454,23 +457,30 @@ impl<'a> Vm<'a> {
         self.make(cls, args, Making::Construct)
     }
 
-    /// Pushes what `func(*args)` stands for: an inert module record, or what
-    /// [`call::call`] records.
+    /// Pushes what `func(*args)` stands for: an inert module record, a config
+    /// record or dict ([`configs::make`]), or what [`call::call`] records.
     fn make(&mut self, func: Id, args: Id, how: Making) -> PResult<()> {
         if let Some(class) = self.modules.class_to_make(&self.pickle, func, args, how)? {
             let instance = self.alloc(Obj::Module { class, state: None })?;
             self.modules.made(class, instance);
             return self.push_id(instance);
         }
-        let obj = self.call(func, args)?;
-        self.push(obj)
+        let obj = match configs::make(&self.pickle, func, args, how)? {
+            Some(obj) => obj,
+            None => self.call(func, args)?,
+        };
+        let id = self.alloc(obj)?;
+        self.configs.note(&self.pickle, id);
+        self.push_id(id)
     }
 
-    /// BUILD: a module record takes its attributes ([`Modules::build`]); the
-    /// state of anything else is ignored.
+    /// BUILD: a module or config record takes its attributes
+    /// ([`Modules::build`], [`Configs::build`]); the state of anything else
+    /// is ignored.
     fn build(&mut self) -> PResult<()> {
         let state = self.pop()?;
         let target = self.top()?;
+        Configs::build(&mut self.pickle, target, state)?;
         self.modules.build(&mut self.pickle, target, state)
     }
 
@@ -532,6 +542,7 @@ impl<'a> Vm<'a> {
     fn stop(mut self) -> PResult<Pickle> {
         self.pickle.root = self.pop()?;
         self.modules.finish(&self.pickle)?;
+        self.configs.finish(&self.pickle)?;
         self.pickle.end = self.input.pos();
         Ok(self.pickle)
     }

@@ -692,10 +692,22 @@ fn module_classes_made_as_torch_save_makes_them_become_inert_records() {
     assert!(p.persids.is_empty(), "a module reference is not a storage");
 }
 
+/// Protocol 1's `copyreg._reconstructor(module.name, object, None)`.
+fn reconstructor_of(module: &str, name: &str) -> Vec<u8> {
+    P::new()
+        .global("copyreg", "_reconstructor")
+        .global(module, name)
+        .global("__builtin__", "object")
+        .op(OpCode::None)
+        .op(OpCode::Tuple3)
+        .op(OpCode::Reduce)
+        .stop()
+}
+
 #[test]
 fn a_module_class_used_otherwise_is_refused_by_name() {
     let misused = |b: Vec<u8>, want: &str, how: &str| match parse(&b, 0) {
-        Err(PickleError::Misused { global, how: h }) => {
+        Err(PickleError::Misused { global, how: h, .. }) => {
             assert_eq!((global.as_str(), h), (want, how), "{how}")
         }
         other => panic!("{want} {how}: {other:?}"),
@@ -789,14 +801,7 @@ fn a_module_class_used_otherwise_is_refused_by_name() {
     );
     // _reconstructor asked for anything else
     misused(
-        P::new()
-            .global("copyreg", "_reconstructor")
-            .global("collections", "OrderedDict")
-            .global("__builtin__", "object")
-            .op(OpCode::None)
-            .op(OpCode::Tuple3)
-            .op(OpCode::Reduce)
-            .stop(),
+        reconstructor_of("collections", "OrderedDict"),
         "copyreg._reconstructor",
         "asked for something other than an instance of a module class",
     );
@@ -1093,3 +1098,5 @@ fn random_bytes_never_panic() {
         "some random inputs should still be valid pickles"
     );
 }
+
+mod configs;
