@@ -163,8 +163,9 @@ fn densenet121_analysis() -> (Classifier, Analysis, DifferentiableDenseNet) {
     let image = image::RgbImage::from_fn(224, 224, |x, y| {
         image::Rgb([x as u8, y as u8, ((x * y) % 251) as u8])
     });
+    let source = camview::imaging::SourceImage::from_rgb("bench", image, "synthetic");
     let analysis =
-        explain::analyse(&classifier, "bench", &image, &classifier.preprocessing).expect("analyse");
+        explain::analyse(&classifier, &source, &classifier.preprocessing).expect("analyse");
     (classifier, analysis, net)
 }
 

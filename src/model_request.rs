@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use crate::demo;
-use crate::imaging::Geometry;
+use crate::imaging::{Geometry, NetworkWindow};
 use crate::network::{Activation, Classifier, ModelError};
 
 /// A checkpoint file (with an optional labels file), or the embedded demo model.
@@ -31,6 +31,8 @@ pub struct ModelRequest {
     /// How the logits become probabilities, instead of the sidecar's (softmax when neither
     /// says).
     pub activation: Option<Activation>,
+    /// The window the network's input is made with, instead of the sidecar's.
+    pub window: Option<NetworkWindow>,
 }
 
 impl ModelRequest {
@@ -41,6 +43,7 @@ impl ModelRequest {
             geometry: None,
             submodel: None,
             activation: None,
+            window: None,
         }
     }
 
@@ -52,6 +55,7 @@ impl ModelRequest {
             geometry: None,
             submodel: None,
             activation: None,
+            window: None,
         }
     }
 
@@ -87,6 +91,9 @@ impl ModelRequest {
         }
         if let Some(geometry) = self.geometry {
             classifier.preprocessing.geometry = geometry;
+        }
+        if let Some(window) = &self.window {
+            classifier.preprocessing.window = Some(window.clone());
         }
         if let Some(activation) = self.activation {
             classifier.set_activation(activation);

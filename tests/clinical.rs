@@ -41,13 +41,7 @@ fn expected(tag: &str) -> Expected {
 
 fn analyse(classifier: &Classifier, image: &Path) -> Analysis {
     let source = imaging::open_image(image).unwrap();
-    explain::analyse(
-        classifier,
-        &source.name,
-        &source.rgb,
-        &classifier.preprocessing,
-    )
-    .unwrap()
+    explain::analyse(classifier, &source, &classifier.preprocessing).unwrap()
 }
 
 fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {

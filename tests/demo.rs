@@ -249,7 +249,8 @@ fn a_map_of_the_lesion_is_more_faithful_than_its_inverse() {
         .find(|s| s.positive)
         .unwrap();
     let rgb = image::DynamicImage::ImageLuma8(scan.image.clone()).to_rgb8();
-    let a = explain::analyse(&classifier, "scan", &rgb, &classifier.preprocessing).unwrap();
+    let source = camview::imaging::SourceImage::from_rgb("scan", rgb, "synthetic");
+    let a = explain::analyse(&classifier, &source, &classifier.preprocessing).unwrap();
     let lesion = 1;
     // The mask's share of each cell of a 16 x 16 grid over the image.
     let (w, h) = scan.mask.dimensions();

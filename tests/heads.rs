@@ -56,7 +56,7 @@ fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
 
 fn analyse(classifier: &Classifier, image: &str) -> Analysis {
     let img = imaging::open_image(&fixtures().join("images").join(image)).unwrap();
-    explain::analyse(classifier, image, &img.rgb, &classifier.preprocessing).unwrap()
+    explain::analyse(classifier, &img, &classifier.preprocessing).unwrap()
 }
 
 fn explain(classifier: &Classifier, image: &str, choice: &MapChoice) -> Result<Analysis, String> {

@@ -63,7 +63,7 @@ fn png(name: &str) -> image::RgbImage {
 
 fn analyse(classifier: &Classifier, image: &str, preprocessing: &Preprocessing) -> Analysis {
     let img = imaging::open_image(&fixtures().join("images").join(image)).unwrap();
-    explain::analyse(classifier, image, &img.rgb, preprocessing).unwrap()
+    explain::analyse(classifier, &img, preprocessing).unwrap()
 }
 
 fn assert_matches_torch(a: &Analysis, prefix: &str, what: &str) {
@@ -175,7 +175,8 @@ fn jpeg_network_path_is_exact_and_decoder_difference_is_bounded() {
     let tiny = model("tiny.pth");
     // From the pixels PIL decoded, the network matches torchvision to the usual tolerance.
     let pil = png("photo_jpg.rgb.png");
-    let a = explain::analyse(&tiny, "photo.jpg", &pil, &Preprocessing::default()).unwrap();
+    let pil = imaging::SourceImage::from_rgb("photo.jpg", pil, "JPEG");
+    let a = explain::analyse(&tiny, &pil, &Preprocessing::default()).unwrap();
     assert_matches_torch(&a, "photo_jpg", "photo.jpg decoded by PIL");
     // From our own decoding (up to 3 levels off libjpeg-turbo), logits stay close.
     let ours = analyse(&tiny, "photo.jpg", &Preprocessing::default());
@@ -425,13 +426,8 @@ fn grad_cam_family_matches_pytorch_grad_cam() {
         input_size: 128,
         ..Default::default()
     };
-    let a = explain::analyse(
-        &tiny,
-        "photo.jpg",
-        &png("photo_jpg.rgb.png"),
-        &preprocessing,
-    )
-    .unwrap();
+    let pil = imaging::SourceImage::from_rgb("photo.jpg", png("photo_jpg.rgb.png"), "JPEG");
+    let a = explain::analyse(&tiny, &pil, &preprocessing).unwrap();
     let options = MethodOptions {
         score_cam_channels: None,
         ..Default::default()

@@ -10,7 +10,8 @@ use clap::builder::PossibleValue;
 use clap::{Args, ValueEnum};
 
 use crate::explain::{self, MapChoice, Method, MethodOptions, Normalisation, Stage};
-use crate::imaging::{self, Geometry};
+use crate::export::ProvenanceDetail;
+use crate::imaging::{self, Geometry, NetworkWindow, SourceImage};
 use crate::model_request::{ModelRequest, ModelSource};
 use crate::network::{Activation, Classifier};
 use crate::render::{Colormap, OverlayStyle};
@@ -29,7 +30,14 @@ macro_rules! value_enum_by_name {
         }
     )*};
 }
-value_enum_by_name!(Method, Colormap, Normalisation, Geometry, Activation);
+value_enum_by_name!(
+    Method,
+    Colormap,
+    Normalisation,
+    Geometry,
+    Activation,
+    ProvenanceDetail
+);
 
 #[derive(Debug, Args)]
 pub struct ModelArgs {
@@ -53,6 +61,59 @@ pub struct ModelArgs {
     /// distribution over the classes; sigmoid = each class on its own (multi-label models).
     #[arg(long, value_enum)]
     pub activation: Option<Activation>,
+    /// The window the network's input is made with from DICOM and 16-bit images (overrides
+    /// the model's sidecar): CENTRE,WIDTH (e.g. -600,1500), minmax, or a preset's name.
+    #[arg(long, value_name = "C,W|minmax|PRESET", allow_hyphen_values = true,
+          value_parser = NetworkWindow::parse, conflicts_with = "window_preset")]
+    pub window: Option<NetworkWindow>,
+    /// A CT window preset for the network's input: lung, mediastinum, abdomen, liver, bone,
+    /// brain, stroke.
+    #[arg(long, value_name = "NAME", value_parser = parse_preset)]
+    pub window_preset: Option<NetworkWindow>,
+}
+
+fn parse_preset(name: &str) -> Result<NetworkWindow, String> {
+    match NetworkWindow::parse(name)? {
+        NetworkWindow::Window(w) if !name.contains(',') => Ok(NetworkWindow::Window(w)),
+        _ => Err(format!("'{name}' is not a preset's name")),
+    }
+}
+
+/// Which frame of a multi-frame DICOM file, and how much of a DICOM file's identity the
+/// outputs carry.
+#[derive(Debug, Args)]
+pub struct SourceArgs {
+    #[command(flatten)]
+    pub frame: FrameArgs,
+    /// minimal: no patient data and no UIDs in any output; full: also the Study, Series and
+    /// SOP Instance UIDs, to link a result back to its source.
+    #[arg(long, value_enum, default_value = "minimal")]
+    pub provenance: ProvenanceDetail,
+}
+
+/// Which frame of a multi-frame DICOM file.
+#[derive(Debug, Args)]
+pub struct FrameArgs {
+    /// The frame of a multi-frame DICOM file, from 1 (default: the first, as the output says).
+    #[arg(long, default_value_t = 1, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub frame: u32,
+}
+
+impl FrameArgs {
+    /// Opens an image at the chosen frame; says on stderr which frame of several it is.
+    pub fn open(&self, path: &std::path::Path) -> Result<SourceImage> {
+        let image = imaging::open_image_frame(path, self.frame)?;
+        if let Some(d) = image.dicom.as_ref().filter(|d| d.frames > 1) {
+            eprintln!(
+                "camview: {}: frame {} of {} (choose with --frame N)",
+                path.display(),
+                d.frame,
+                d.frames
+            );
+        }
+        Ok(image)
+    }
 }
 
 impl ModelArgs {
@@ -77,6 +138,7 @@ impl ModelArgs {
             geometry: self.geometry,
             submodel: self.submodel.clone(),
             activation: self.activation,
+            window: self.window.clone().or_else(|| self.window_preset.clone()),
         })
     }
 

@@ -9,7 +9,7 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
 
-use super::args::{ModelArgs, StyleArgs, image_inputs, resolve_class};
+use super::args::{ModelArgs, SourceArgs, StyleArgs, image_inputs, resolve_class};
 use super::render::write_overlay;
 use super::{Analysed, analyse_image, exit_for, message, report};
 use crate::explain::MapChoice;
@@ -29,6 +29,8 @@ pub struct BatchArgs {
     pub class: Option<String>,
     #[command(flatten)]
     pub style: StyleArgs,
+    #[command(flatten)]
+    pub source: SourceArgs,
     /// Image files and folders (a folder's images, not its subfolders).
     #[arg(required = true, value_name = "INPUT")]
     pub inputs: Vec<PathBuf>,
@@ -95,12 +97,14 @@ fn pipeline(
     std::thread::scope(|scope| {
         let decoder = std::thread::Builder::new()
             .name("camview-decode".into())
-            .spawn_scoped(scope, move || decode_stage(files, &decoded_tx))
+            .spawn_scoped(scope, move || {
+                decode_stage(files, args.source.frame.frame, &decoded_tx)
+            })
             .context("cannot start the decoding thread")?;
         let writer = std::thread::Builder::new()
             .name("camview-write".into())
             .spawn_scoped(scope, move || {
-                write_stage(classifier, &args.style, analysed_rx, files.len(), progress)
+                write_stage(classifier, args, analysed_rx, files.len(), progress)
             })
             .context("cannot start the writing thread")?;
         network_stage(classifier, args, decoded_rx, analysed_tx);
@@ -120,9 +124,9 @@ struct Decoded {
     image: Result<SourceImage>,
 }
 
-fn decode_stage(files: &[PathBuf], decoded: &SyncSender<Decoded>) {
+fn decode_stage(files: &[PathBuf], frame: u32, decoded: &SyncSender<Decoded>) {
     for path in files {
-        let image = imaging::open_image(path).map_err(anyhow::Error::from);
+        let image = imaging::open_image_frame(path, frame).map_err(anyhow::Error::from);
         if decoded
             .send(Decoded {
                 path: path.clone(),
@@ -191,7 +195,7 @@ fn prepare(
 
 fn write_stage(
     classifier: &Classifier,
-    style: &StyleArgs,
+    args: &BatchArgs,
     analysed: Receiver<BatchRow>,
     count: usize,
     progress: &indicatif::ProgressBar,
@@ -204,7 +208,15 @@ fn write_stage(
     {
         progress.set_message(path.display().to_string());
         let result = result.and_then(|r| {
-            write_overlay(classifier, &r.analysed, &path, r.class, style, &r.overlay)?;
+            write_overlay(
+                classifier,
+                &r.analysed,
+                &path,
+                r.class,
+                &args.style,
+                args.source.provenance,
+                &r.overlay,
+            )?;
             Ok(r)
         });
         if let Err(e) = &result {

@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use serde::Serialize;
 
-use super::args::{BarProgress, MapArgs, ModelArgs, expand_inputs, resolve_class};
+use super::args::{BarProgress, FrameArgs, MapArgs, ModelArgs, expand_inputs, resolve_class};
 use super::{analyse_file, exit_for, report};
 use crate::explain::faithfulness::{self, Faithfulness, FaithfulnessOptions, FaithfulnessSummary};
 use crate::explain::{MapChoice, Method, Stage};
@@ -20,6 +20,8 @@ pub struct FaithfulnessArgs {
     pub model: ModelArgs,
     #[command(flatten)]
     pub map: MapArgs,
+    #[command(flatten)]
+    pub frame: FrameArgs,
     /// Class whose map is scored, by index or name; each image's predicted class by default.
     #[arg(long, value_name = "INDEX|NAME")]
     pub class: Option<String>,
@@ -55,7 +57,7 @@ pub fn faithfulness_command(args: &FaithfulnessArgs) -> Result<ExitCode> {
     let mut failures = 0;
     let mut all = Vec::new();
     for path in &files {
-        let scores = match score(&classifier, path, &choice, args.class.as_deref(), &options) {
+        let scores = match score(&classifier, path, args, &choice, &options) {
             Ok(s) => s,
             Err(e) => {
                 report(&e);
@@ -83,12 +85,12 @@ pub fn faithfulness_command(args: &FaithfulnessArgs) -> Result<ExitCode> {
 fn score(
     classifier: &Classifier,
     path: &Path,
+    args: &FaithfulnessArgs,
     choice: &MapChoice,
-    class: Option<&str>,
     options: &FaithfulnessOptions,
 ) -> Result<Faithfulness> {
-    let a = analyse_file(classifier, path, choice)?;
-    let class = resolve_class(classifier, class, a.analysis.predicted)?;
+    let a = analyse_file(classifier, path, &args.frame, choice)?;
+    let class = resolve_class(classifier, args.class.as_deref(), a.analysis.predicted)?;
     let progress = BarProgress::new(&format!("faithfulness {}", a.image.name));
     let scores = faithfulness::faithfulness(
         classifier,

@@ -24,7 +24,7 @@ use clap::{Parser, Subcommand};
 
 use crate::explain::{self, Analysis, AnalysisError, ExplainError, MapChoice};
 use crate::export::ExportError;
-use crate::imaging::{self, SourceImage};
+use crate::imaging::SourceImage;
 use crate::network::Classifier;
 use crate::training::synth::SynthError;
 use args::BarProgress;
@@ -158,7 +158,12 @@ fn analyse_image(
     })
 }
 
-/// [`analyse_image`] of a file.
-fn analyse_file(classifier: &Classifier, path: &Path, choice: &MapChoice) -> Result<Analysed> {
-    analyse_image(classifier, imaging::open_image(path)?, choice)
+/// [`analyse_image`] of a file (at the frame `source` asks for).
+fn analyse_file(
+    classifier: &Classifier,
+    path: &Path,
+    frame: &args::FrameArgs,
+    choice: &MapChoice,
+) -> Result<Analysed> {
+    analyse_image(classifier, frame.open(path)?, choice)
 }

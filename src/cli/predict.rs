@@ -9,9 +9,10 @@ use anyhow::Result;
 use clap::Args;
 use serde::Serialize;
 
-use super::args::{MapArgs, ModelArgs, image_inputs};
+use super::args::{MapArgs, ModelArgs, SourceArgs, image_inputs};
 use super::{Analysed, analyse_file, exit_for, report};
 use crate::explain::{self, Method, Stage};
+use crate::export::ImageDetails;
 use crate::imaging::Preprocessing;
 use crate::network::{Activation, Classifier, ModelInfo};
 
@@ -28,6 +29,8 @@ pub struct PredictArgs {
     pub map: bool,
     #[command(flatten)]
     pub map_args: MapArgs,
+    #[command(flatten)]
+    pub source: SourceArgs,
     /// Images (or folders of images) to classify.
     #[arg(required = true, value_name = "IMAGE")]
     pub images: Vec<PathBuf>,
@@ -38,6 +41,9 @@ struct PredictRecord<'a> {
     image: String,
     width: u32,
     height: u32,
+    /// The file's SHA-256, the safe DICOM attributes, the window the network saw.
+    #[serde(flatten)]
+    details: ImageDetails,
     model: &'a ModelInfo,
     preprocessing: UsedPreprocessing<'a>,
     logits: &'a [f32],
@@ -112,7 +118,7 @@ pub fn predict(args: &PredictArgs) -> Result<ExitCode> {
     };
     let mut failures = 0;
     for path in &image_inputs(&args.images)? {
-        match analyse_file(&classifier, path, &choice) {
+        match analyse_file(&classifier, path, &args.source.frame, &choice) {
             Ok(a) => print_prediction(&classifier, path, &a, args)?,
             Err(e) => {
                 report(&e);
@@ -137,6 +143,12 @@ fn print_prediction(
             image: path.display().to_string(),
             width: a.image.width(),
             height: a.image.height(),
+            details: ImageDetails::of(
+                &a.image,
+                classifier.preprocessing.window.as_ref(),
+                None,
+                args.source.provenance,
+            ),
             model: &classifier.info,
             preprocessing: UsedPreprocessing {
                 channels: classifier.config().in_channels,

@@ -8,9 +8,9 @@ use anyhow::Result;
 use clap::Args;
 use serde::Serialize;
 
-use super::args::{ModelArgs, StyleArgs, resolve_class};
+use super::args::{ModelArgs, SourceArgs, StyleArgs, resolve_class};
 use super::{Analysed, analyse_file};
-use crate::export::{self, OverlayRequest, Provenance};
+use crate::export::{self, OverlayRequest, Provenance, ProvenanceDetail};
 use crate::network::{Activation, Classifier};
 
 #[derive(Debug, Args)]
@@ -25,6 +25,8 @@ pub struct RenderArgs {
     pub class: Option<String>,
     #[command(flatten)]
     pub style: StyleArgs,
+    #[command(flatten)]
+    pub source: SourceArgs,
     /// Output image (.png, .bmp, .jpg, .tif); default `<image>_cam_<class>.png` beside the image.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
@@ -45,6 +47,7 @@ pub(super) fn write_overlay(
     source: &Path,
     class: usize,
     style: &StyleArgs,
+    detail: ProvenanceDetail,
     out: &Path,
 ) -> Result<Provenance> {
     let request = OverlayRequest {
@@ -57,6 +60,8 @@ pub(super) fn write_overlay(
         annotations: &[],
         caption: style.caption,
         colour_bar: style.colorbar,
+        display: None,
+        detail,
     };
     let (provenance, _) = request.save(out, style.force)?;
     Ok(provenance)
@@ -65,7 +70,7 @@ pub(super) fn write_overlay(
 pub fn render_command(args: &RenderArgs) -> Result<ExitCode> {
     let classifier = args.model.load()?;
     let choice = args.style.map.choice();
-    let a = analyse_file(&classifier, &args.image, &choice)?;
+    let a = analyse_file(&classifier, &args.image, &args.source.frame, &choice)?;
     let class = resolve_class(&classifier, args.class.as_deref(), a.analysis.predicted)?;
     let out = args.out.clone().unwrap_or_else(|| {
         export::default_overlay_path(
@@ -78,7 +83,15 @@ pub fn render_command(args: &RenderArgs) -> Result<ExitCode> {
     if let Some(raw) = &args.raw_cam {
         export::check_destination(raw, args.style.force, &[&args.image])?;
     }
-    let provenance = write_overlay(&classifier, &a, &args.image, class, &args.style, &out)?;
+    let provenance = write_overlay(
+        &classifier,
+        &a,
+        &args.image,
+        class,
+        &args.style,
+        args.source.provenance,
+        &out,
+    )?;
     if let Some(raw) = &args.raw_cam {
         export::save_raw_map(
             raw,

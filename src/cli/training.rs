@@ -510,11 +510,11 @@ pub fn eval_command(args: &EvalArgs) -> Result<ExitCode> {
             let items = (0..n).map(|i| {
                 let scan = generator.scan(i);
                 Ok(Item {
-                    image: SourceImage {
-                        name: format!("synthetic scan {i} (seed {})", args.seed),
-                        rgb: gray_to_rgb(&scan.image),
-                        format: "synthetic".to_string(),
-                    },
+                    image: SourceImage::from_rgb(
+                        &format!("synthetic scan {i} (seed {})", args.seed),
+                        gray_to_rgb(&scan.image),
+                        "synthetic",
+                    ),
                     mask: scan.positive.then(|| mask_bits(&scan.mask)),
                 })
             });

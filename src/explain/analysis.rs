@@ -5,7 +5,6 @@
 //! through the same composition (`crate::export::OverlayRequest`).
 
 use candle_core::Tensor;
-use image::RgbImage;
 
 use super::methods::{self, ExplainError, LayerActivations, NoProgress, Progress};
 use super::{ClassActivationMap, MapChoice, Method, Normalisation, Stage};
@@ -139,12 +138,15 @@ pub fn forward_pass_choice(classifier: &Classifier) -> MapChoice {
 /// `forward_pass_choice` (the forward pass alone; `explain_image` adds the chosen method).
 pub fn analyse(
     classifier: &Classifier,
-    image_name: &str,
-    image: &RgbImage,
+    image: &SourceImage,
     preprocessing: &Preprocessing,
 ) -> Result<Analysis, AnalysisError> {
+    let image_name = image.name.as_str();
     let input = preprocessing
-        .prepare(image, classifier.config().in_channels)
+        .prepare(
+            &image.network_rgb(preprocessing.window.as_ref()),
+            classifier.config().in_channels,
+        )
         .map_err(|reason| AnalysisError::Preprocess {
             file: image_name.to_string(),
             reason,
@@ -211,12 +213,7 @@ pub fn explain_image(
     choice: &MapChoice,
     progress: &dyn Progress,
 ) -> Result<Analysis, AnalysisError> {
-    let analysis = analyse(
-        classifier,
-        &image.name,
-        &image.rgb,
-        &classifier.preprocessing,
-    )?;
+    let analysis = analyse(classifier, image, &classifier.preprocessing)?;
     if analysis.shows(choice) {
         return Ok(analysis);
     }
@@ -290,7 +287,7 @@ mod tests {
                 .map(|(name, e)| {
                     let path = fixtures().join("images").join(name);
                     let image = crate::imaging::open_image(&path).unwrap();
-                    let a = analyse(model, name, &image.rgb, &model.preprocessing).unwrap();
+                    let a = analyse(model, &image, &model.preprocessing).unwrap();
                     assert_close(&a.logits, &e.logits, 1e-4, &format!("{name}: logits"));
                     (name, e, a)
                 })

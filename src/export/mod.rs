@@ -5,7 +5,9 @@ mod overlay;
 mod provenance;
 
 pub use overlay::OverlayRequest;
-pub use provenance::{ClassRecord, ImageRecord, Provenance};
+pub use provenance::{
+    ClassRecord, ImageDetails, ImageRecord, Provenance, ProvenanceDetail, UidRecord,
+};
 
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};

@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 
 use image::RgbImage;
 
-use super::{ExportError, ImageRecord, Provenance, save_overlay};
+use super::{ExportError, ImageDetails, ImageRecord, Provenance, ProvenanceDetail, save_overlay};
 use crate::explain::Analysis;
-use crate::imaging::SourceImage;
+use crate::imaging::{DisplayWindow, SourceImage};
 use crate::network::Classifier;
 use crate::render::{self, Annotation, Decorations, OverlayStyle};
 
@@ -28,6 +28,11 @@ pub struct OverlayRequest<'a> {
     pub caption: bool,
     /// A colour bar with the map's scale, in the caption band.
     pub colour_bar: bool,
+    /// The window the image under the overlay is shown with (images with gray levels; `None`:
+    /// the file's own).
+    pub display: Option<&'a DisplayWindow>,
+    /// How much of a DICOM source's identity the provenance carries.
+    pub detail: ProvenanceDetail,
 }
 
 impl OverlayRequest<'_> {
@@ -38,6 +43,12 @@ impl OverlayRequest<'_> {
                 .map_or_else(|| self.image.name.clone(), |p| p.display().to_string()),
             width: self.image.width(),
             height: self.image.height(),
+            details: ImageDetails::of(
+                self.image,
+                self.classifier.preprocessing.window.as_ref(),
+                self.display,
+                self.detail,
+            ),
         };
         let mut provenance = Provenance::new(
             record,
@@ -64,7 +75,7 @@ impl OverlayRequest<'_> {
             colour_bar: self.colour_bar,
         };
         let overlay = render::compose(
-            &self.image.rgb,
+            &self.image.displayed(self.display),
             self.analysis,
             self.class,
             &self.style,

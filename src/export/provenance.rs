@@ -5,7 +5,8 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::explain::{Analysis, Method, Normalisation, Stage};
-use crate::imaging::{Preprocessing, Region};
+use crate::imaging::dicom::DicomInfo;
+use crate::imaging::{DisplayWindow, NetworkWindow, Preprocessing, Region, SourceImage};
 use crate::network::{Activation, Classifier, ModelInfo};
 use crate::render::{Annotation, Colormap, OverlayStyle};
 
@@ -51,6 +52,84 @@ pub struct ImageRecord {
     pub file: String,
     pub width: u32,
     pub height: u32,
+    #[serde(flatten)]
+    pub details: ImageDetails,
+}
+
+/// How much of a DICOM file's identity an output carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ProvenanceDetail {
+    /// No patient-identifying attribute and no UID (the default).
+    #[default]
+    Minimal,
+    /// Also the Study, Series and SOP Instance UIDs, to link a result back to its source.
+    Full,
+}
+
+impl ProvenanceDetail {
+    pub const ALL: [Self; 2] = [Self::Minimal, Self::Full];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Minimal => "minimal",
+            Self::Full => "full",
+        }
+    }
+}
+
+/// What an output says about its source image beyond its name and size: the file's SHA-256,
+/// the safe DICOM attributes (never patient data: `DicomInfo`), and the windows. Shared by the
+/// overlay sidecars and `predict`'s records.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ImageDetails {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub sha256: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dicom: Option<DicomInfo>,
+    /// Study, Series and SOP Instance UIDs, only with `ProvenanceDetail::Full`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uids: Option<UidRecord>,
+    /// The window the network's 8-bit input was made with (images with more than 8 bits of
+    /// gray only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_window: Option<String>,
+    /// The window the image under the overlay was shown with (likewise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_window: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct UidRecord {
+    pub study_instance_uid: Option<String>,
+    pub series_instance_uid: Option<String>,
+    pub sop_instance_uid: Option<String>,
+}
+
+impl ImageDetails {
+    /// The details of `image` analysed through `network_window` and shown through `display`.
+    pub fn of(
+        image: &SourceImage,
+        network_window: Option<&NetworkWindow>,
+        display: Option<&DisplayWindow>,
+        detail: ProvenanceDetail,
+    ) -> Self {
+        let uids = image
+            .dicom
+            .as_ref()
+            .filter(|_| detail == ProvenanceDetail::Full)
+            .map(|d| UidRecord {
+                study_instance_uid: d.identifiers.study.clone(),
+                series_instance_uid: d.identifiers.series.clone(),
+                sop_instance_uid: d.identifiers.sop_instance.clone(),
+            });
+        Self {
+            sha256: image.sha256.clone(),
+            dicom: image.dicom.as_deref().cloned(),
+            uids,
+            network_window: image.network_window_name(network_window),
+            display_window: image.display_window_name(display),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -164,14 +243,10 @@ mod tests {
         let mut classifier = Classifier::load(&model, None).unwrap();
         adjust(&mut classifier);
         let image = crate::imaging::open_image(&fixtures.join("images/gray8.png")).unwrap();
-        let analysis = analyse(
-            &classifier,
-            "gray8.png",
-            &image.rgb,
-            &classifier.preprocessing,
-        );
+        let analysis = analyse(&classifier, &image, &classifier.preprocessing);
         let record = ImageRecord {
             file: "scans/gray8.png".into(),
+            details: ImageDetails::default(),
             width: 80,
             height: 60,
         };

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::explain::Analysis;
-use crate::export::{self, OverlayRequest};
-use crate::imaging::SourceImage;
+use crate::export::{self, OverlayRequest, ProvenanceDetail};
+use crate::imaging::{DisplayWindow, SourceImage};
 use crate::network::Classifier;
 use crate::render::{Annotation, OverlayStyle};
 
@@ -25,6 +25,10 @@ pub struct ComposeRequest {
     pub annotations: Vec<Annotation>,
     pub caption: bool,
     pub colour_bar: bool,
+    /// The window the image is shown with (images with gray levels).
+    pub display: Option<DisplayWindow>,
+    /// Whether the provenance carries a DICOM source's UIDs.
+    pub detail: ProvenanceDetail,
 }
 
 impl ComposeRequest {
@@ -40,6 +44,8 @@ impl ComposeRequest {
             annotations: &self.annotations,
             caption: self.caption,
             colour_bar: self.colour_bar,
+            display: self.display.as_ref(),
+            detail: self.detail,
         }
     }
 }

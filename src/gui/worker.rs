@@ -264,13 +264,7 @@ fn load_model(request: &ModelRequest) -> Answer {
 
 fn analyse(classifier: &Classifier, image: &SourceImage) -> Answer {
     Answer::Analysis(guard(&image.name, || {
-        explain::analyse(
-            classifier,
-            &image.name,
-            &image.rgb,
-            &classifier.preprocessing,
-        )
-        .map_err(|e| e.to_string())
+        explain::analyse(classifier, image, &classifier.preprocessing).map_err(|e| e.to_string())
     }))
 }
 

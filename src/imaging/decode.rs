@@ -5,10 +5,17 @@
 //! 16-bit grayscale is clipped at 255 and 16-bit colour (and 16-bit grey with alpha) keeps its
 //! high byte.
 
+use std::borrow::Cow;
 use std::io::Cursor;
 use std::path::Path;
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
 
 use image::{DynamicImage, GrayImage, ImageFormat, ImageReader, Limits, RgbImage};
+
+use super::dicom::{self, DicomInfo, GrayOrColour};
+use super::levels::{DisplayWindow, GrayLevels, NetworkWindow};
 
 /// Largest width or height accepted.
 pub const MAX_SIDE: u32 = 20_000;
@@ -24,7 +31,7 @@ pub enum ImageError {
     Io { file: String, reason: String },
     #[error("{file}: the file is empty")]
     Empty { file: String },
-    #[error("{file}: not an image camview can read (BMP, PNG, JPEG or TIFF)")]
+    #[error("{file}: not an image camview can read (BMP, PNG, JPEG, TIFF or DICOM)")]
     UnknownFormat { file: String },
     #[error(
         "{file}: the image is {width} x {height} pixels, larger than camview opens \
@@ -37,6 +44,8 @@ pub enum ImageError {
     },
     #[error("{file}: the image is 0 pixels wide or high")]
     NoPixels { file: String },
+    #[error("{file}: {reason}")]
+    Dicom { file: String, reason: String },
     #[error("{file}: the {format} image is damaged or unsupported: {reason}")]
     Corrupt {
         file: String,
@@ -50,12 +59,77 @@ pub enum ImageError {
 pub struct SourceImage {
     /// Name for messages and provenance (usually the path).
     pub name: String,
+    /// The 8-bit image the network sees unless the model states a window: PIL's
+    /// `convert("RGB")` of an ordinary image, the file's own VOI of a DICOM frame
+    /// (`imaging::levels`).
     pub rgb: RgbImage,
-    /// e.g. "BMP", "PNG".
+    /// e.g. "BMP", "PNG", "DICOM".
     pub format: String,
+    /// The gray values at full depth (a monochrome DICOM frame, a 16-bit grayscale PNG or
+    /// TIFF), for windows; `None` for 8-bit and colour images.
+    pub levels: Option<Arc<GrayLevels>>,
+    /// What a DICOM file says about itself.
+    pub dicom: Option<Arc<DicomInfo>>,
+    /// SHA-256 of the file's bytes, in hex.
+    pub sha256: String,
 }
 
 impl SourceImage {
+    /// An 8-bit image with no file behind it.
+    pub fn from_rgb(name: &str, rgb: RgbImage, format: &str) -> Self {
+        Self {
+            name: name.to_string(),
+            rgb,
+            format: format.to_string(),
+            levels: None,
+            dicom: None,
+            sha256: String::new(),
+        }
+    }
+
+    /// The 8-bit image a network sees through `window` (the model's stated window, or the
+    /// command line's): the gray values through it when the image has any, otherwise `rgb`.
+    pub fn network_rgb(&self, window: Option<&NetworkWindow>) -> Cow<'_, RgbImage> {
+        match (window, &self.levels) {
+            (Some(w), Some(levels)) => Cow::Owned(levels.render_rgb(&w.voi(), false)),
+            _ => Cow::Borrowed(&self.rgb),
+        }
+    }
+
+    /// Which window the network saw this image through, in words; `None` for an image with no
+    /// more than 8 bits of gray, where no window applies.
+    pub fn network_window_name(&self, window: Option<&NetworkWindow>) -> Option<String> {
+        let levels = self.levels.as_ref()?;
+        Some(match window {
+            Some(w) => w.to_string(),
+            None if self.dicom.is_some() => format!("{} (the file's)", levels.file_voi),
+            None => "PIL's 8-bit conversion (clipped at 255)".to_string(),
+        })
+    }
+
+    /// Which window the image is shown through, in words (`None` as for the network's).
+    pub fn display_window_name(&self, display: Option<&DisplayWindow>) -> Option<String> {
+        let levels = self.levels.as_ref()?;
+        Some(match display {
+            Some(d) if d.invert => format!("{}, inverted", d.voi),
+            Some(d) => d.voi.to_string(),
+            None if self.dicom.is_some() => format!("{} (the file's)", levels.file_voi),
+            None => levels.file_voi.to_string(),
+        })
+    }
+
+    /// The 8-bit image as displayed through `display` (`None`: the file's own window, min-max
+    /// for a 16-bit PNG or TIFF); an image without gray levels is shown as it is.
+    pub fn displayed(&self, display: Option<&DisplayWindow>) -> Cow<'_, RgbImage> {
+        match (&self.levels, display) {
+            (Some(levels), Some(d)) => Cow::Owned(levels.render_rgb(&d.voi, d.invert)),
+            (Some(levels), None) if self.dicom.is_none() => {
+                Cow::Owned(levels.render_rgb(&levels.file_voi, false))
+            }
+            _ => Cow::Borrowed(&self.rgb),
+        }
+    }
+
     pub fn width(&self) -> u32 {
         self.rgb.width()
     }
@@ -64,8 +138,13 @@ impl SourceImage {
     }
 }
 
-/// Opens an image file (never writes it).
+/// Opens an image file (never writes it); a multi-frame DICOM file at its first frame.
 pub fn open_image(path: &Path) -> Result<SourceImage, ImageError> {
+    open_image_frame(path, 1)
+}
+
+/// Opens an image file at frame `frame` (from 1; only DICOM files have more than one).
+pub fn open_image_frame(path: &Path, frame: u32) -> Result<SourceImage, ImageError> {
     let file = path.display().to_string();
     let io = |e: std::io::Error| ImageError::Io {
         file: file.clone(),
@@ -82,14 +161,44 @@ pub fn open_image(path: &Path) -> Result<SourceImage, ImageError> {
         });
     }
     let bytes = std::fs::read(path).map_err(io)?;
-    decode_image(&file, &bytes)
+    decode_image_frame(&file, &bytes, frame)
 }
 
 /// Decodes image bytes; `name` is used in messages.
 pub fn decode_image(name: &str, bytes: &[u8]) -> Result<SourceImage, ImageError> {
+    decode_image_frame(name, bytes, 1)
+}
+
+/// Decodes image bytes at frame `frame` (from 1).
+pub fn decode_image_frame(name: &str, bytes: &[u8], frame: u32) -> Result<SourceImage, ImageError> {
     let file = name.to_string();
     if bytes.is_empty() {
         return Err(ImageError::Empty { file });
+    }
+    let sha256 = format!("{:x}", Sha256::digest(bytes));
+    if dicom::is_dicom(bytes) {
+        let (pixels, info) = dicom::decode_dicom(name, bytes, frame)?;
+        let (rgb, levels) = match pixels {
+            GrayOrColour::Gray(levels) => (
+                levels.render_rgb(&levels.file_voi, false),
+                Some(Arc::new(levels)),
+            ),
+            GrayOrColour::Colour(rgb) => (rgb, None),
+        };
+        return Ok(SourceImage {
+            name: file,
+            rgb,
+            format: "DICOM".to_string(),
+            levels,
+            dicom: Some(Arc::new(info)),
+            sha256,
+        });
+    }
+    if frame != 1 {
+        return Err(ImageError::Dicom {
+            file,
+            reason: format!("there is no frame {frame}: the image has one"),
+        });
     }
     let reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
@@ -137,10 +246,21 @@ pub fn decode_image(name: &str, bytes: &[u8]) -> Result<SourceImage, ImageError>
         Err(image::ImageError::Limits(_)) => return Err(too_large),
         Err(e) => return Err(corrupt(e)),
     };
+    let levels = match &decoded {
+        DynamicImage::ImageLuma16(gray) => {
+            let stored: Vec<i32> = gray.as_raw().iter().map(|&v| i32::from(v)).collect();
+            let modality = gray.as_raw().iter().map(|&v| f32::from(v)).collect();
+            Some(Arc::new(GrayLevels::new(width, height, stored, modality)))
+        }
+        _ => None,
+    };
     Ok(SourceImage {
         name: file,
         rgb: to_rgb_like_pil(decoded),
         format: format_name,
+        levels,
+        dicom: None,
+        sha256,
     })
 }
 

@@ -2,26 +2,83 @@
 //! torchvision.
 
 pub mod decode;
+pub mod dicom;
+pub mod levels;
 pub mod preprocess;
 pub mod resample;
 
-pub use decode::{ImageError, SourceImage, decode_image, open_image};
+pub use decode::{
+    ImageError, SourceImage, decode_image, decode_image_frame, open_image, open_image_frame,
+};
+pub use levels::{DisplayWindow, GrayLevels, NetworkWindow, Voi, Window};
 pub use preprocess::{Geometry, Intensity, NetworkInput, PreprocessError, Preprocessing, Region};
 
-/// File extensions camview opens as images.
-pub const IMAGE_EXTENSIONS: [&str; 6] = ["png", "bmp", "jpg", "jpeg", "tif", "tiff"];
+/// File extensions camview opens as images (DICOM files may also have none).
+pub const IMAGE_EXTENSIONS: [&str; 8] =
+    ["png", "bmp", "jpg", "jpeg", "tif", "tiff", "dcm", "dicom"];
 
-/// The image files directly in `dir` (not its subfolders), sorted by name.
+/// The image files directly in `dir` (not its subfolders): DICOM files first, as a series in
+/// Instance Number order (then Slice Location, then name), then the others by name. A file
+/// without an extension counts when it is DICOM (the `DICM` marker).
 pub fn image_files(dir: &std::path::Path) -> std::io::Result<Vec<std::path::PathBuf>> {
-    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(dir)?
+    let mut files: Vec<(SeriesPlace, std::path::PathBuf)> = std::fs::read_dir(dir)?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.is_file()
-                && p.extension().is_some_and(|e| {
-                    IMAGE_EXTENSIONS.contains(&e.to_string_lossy().to_lowercase().as_str())
-                })
+        .filter(|p| p.is_file())
+        .filter_map(|p| {
+            let ext = p.extension().map(|e| e.to_string_lossy().to_lowercase());
+            let listed = match ext.as_deref() {
+                Some(e) => IMAGE_EXTENSIONS.contains(&e),
+                None => has_dicom_marker(&p),
+            };
+            listed.then(|| (series_place(&p), p))
         })
         .collect();
-    files.sort();
-    Ok(files)
+    files.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
+    Ok(files.into_iter().map(|(_, p)| p).collect())
+}
+
+/// Where a file sorts in a folder: DICOM by (Instance Number, Slice Location), others after.
+#[derive(Debug, PartialEq)]
+enum SeriesPlace {
+    Dicom(i64, f64),
+    Other,
+}
+
+impl Eq for SeriesPlace {}
+
+impl PartialOrd for SeriesPlace {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for SeriesPlace {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        match (self, other) {
+            (Self::Dicom(a, x), Self::Dicom(b, y)) => a.cmp(b).then(x.total_cmp(y)),
+            (Self::Dicom(..), Self::Other) => std::cmp::Ordering::Less,
+            (Self::Other, Self::Dicom(..)) => std::cmp::Ordering::Greater,
+            (Self::Other, Self::Other) => std::cmp::Ordering::Equal,
+        }
+    }
+}
+
+fn has_dicom_marker(path: &std::path::Path) -> bool {
+    use std::io::Read;
+    let mut head = [0u8; 132];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut head))
+        .is_ok_and(|()| &head[128..] == b"DICM" || dicom::is_dicom(&head))
+}
+
+fn series_place(path: &std::path::Path) -> SeriesPlace {
+    if !has_dicom_marker(path) {
+        return SeriesPlace::Other;
+    }
+    let bytes = match std::fs::metadata(path) {
+        Ok(m) if m.len() <= decode::MAX_FILE_BYTES => std::fs::read(path).unwrap_or_default(),
+        _ => Vec::new(),
+    };
+    let (number, location) = dicom::series_key(&bytes).unwrap_or((i64::MAX, f64::MAX));
+    SeriesPlace::Dicom(number, location)
 }

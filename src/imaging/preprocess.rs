@@ -11,6 +11,8 @@ use candle_core::{Device, Tensor};
 use image::{DynamicImage, ImageBuffer, Pixel, RgbImage};
 use serde::{Deserialize, Serialize};
 
+use super::levels::NetworkWindow;
+
 use super::decode::to_luma_like_pil;
 use super::resample::resize_bilinear_like_pil;
 
@@ -86,6 +88,11 @@ pub struct Preprocessing {
     /// (`ClassActivationMap::transposed`).
     #[serde(skip_serializing_if = "is_false")]
     pub transpose: bool,
+    /// The window the network's 8-bit input was made with, from images with more than 8 bits
+    /// of gray (DICOM, 16-bit PNG and TIFF): `None` takes the file's own window for DICOM and
+    /// PIL's conversion for PNG and TIFF (`SourceImage::network_rgb`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub window: Option<NetworkWindow>,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -101,6 +108,7 @@ impl Default for Preprocessing {
             std: IMAGENET_STD.to_vec(),
             intensity: Intensity::Unit,
             transpose: false,
+            window: None,
         }
     }
 }

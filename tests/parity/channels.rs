@@ -41,7 +41,7 @@ fn gray_png(name: &str) -> image::GrayImage {
 
 fn analyse(classifier: &Classifier, image: &str, preprocessing: &Preprocessing) -> Analysis {
     let img = imaging::open_image(&image_path(image)).unwrap();
-    explain::analyse(classifier, image, &img.rgb, preprocessing).unwrap()
+    explain::analyse(classifier, &img, preprocessing).unwrap()
 }
 
 /// The network's input exactly as torchvision/MONAI made it, then logits and CAMs within the
@@ -181,6 +181,7 @@ fn the_mednist_pipeline_is_monai_s_with_its_transposed_images() {
         std: vec![1.0],
         intensity: Intensity::MinMax,
         transpose: true,
+        window: None,
     };
     let a = analyse(&gray, "mednist_like.png", &mednist);
     assert!(a.transposed && a.maps.iter().all(|m| m.transposed));
@@ -213,8 +214,9 @@ fn transposed_inputs_give_maps_in_the_image_s_orientation() {
     let (w, h) = image.rgb.dimensions();
     assert_ne!(w, h);
     let turned = image::RgbImage::from_fn(h, w, |x, y| *image.rgb.get_pixel(y, x));
-    let a = explain::analyse(&gray, "large.png", &image.rgb, &native(true)).unwrap();
-    let b = explain::analyse(&gray, "turned", &turned, &native(false)).unwrap();
+    let turned = imaging::SourceImage::from_rgb("turned", turned, "PNG");
+    let a = explain::analyse(&gray, &image, &native(true)).unwrap();
+    let b = explain::analyse(&gray, &turned, &native(false)).unwrap();
     assert_eq!(a.logits, b.logits);
     for method in [Method::Cam, Method::GradCam, Method::ScoreCam] {
         let ours = maps_at(&gray, &a, method, Stage::Norm5);

@@ -11,6 +11,7 @@
 mod answers;
 mod maps;
 
+use crate::export::ProvenanceDetail;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -449,6 +450,8 @@ impl Session {
             annotations: self.annotations.items.clone(),
             caption,
             colour_bar,
+            display: None,
+            detail: ProvenanceDetail::Minimal,
         })
     }
 
