@@ -360,7 +360,7 @@ mod tests {
             decode_image("notes.txt", b"hello, this is not an image")
                 .unwrap_err()
                 .to_string(),
-            "notes.txt: not an image camview can read (BMP, PNG, JPEG or TIFF)"
+            "notes.txt: not an image camview can read (BMP, PNG, JPEG, TIFF or DICOM)"
         );
     }
 
