@@ -86,7 +86,7 @@ pub enum GrayOrColour {
 
 /// The data set, with or without preamble and file meta.
 fn read_object(bytes: &[u8]) -> Result<DefaultDicomObject, String> {
-    let damaged = |e: dicom_object::ReadError| format!("not a readable DICOM file: {e}");
+    let damaged = |e: dicom_object::ReadError| describe_read_error(&e);
     if bytes.get(128..132) == Some(b"DICM") {
         return OpenFileOptions::new()
             .read_preamble(dicom_object::file::ReadPreamble::Never)
@@ -118,6 +118,24 @@ fn read_object(bytes: &[u8]) -> Result<DefaultDicomObject, String> {
         .build()
         .map_err(|e| format!("not a readable DICOM file: {e}"))?;
     Ok(object.with_exact_meta(meta))
+}
+
+/// A reading failure in words: a transfer syntax by name, anything else as damage.
+fn describe_read_error(e: &dicom_object::ReadError) -> String {
+    use dicom_object::ReadError as E;
+    match e {
+        E::ReadUnrecognizedTransferSyntax { uid, .. } => {
+            format!("the transfer syntax {uid} is not one camview can read")
+        }
+        E::ReadUnsupportedTransferSyntax { uid, name, .. }
+        | E::ReadUnsupportedTransferSyntaxWithSuggestion { uid, name, .. } => {
+            format!("the transfer syntax {name} ({uid}) is not one camview can read")
+        }
+        E::ParseMetaDataSet { .. } | E::ReadPreambleBytes { .. } => {
+            format!("not a readable DICOM file: its file meta information is damaged ({e})")
+        }
+        _ => format!("the DICOM data set is damaged or cut short ({e})"),
+    }
 }
 
 /// The order of a series: Instance Number, then Slice Location, then the file name.
