@@ -508,3 +508,80 @@ fn no_output_of_a_dicom_run_carries_patient_data() {
         );
     }
 }
+
+/// The Python with pydicom that reads the Secondary Capture back: `CAMVIEW_PYDICOM_PYTHON`
+/// (`.ci/run` makes one), else a python3 that has pydicom. In CI it must exist.
+fn pydicom_python() -> Option<String> {
+    if let Ok(python) = std::env::var("CAMVIEW_PYDICOM_PYTHON") {
+        return Some(python);
+    }
+    let found = Command::new("python3")
+        .args(["-c", "import pydicom, PIL, numpy"])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        found || std::env::var_os("CI").is_none(),
+        "CI needs pydicom: set CAMVIEW_PYDICOM_PYTHON (.ci/run does)"
+    );
+    found.then(|| "python3".to_string())
+}
+
+#[test]
+fn the_secondary_capture_files_into_the_source_study_with_the_png_s_pixels() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = dicom_dir().join("ct_privacy.dcm");
+    let src = source.display().to_string();
+    let dcm = dir.path().join("result.dcm");
+    let png = dir.path().join("result.png");
+    for out in [&dcm, &png] {
+        let out = out.display().to_string();
+        stdout(&camview(&[
+            "render",
+            "--caption",
+            "--colorbar",
+            "--out",
+            &out,
+            &src,
+        ]));
+    }
+    // camview's own reader sees the overlay's pixels.
+    let reread = imaging::open_image(&dcm).unwrap();
+    assert_eq!(reread.rgb, image::open(&png).unwrap().to_rgb8());
+    assert_eq!(reread.dicom.as_ref().unwrap().photometric, "RGB");
+    // The sidecar of the DICOM result carries no patient data either.
+    let sidecar = std::fs::read(dir.path().join("result.dcm.json")).unwrap();
+    for value in identifying_values() {
+        assert!(!contains(&sidecar, &value), "sidecar contains {value}");
+    }
+    let Some(python) = pydicom_python() else {
+        eprintln!("pydicom not found: the Secondary Capture was checked by camview's reader only");
+        return;
+    };
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/check_secondary_capture.py");
+    let out = Command::new(python)
+        .arg(&script)
+        .args([&dcm, &png, &source])
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!(report["pixels_equal_png"], true, "{report}");
+    assert_eq!(report["sop_class"], "1.2.840.10008.5.1.4.1.1.7");
+    assert_eq!(report["transfer_syntax"], "1.2.840.10008.1.2.1");
+    for key in [
+        "same_study",
+        "same_patient",
+        "new_series",
+        "new_instance",
+        "meta_instance_matches",
+    ] {
+        assert_eq!(report[key], true, "{key}: {report}");
+    }
+    assert_eq!(report["burned_in_annotation"], "YES");
+    assert_eq!(report["photometric"], "RGB");
+    let derivation = report["derivation"].as_str().unwrap();
+    assert!(
+        derivation.starts_with("camview ") && derivation.contains("CAM at features.norm5"),
+        "{derivation}"
+    );
+}

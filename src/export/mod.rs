@@ -3,6 +3,7 @@
 
 mod overlay;
 mod provenance;
+pub mod secondary_capture;
 
 pub use overlay::OverlayRequest;
 pub use provenance::{
@@ -22,7 +23,7 @@ pub enum ExportError {
     Exists { file: String },
     #[error("{file}: refusing to write over the source image")]
     IsSource { file: String },
-    #[error("{file}: unknown output format '{extension}' (use .png, .bmp, .jpg or .tif)")]
+    #[error("{file}: unknown output format '{extension}' (use .png, .bmp, .jpg, .tif or .dcm)")]
     UnknownFormat { file: String, extension: String },
     #[error("{file}: cannot write: {reason}")]
     Io { file: String, reason: String },
@@ -191,12 +192,24 @@ pub fn save_overlay(
     sources: &[&Path],
 ) -> Result<PathBuf, ExportError> {
     let format = format_of(dest)?;
+    save_with_sidecar(dest, provenance, replace, sources, |w| {
+        encode_image(w, format, img, Some(provenance))
+    })
+}
+
+/// Writes a file with `write` and its JSON provenance beside it, both atomically, neither over
+/// a source; returns the sidecar's path.
+pub fn save_with_sidecar(
+    dest: &Path,
+    provenance: &Provenance,
+    replace: bool,
+    sources: &[&Path],
+    write: impl FnOnce(&mut BufWriter<&std::fs::File>) -> std::io::Result<()>,
+) -> Result<PathBuf, ExportError> {
     let sidecar = sidecar_path(dest);
     check_destination(dest, replace, sources)?;
     check_destination(&sidecar, replace, sources)?;
-    write_atomic(dest, replace, |w| {
-        encode_image(w, format, img, Some(provenance))
-    })?;
+    write_atomic(dest, replace, write)?;
     let json = serde_json::to_vec_pretty(provenance).map_err(|e| ExportError::Io {
         file: sidecar.display().to_string(),
         reason: e.to_string(),

@@ -5,7 +5,10 @@ use std::path::{Path, PathBuf};
 
 use image::RgbImage;
 
-use super::{ExportError, ImageDetails, ImageRecord, Provenance, ProvenanceDetail, save_overlay};
+use super::{
+    ExportError, ImageDetails, ImageRecord, Provenance, ProvenanceDetail, save_overlay,
+    save_with_sidecar, secondary_capture,
+};
 use crate::explain::Analysis;
 use crate::imaging::{DisplayWindow, SourceImage};
 use crate::network::Classifier;
@@ -89,7 +92,14 @@ impl OverlayRequest<'_> {
     pub fn save(&self, dest: &Path, replace: bool) -> Result<(Provenance, PathBuf), ExportError> {
         let (img, provenance) = self.compose();
         let sources: Vec<&Path> = self.image_file.into_iter().collect();
-        let sidecar = save_overlay(dest, &img, &provenance, replace, &sources)?;
+        let sidecar = if secondary_capture::is_dicom_path(dest) {
+            let object = secondary_capture::secondary_capture(dest, &img, &provenance, self.image)?;
+            save_with_sidecar(dest, &provenance, replace, &sources, |w| {
+                secondary_capture::write_dicom(w, &object)
+            })?
+        } else {
+            save_overlay(dest, &img, &provenance, replace, &sources)?
+        };
         Ok((provenance, sidecar))
     }
 }
