@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::checkpoint::{self, CheckpointError};
-use crate::imaging::preprocess::Preprocessing;
+use crate::imaging::preprocess::{PreprocessError, Preprocessing};
 pub use architecture::{infer_config, validate};
 pub use config::{DenseNetConfig, ForwardOutput, Stage};
 pub use differentiable::DifferentiableDenseNet;
@@ -230,10 +230,19 @@ impl Classifier {
         };
         let labels = complete_labels(file, labels, config.num_classes)?;
         let output = output_rule(file, &sidecar, &labels)?;
-        let preprocessing = sidecar
-            .preprocessing
-            .take()
-            .unwrap_or_default()
+        let mut preprocessing = sidecar.preprocessing.take().unwrap_or_default();
+        if let Some(window) = sidecar.window.take() {
+            if preprocessing.window.is_some() {
+                return Err(ModelError::Preprocessing {
+                    file: file.to_string(),
+                    reason: PreprocessError::Invalid(
+                        "the window is given twice (at the top and in preprocessing)".to_string(),
+                    ),
+                });
+            }
+            preprocessing.window = Some(window);
+        }
+        let preprocessing = preprocessing
             .for_channels(config.in_channels)
             .map_err(|reason| ModelError::Preprocessing {
                 file: file.to_string(),

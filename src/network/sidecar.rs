@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::ModelError;
 use super::head::HeadItem;
 use super::output::{Activation, OutputRule};
-use crate::imaging::Preprocessing;
+use crate::imaging::{NetworkWindow, Preprocessing};
 
 /// Optional `<model>.json` beside a checkpoint: class names, preprocessing, the layers of a
 /// head of several linear layers (which a state dict cannot tell), and for a multi-label model
@@ -19,7 +19,8 @@ use crate::imaging::Preprocessing;
 ///   "preprocessing": { "input_size": 224, "geometry": "stretch",
 ///                      "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225] },
 ///   "head": ["linear", "relu", "dropout", "linear"],
-///   "activation": "sigmoid", "thresholds": [0.5, 0.62] }
+///   "activation": "sigmoid", "thresholds": [0.5, 0.62],
+///   "window": { "center": -600, "width": 1500 } }
 /// ```
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -38,6 +39,10 @@ pub struct ModelSidecar {
     /// calls them operating points (`op_threshs`), so that name is read too.
     #[serde(default, alias = "op_threshs", skip_serializing_if = "Option::is_none")]
     pub thresholds: Option<Vec<f32>>,
+    /// The window the model was trained with, for DICOM and 16-bit images: `{"center": -600,
+    /// "width": 1500}`, a preset's name, or `"minmax"` (also accepted inside `preprocessing`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<NetworkWindow>,
 }
 
 /// Where a checkpoint's sidecar sits: `<model>.json` beside it.

@@ -150,6 +150,15 @@ pub(super) fn decode_frame(
                 ts.name()
             ));
         }
+        // jpeg-decoder (dicom-rs's pure-Rust JPEG codec) reads 8-bit lossy JPEG only.
+        if ts_uid == "1.2.840.10008.1.2.4.51" && layout.bits_stored > 8 {
+            return Err(format!(
+                "the pixel data is {}-bit {} ({ts_uid}), which camview cannot decode: its \
+                 JPEG decoder reads lossy JPEG at 8 bits only",
+                layout.bits_stored,
+                ts.name()
+            ));
+        }
         let decoded = object
             .decode_pixel_data_frame(frame - 1)
             .map_err(|e| format!("cannot decode the {} pixel data: {e}", ts.name()))?;
