@@ -202,11 +202,14 @@ impl Provenance {
             .map_or(self.model.file.clone(), |n| {
                 n.to_string_lossy().into_owned()
             });
-        let image = Path::new(&self.image.file)
+        let mut image = Path::new(&self.image.file)
             .file_name()
             .map_or(self.image.file.clone(), |n| {
                 n.to_string_lossy().into_owned()
             });
+        if let Some(d) = self.image.details.dicom.as_ref().filter(|d| d.frames > 1) {
+            image.push_str(&format!(" frame {}/{}", d.frame, d.frames));
+        }
         vec![
             format!(
                 "{image}  |  {}: {:.1}%{}  |  {}",
