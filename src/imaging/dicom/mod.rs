@@ -9,6 +9,7 @@
 //! whatever it holds. The decoders (JPEG, JPEG 2000, RLE, deflate) are theirs.
 
 mod attributes;
+mod lengths;
 mod pixels;
 
 use std::sync::Arc;
@@ -86,6 +87,7 @@ pub enum GrayOrColour {
 
 /// The data set, with or without preamble and file meta.
 fn read_object(bytes: &[u8]) -> Result<DefaultDicomObject, String> {
+    lengths::check_lengths(bytes)?;
     let damaged = |e: dicom_object::ReadError| describe_read_error(&e);
     if bytes.get(128..132) == Some(b"DICM") {
         return OpenFileOptions::new()

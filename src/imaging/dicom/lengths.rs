@@ -1,0 +1,173 @@
+//! A walk over a file's element headers before dicom-rs parses it: every defined length must fit
+//! in the bytes that follow. dicom-rs allocates and zero-fills an element's declared length
+//! before reading it, so a damaged length of 4 GiB in a 16 KB file would cost seconds and
+//! gigabytes before failing; here it is refused at once, naming the element.
+
+/// How a data set is encoded.
+#[derive(Clone, Copy)]
+struct Encoding {
+    explicit: bool,
+    big_endian: bool,
+}
+
+/// VRs with a 2-byte length in explicit VR (PS3.5 7.1.2); every other VR, and any unknown one
+/// (which dicom-rs reads as UN), has a 4-byte length after 2 reserved bytes.
+const SHORT_VRS: [&[u8; 2]; 21] = [
+    b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FL", b"FD", b"IS", b"LO", b"LT", b"PN",
+    b"SH", b"SL", b"SS", b"ST", b"TM", b"UI", b"UL", b"US",
+];
+
+const UNDEFINED: u32 = 0xFFFF_FFFF;
+
+struct Walker<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl Walker<'_> {
+    fn u16(&self, at: usize, big_endian: bool) -> Option<u16> {
+        let b: [u8; 2] = self.bytes.get(at..at + 2)?.try_into().ok()?;
+        Some(if big_endian {
+            u16::from_be_bytes(b)
+        } else {
+            u16::from_le_bytes(b)
+        })
+    }
+
+    fn u32(&self, at: usize, big_endian: bool) -> Option<u32> {
+        let b: [u8; 4] = self.bytes.get(at..at + 4)?.try_into().ok()?;
+        Some(if big_endian {
+            u32::from_be_bytes(b)
+        } else {
+            u32::from_le_bytes(b)
+        })
+    }
+
+    /// Checks that `len` bytes follow the header just read, then skips them.
+    fn skip(&mut self, group: u16, element: u16, len: u32) -> Result<(), String> {
+        let remaining = self.bytes.len().saturating_sub(self.pos);
+        if len as usize > remaining {
+            return Err(format!(
+                "the DICOM data set is damaged or cut short: element ({group:04X},{element:04X}) \
+                 declares {len} bytes, but only {remaining} follow"
+            ));
+        }
+        self.pos += len as usize;
+        Ok(())
+    }
+
+    /// Walks elements until the bytes end (or a header is cut: dicom-rs reports that).
+    /// Returns the transfer syntax UID when it walks the file meta group.
+    fn walk(&mut self, encoding: Encoding, meta_only: bool) -> Result<Option<String>, String> {
+        let mut syntax = None;
+        let mut fragments = false;
+        while self.pos + 8 <= self.bytes.len() {
+            let be = encoding.big_endian;
+            let (Some(group), Some(element)) = (self.u16(self.pos, be), self.u16(self.pos + 2, be))
+            else {
+                break;
+            };
+            if meta_only && group != 0x0002 {
+                break;
+            }
+            if group == 0xFFFE {
+                // Items and delimiters: a 4-byte length, whatever the VR encoding.
+                let len = self.u32(self.pos + 4, be).unwrap_or(0);
+                self.pos += 8;
+                match element {
+                    0xE0DD => fragments = false,
+                    // A fragment of encapsulated pixel data is bytes, not elements.
+                    0xE000 if fragments => self.skip(group, element, len)?,
+                    0xE000 if len != UNDEFINED => self.check_fits(group, element, len)?,
+                    _ => {}
+                }
+                continue;
+            }
+            let (len, header) = if encoding.explicit {
+                let vr = self
+                    .bytes
+                    .get(self.pos + 4..self.pos + 6)
+                    .unwrap_or_default();
+                if SHORT_VRS.iter().any(|v| v.as_slice() == vr) {
+                    (self.u16(self.pos + 6, be).map(u32::from), 8)
+                } else {
+                    (self.u32(self.pos + 8, be), 12)
+                }
+            } else {
+                (self.u32(self.pos + 4, be), 8)
+            };
+            let Some(len) = len else { break };
+            self.pos += header;
+            if len == UNDEFINED {
+                // A sequence (its items follow) or encapsulated pixel data (fragments follow).
+                fragments = (group, element) == (0x7FE0, 0x0010);
+                continue;
+            }
+            if (group, element) == (0x0002, 0x0010) {
+                let value = self.bytes.get(self.pos..self.pos + len as usize);
+                syntax = value.map(|v| {
+                    String::from_utf8_lossy(v)
+                        .trim_end_matches(['\0', ' '])
+                        .to_string()
+                });
+            }
+            self.skip(group, element, len)?;
+        }
+        Ok(syntax)
+    }
+
+    /// An item of defined length must fit; its elements are then walked one by one.
+    fn check_fits(&self, group: u16, element: u16, len: u32) -> Result<(), String> {
+        let remaining = self.bytes.len().saturating_sub(self.pos);
+        if len as usize > remaining {
+            return Err(format!(
+                "the DICOM data set is damaged or cut short: item ({group:04X},{element:04X}) \
+                 declares {len} bytes, but only {remaining} follow"
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Checks the declared lengths of a file's elements (with or without preamble and file meta);
+/// a deflated data set is left to the reader, whose inflater is bounded by the data.
+pub(super) fn check_lengths(bytes: &[u8]) -> Result<(), String> {
+    let little_explicit = Encoding {
+        explicit: true,
+        big_endian: false,
+    };
+    let start = if bytes.get(128..132) == Some(b"DICM") {
+        132
+    } else if bytes.starts_with(b"DICM") {
+        4
+    } else {
+        let explicit = bytes
+            .get(4..6)
+            .is_some_and(|vr| vr.iter().all(u8::is_ascii_uppercase));
+        let mut walker = Walker { bytes, pos: 0 };
+        walker.walk(
+            Encoding {
+                explicit,
+                big_endian: false,
+            },
+            false,
+        )?;
+        return Ok(());
+    };
+    let mut walker = Walker { bytes, pos: start };
+    let syntax = walker.walk(little_explicit, true)?.unwrap_or_default();
+    let encoding = match syntax.as_str() {
+        "1.2.840.10008.1.2" => Encoding {
+            explicit: false,
+            big_endian: false,
+        },
+        "1.2.840.10008.1.2.2" => Encoding {
+            explicit: true,
+            big_endian: true,
+        },
+        "1.2.840.10008.1.2.1.99" => return Ok(()),
+        _ => little_explicit,
+    };
+    walker.walk(encoding, false)?;
+    Ok(())
+}
