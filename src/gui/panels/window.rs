@@ -1,6 +1,7 @@
-//! The side panel's "Window" section, for an image with gray levels: which window the network
-//! saw and which is shown, the presets, the centre and width, the file's own windows, Invert,
-//! the frame of a multi-frame file, and the presets' editor (kept in the settings).
+//! The side panel's "Window" section, for an image with gray levels (the status line says which
+//! window the network saw and which is shown): the presets, the centre and width, the file's own
+//! windows, Invert, the frame of a multi-frame file, and the presets' editor (kept in the
+//! settings).
 
 use eframe::egui;
 
@@ -16,7 +17,6 @@ impl CamviewApp {
             return;
         };
         let side = max_texture_side(ui.ctx());
-        self.window_names_ui(ui);
         let Some(shown) = self.session.shown_window() else {
             return;
         };
@@ -97,26 +97,6 @@ impl CamviewApp {
         ui.collapsing("Edit the presets", |ui| {
             presets_editor_ui(ui, &mut self.settings.window_presets);
         });
-    }
-
-    /// Which window the network saw the image through, and which it is shown through.
-    fn window_names_ui(&self, ui: &mut egui::Ui) {
-        let Some(image) = self.session.image() else {
-            return;
-        };
-        let network_window = self
-            .session
-            .model()
-            .and_then(|m| m.preprocessing.window.as_ref());
-        if let Some(name) = image.source.network_window_name(network_window) {
-            ui.label(format!("Network saw: {name}"));
-        }
-        if let Some(name) = image
-            .source
-            .display_window_name(self.session.display_window())
-        {
-            ui.label(format!("Shown: {name}"));
-        }
     }
 
     /// The frame of a multi-frame file, as a slider (Page Up / Page Down step it).
