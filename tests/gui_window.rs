@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use camview::gui::save::ComposeRequest;
 use camview::gui::{CamviewApp, ImageOrigin, Launch, ModelRequest};
 use camview::imaging::levels::{Voi, Window};
 use camview::render::OverlayStyle;
@@ -163,21 +164,25 @@ fn a_right_drag_windows_the_displayed_image_and_leaves_the_analysis_alone() {
     }
 }
 
+/// What Save would compose now, at opacity 0 (the overlay is then the base image).
+fn clear_request(h: &Harness<'_, CamviewApp>) -> ComposeRequest {
+    let clear = OverlayStyle {
+        opacity: 0.0,
+        ..OverlayStyle::default()
+    };
+    h.state()
+        .session
+        .compose_request(clear, false, false)
+        .unwrap()
+}
+
 #[test]
 fn a_preset_key_windows_the_display_and_the_saved_overlay() {
     let dir = tempfile::tempdir().unwrap();
     let scan = dir.path().join("ct.dcm");
     std::fs::copy(dicom("ct_explicit_le.dcm"), &scan).unwrap();
     let mut h = launch(scan.clone());
-    let clear = OverlayStyle {
-        opacity: 0.0,
-        ..OverlayStyle::default()
-    };
-    let file_window = h
-        .state()
-        .session
-        .compose_request(clear, false, false)
-        .unwrap();
+    let file_window = clear_request(&h);
     let (file_composed, _) = file_window.overlay().compose();
 
     // 1: lung, C -600 / W 1500 (the first default preset).
@@ -185,11 +190,7 @@ fn a_preset_key_windows_the_display_and_the_saved_overlay() {
     h.run();
     let lung = Window::linear(-600.0, 1500.0);
     assert_eq!(h.state().session.shown_window(), Some(lung));
-    let request = h
-        .state()
-        .session
-        .compose_request(clear, false, false)
-        .unwrap();
+    let request = clear_request(&h);
     assert_eq!(
         request.display.as_ref().map(|d| &d.voi),
         Some(&Voi::Window(lung))
@@ -205,11 +206,7 @@ fn a_preset_key_windows_the_display_and_the_saved_overlay() {
     // 2: mediastinum, C 50 / W 350: the saved overlay and its sidecar follow the display.
     h.key_press(Key::Num2);
     h.run();
-    let request = h
-        .state()
-        .session
-        .compose_request(clear, false, false)
-        .unwrap();
+    let request = clear_request(&h);
     let (composed, _) = request.overlay().compose();
     assert_ne!(
         composed, file_composed,
