@@ -70,10 +70,15 @@ impl Session {
         match result {
             Answer::Model(result) => self.take_model(result, arrivals),
             Answer::Image(result) => self.take_image(result, arrivals),
-            Answer::Display(result) => match result {
-                Ok(texture) => arrivals.redisplay = Some(texture),
-                Err(e) => self.error(e),
-            },
+            Answer::Display(result) => {
+                match result {
+                    Ok(texture) => arrivals.redisplay = Some(texture),
+                    Err(e) => self.error(e),
+                }
+                if let Some(side) = self.render_again.take() {
+                    self.render_on_worker(side);
+                }
+            }
             Answer::Analysis(result) => self.take_analysis(result, elapsed),
             Answer::Saved(result) => self.take_saved(result, arrivals),
             Answer::Clipboard(result) => self.take_clipboard(result, arrivals),
@@ -141,6 +146,7 @@ impl Session {
             self.display = None;
         }
         self.redisplay = None;
+        self.render_again = None;
         self.tasks.remove(&TaskKind::Render);
         if let Some(old) = self.image.take() {
             let marks = std::mem::take(&mut self.annotations);

@@ -169,6 +169,9 @@ pub struct Session {
     display: Option<crate::imaging::DisplayWindow>,
     /// The image texture rendered in the frame through a new display window, for the next poll.
     redisplay: Option<ColorImage>,
+    /// The display window changed while the worker rendered the one before: render again (with
+    /// this texture size limit) when it is done.
+    render_again: Option<usize>,
 }
 
 impl Session {
@@ -199,6 +202,7 @@ impl Session {
             analysis_generation: 0,
             display: None,
             redisplay: None,
+            render_again: None,
         }
     }
 
