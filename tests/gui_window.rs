@@ -225,6 +225,34 @@ fn a_preset_key_windows_the_display_and_the_saved_overlay() {
         "the sidecar does not name the mediastinum window ({mediastinum}): {text}"
     );
     assert!(text.contains("network_window"), "{text}");
+
+    // The status line names both: the network saw the file's window, the screen shows 2's.
+    let status = format!(
+        "network saw {} (the file's) · shown {mediastinum}",
+        Window::linear(-600.0, 1500.0)
+    );
+    assert!(h.query_by_label(&status).is_some(), "no {status:?}");
+}
+
+#[test]
+fn a_preset_key_says_why_it_does_nothing() {
+    let mut h = launch(fixtures().join("images/gray8.png"));
+    h.key_press(Key::Num1);
+    h.run();
+    assert_eq!(
+        h.state().session.notice().map(|n| n.text.as_str()),
+        Some("gray8.png has no gray levels to window (it is an 8-bit or colour image)")
+    );
+
+    let mut h = launch(dicom("ct_explicit_le.dcm"));
+    h.state_mut().settings.window_presets.truncate(2);
+    h.key_press(Key::Num3);
+    h.run();
+    assert_eq!(
+        h.state().session.notice().map(|n| n.text.as_str()),
+        Some("There is no window preset 3 (the list is in the settings)")
+    );
+    assert_eq!(h.state().session.display_window(), None);
 }
 
 #[test]
@@ -341,4 +369,31 @@ fn npy<T: candle_core::WithDType>(path: &std::path::Path) -> Vec<T> {
         .unwrap()
         .to_vec1()
         .unwrap()
+}
+
+#[test]
+fn the_presets_are_edited_in_the_side_panel_and_the_keys_follow() {
+    let mut h = launch(dicom("ct_explicit_le.dcm"));
+    h.get_by_label("Edit the presets").click();
+    h.run();
+    h.get_by_label("Add a preset").click();
+    h.run();
+    assert_eq!(h.state().settings.window_presets.len(), 8);
+    // Removing the first (lung) makes mediastinum preset 1.
+    h.get_all_by_label("Remove").next().unwrap().click();
+    h.run();
+    let presets = &h.state().settings.window_presets;
+    assert_eq!(presets[0].name, "mediastinum");
+    h.key_press(Key::Num1);
+    h.run();
+    assert_eq!(
+        h.state().session.shown_window(),
+        Some(Window::linear(50.0, 350.0))
+    );
+    h.get_by_label("Restore the defaults").click();
+    h.run();
+    assert_eq!(
+        h.state().settings.window_presets,
+        camview::imaging::levels::default_presets()
+    );
 }

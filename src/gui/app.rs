@@ -295,7 +295,7 @@ impl CamviewApp {
         if image.source.levels.is_none() {
             let name = image.origin.name();
             return self.session.info(format!(
-                "{name} has 8-bit levels only: there is no window to choose"
+                "{name} has no gray levels to window (it is an 8-bit or colour image)"
             ));
         }
         match self.settings.window_presets.get(index) {
