@@ -397,3 +397,33 @@ fn the_presets_are_edited_in_the_side_panel_and_the_keys_follow() {
         camview::imaging::levels::default_presets()
     );
 }
+
+#[test]
+fn view_window_lists_the_presets_and_the_frame_slider_picks_a_frame() {
+    let mut h = launch(dicom("multiframe.dcm"));
+    h.get_by_label("View").click();
+    h.run();
+    h.get_by_label("Window").click();
+    h.run();
+    h.get_by_label_contains("stroke (C 40 / W 40)").click();
+    h.run();
+    assert_eq!(
+        h.state().session.shown_window(),
+        Some(Window::linear(40.0, 40.0))
+    );
+
+    h.get_by_role_and_label(egui::accesskit::Role::Slider, "frame of 3")
+        .set_value_accesskit(3.0);
+    settle(&mut h);
+    assert_eq!(h.state().session.frame(), (3, 3));
+    assert!(
+        h.state().title().contains("frame 3/3"),
+        "{}",
+        h.state().title()
+    );
+    assert_eq!(
+        h.state().session.shown_window(),
+        Some(Window::linear(40.0, 40.0)),
+        "the chosen window was dropped with the frame"
+    );
+}
