@@ -351,15 +351,16 @@ fn keys_walk_the_folder_and_the_classes() {
     h.run();
     assert_eq!(h.state().session.class(), ranked[0]);
 
-    // Right / Page Down: the next image of the folder; Left / Page Up: the one before.
+    // Right: the next image of the folder; Left: the one before (Page Up and Down step the
+    // frames of a multi-frame file).
     h.key_press(Key::ArrowRight);
     settle(&mut h);
     assert_eq!(current_image(&h), images[2]);
     assert!(h.state().title().contains("rgb24.bmp"));
-    h.key_press(Key::PageUp);
+    h.key_press(Key::ArrowLeft);
     settle(&mut h);
     assert_eq!(current_image(&h), images[1]);
-    h.key_press(Key::PageUp);
+    h.key_press(Key::ArrowLeft);
     settle(&mut h);
     assert_eq!(current_image(&h), images[0]);
     assert!(h.state().analysis().is_some());
@@ -898,7 +899,20 @@ fn key_does_what_its_command_does(
         command,
         camview::gui::commands::shortcut_text(&shortcut)
     );
-    let mut h = launch(&images[1..2]);
+    // The window and frame commands act on a multi-frame DICOM file (gray levels, 3 frames).
+    let on_gray_levels = matches!(
+        command,
+        Command::PreviousFrame
+            | Command::NextFrame
+            | Command::WindowPreset(_)
+            | Command::ResetWindow
+            | Command::InvertWindow
+    );
+    let mut h = if on_gray_levels {
+        launch(&[fixtures().join("dicom/multiframe.dcm")])
+    } else {
+        launch(&images[1..2])
+    };
     let ranked = h.state().analysis().unwrap().ranked();
     let fitted_zoom = h.state().view.zoom;
     // The state the command changes, set up so that the change shows.
@@ -908,6 +922,15 @@ fn key_does_what_its_command_does(
         Command::PreviousImage | Command::NextImage | Command::SaveOverlay => {}
         Command::CopyOverlay | Command::Quit | Command::ToggleKeys => {}
         Command::Fit => h.state_mut().view.actual_pixels(),
+        Command::NextFrame | Command::WindowPreset(_) | Command::InvertWindow => {}
+        Command::PreviousFrame => {
+            h.state_mut().session.open_frame(3, 4096);
+            settle(&mut h);
+        }
+        Command::ResetWindow => {
+            let lung = camview::imaging::Window::linear(-600.0, 1500.0);
+            h.state_mut().session.set_window(lung, 4096);
+        }
         Command::UseTool(tool) => {
             h.state_mut().annotator.tool = if tool == Tool::Draw {
                 Tool::Select
@@ -966,6 +989,14 @@ fn key_does_what_its_command_does(
             assert!(!app.view.fit, "{what}");
         }
         Command::ToggleOverlay => assert!(!app.settings.show_overlay, "{what}"),
+        Command::PreviousFrame => assert_eq!(app.session.frame(), (2, 3), "{what}"),
+        Command::NextFrame => assert_eq!(app.session.frame(), (2, 3), "{what}"),
+        Command::WindowPreset(i) => {
+            let preset = &app.settings.window_presets[usize::from(i)];
+            assert_eq!(app.session.shown_window(), Some(preset.window()), "{what}");
+        }
+        Command::ResetWindow => assert_eq!(app.session.display_window(), None, "{what}"),
+        Command::InvertWindow => assert!(app.session.display_inverted(), "{what}"),
         Command::UseTool(tool) => assert_eq!(app.annotator.tool, tool, "{what}"),
         Command::DeleteMark | Command::Undo => assert!(marks.items.is_empty(), "{what}"),
         Command::Deselect => {

@@ -203,6 +203,9 @@ impl CamviewApp {
             self.textures.set_image(ctx, display, size);
             self.fit_view();
         }
+        if let Some(display) = arrivals.redisplay {
+            self.textures.replace_image(ctx, display);
+        }
         if let Some(image) = arrivals.clipboard {
             ctx.copy_image(image);
         }
@@ -246,6 +249,11 @@ impl CamviewApp {
             Command::Fit => self.fit_view(),
             Command::ActualPixels => self.view.actual_pixels(),
             Command::ToggleOverlay => self.settings.show_overlay = !self.settings.show_overlay,
+            Command::PreviousFrame => self.session.step_frame(-1, max_texture_side(ctx)),
+            Command::NextFrame => self.session.step_frame(1, max_texture_side(ctx)),
+            Command::WindowPreset(index) => self.apply_preset(ctx, usize::from(index)),
+            Command::ResetWindow => self.session.reset_window(None, max_texture_side(ctx)),
+            Command::InvertWindow => self.session.toggle_invert(max_texture_side(ctx)),
             Command::UseTool(tool) => self.annotator.tool = tool,
             Command::DeleteMark => {
                 self.session.annotations_mut().delete_selected();
@@ -274,7 +282,31 @@ impl CamviewApp {
     pub(super) fn switched_on(&self, command: Command) -> Option<bool> {
         match command {
             Command::ToggleOverlay => Some(self.settings.show_overlay),
+            Command::InvertWindow => Some(self.session.display_inverted()),
             _ => None,
+        }
+    }
+
+    /// Shows the image through the settings' preset at `index`.
+    fn apply_preset(&mut self, ctx: &egui::Context, index: usize) {
+        let Some(image) = self.session.image() else {
+            return;
+        };
+        if image.source.levels.is_none() {
+            let name = image.origin.name();
+            return self.session.info(format!(
+                "{name} has no gray levels to window (it is an 8-bit or colour image)"
+            ));
+        }
+        match self.settings.window_presets.get(index) {
+            Some(preset) => {
+                let window = preset.window();
+                self.session.set_window(window, max_texture_side(ctx));
+            }
+            None => self.session.info(format!(
+                "There is no window preset {} (the list is in the settings)",
+                index + 1
+            )),
         }
     }
 
@@ -301,6 +333,10 @@ impl CamviewApp {
         let mut parts = vec!["camview".to_string()];
         if let Some(image) = self.session.image() {
             parts.push(image.origin.name());
+            let (frame, frames) = self.session.frame();
+            if frames > 1 {
+                parts.push(format!("frame {frame}/{frames}"));
+            }
         }
         if let Some(model) = self.session.model() {
             parts.push(model_name(model));

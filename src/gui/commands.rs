@@ -23,6 +23,12 @@ pub enum Command {
     Fit,
     ActualPixels,
     ToggleOverlay,
+    PreviousFrame,
+    NextFrame,
+    /// The display window preset at this place in the settings' list (from 0).
+    WindowPreset(u8),
+    ResetWindow,
+    InvertWindow,
     UseTool(Tool),
     DeleteMark,
     /// Drops the selection and goes back to the Select tool.
@@ -42,6 +48,8 @@ pub enum Command {
 pub enum Menu {
     File,
     View,
+    /// View > Window: the display window of an image with gray levels.
+    Window,
     Help,
 }
 
@@ -72,7 +80,7 @@ const fn place(menu: Menu, group: u8) -> Option<MenuPlace> {
 
 impl Command {
     /// Every command, in the order the keys window and the README list them.
-    pub const ALL: [Command; 22] = [
+    pub const ALL: [Command; 33] = [
         Command::PreviousClass,
         Command::NextClass,
         Command::PreviousImage,
@@ -80,6 +88,17 @@ impl Command {
         Command::Fit,
         Command::ActualPixels,
         Command::ToggleOverlay,
+        Command::PreviousFrame,
+        Command::NextFrame,
+        Command::WindowPreset(0),
+        Command::WindowPreset(1),
+        Command::WindowPreset(2),
+        Command::WindowPreset(3),
+        Command::WindowPreset(4),
+        Command::WindowPreset(5),
+        Command::WindowPreset(6),
+        Command::ResetWindow,
+        Command::InvertWindow,
         Command::UseTool(Tool::Select),
         Command::UseTool(Tool::Note),
         Command::UseTool(Tool::Arrow),
@@ -107,6 +126,11 @@ impl Command {
             Self::Fit => "Fit",
             Self::ActualPixels => "Actual pixels (1:1)",
             Self::ToggleOverlay => "Show the heat map",
+            Self::PreviousFrame => "Previous frame",
+            Self::NextFrame => "Next frame",
+            Self::WindowPreset(_) => "Window preset",
+            Self::ResetWindow => "Reset to the file's window",
+            Self::InvertWindow => "Invert",
             Self::UseTool(tool) => tool.label(),
             Self::DeleteMark => "Delete",
             Self::Deselect => "Deselect",
@@ -131,6 +155,17 @@ impl Command {
             Self::Fit => "Fit the image in view",
             Self::ActualPixels => "Actual pixels: one image pixel per screen pixel",
             Self::ToggleOverlay => "Show or hide the heat map",
+            Self::PreviousFrame => "Previous frame of a multi-frame file",
+            Self::NextFrame => "Next frame of a multi-frame file",
+            Self::WindowPreset(0) => "Display window preset 1 (lung by default)",
+            Self::WindowPreset(1) => "Display window preset 2 (mediastinum by default)",
+            Self::WindowPreset(2) => "Display window preset 3 (abdomen by default)",
+            Self::WindowPreset(3) => "Display window preset 4 (liver by default)",
+            Self::WindowPreset(4) => "Display window preset 5 (bone by default)",
+            Self::WindowPreset(5) => "Display window preset 6 (brain by default)",
+            Self::WindowPreset(_) => "Display window preset 7 (stroke by default)",
+            Self::ResetWindow => "Display window: back to the file's own",
+            Self::InvertWindow => "Invert the displayed grey levels",
             Self::UseTool(Tool::Select) => "Select and move marks (the Select tool)",
             Self::UseTool(Tool::Note) => "Place a note (the Note tool)",
             Self::UseTool(Tool::Arrow) => "Draw an arrow (the Arrow tool)",
@@ -154,11 +189,22 @@ impl Command {
         match self {
             Self::PreviousClass => &const { [key(Key::ArrowUp)] },
             Self::NextClass => &const { [key(Key::ArrowDown)] },
-            Self::PreviousImage => &const { [key(Key::ArrowLeft), key(Key::PageUp)] },
-            Self::NextImage => &const { [key(Key::ArrowRight), key(Key::PageDown)] },
+            Self::PreviousImage => &const { [key(Key::ArrowLeft)] },
+            Self::NextImage => &const { [key(Key::ArrowRight)] },
             Self::Fit => &const { [key(Key::F), key(Key::Home), key(Key::Num0), key(Key::R)] },
-            Self::ActualPixels => &const { [key(Key::Num1)] },
+            Self::ActualPixels => &const { [ctrl(Key::Num1)] },
             Self::ToggleOverlay => &const { [key(Key::T)] },
+            Self::PreviousFrame => &const { [key(Key::PageUp)] },
+            Self::NextFrame => &const { [key(Key::PageDown)] },
+            Self::WindowPreset(0) => &const { [key(Key::Num1)] },
+            Self::WindowPreset(1) => &const { [key(Key::Num2)] },
+            Self::WindowPreset(2) => &const { [key(Key::Num3)] },
+            Self::WindowPreset(3) => &const { [key(Key::Num4)] },
+            Self::WindowPreset(4) => &const { [key(Key::Num5)] },
+            Self::WindowPreset(5) => &const { [key(Key::Num6)] },
+            Self::WindowPreset(_) => &const { [key(Key::Num7)] },
+            Self::ResetWindow => &const { [key(Key::W)] },
+            Self::InvertWindow => &const { [key(Key::I)] },
             Self::UseTool(Tool::Select) => &const { [key(Key::V)] },
             Self::UseTool(Tool::Note) => &const { [key(Key::N)] },
             Self::UseTool(Tool::Arrow) => &const { [key(Key::A)] },
@@ -185,6 +231,9 @@ impl Command {
             Self::Quit => place(Menu::File, 2),
             Self::Fit | Self::ActualPixels | Self::ToggleOverlay => place(Menu::View, 0),
             Self::PreviousImage | Self::NextImage => place(Menu::View, 1),
+            Self::PreviousFrame | Self::NextFrame => place(Menu::View, 2),
+            Self::WindowPreset(_) => place(Menu::Window, 0),
+            Self::ResetWindow | Self::InvertWindow => place(Menu::Window, 1),
             Self::ToggleKeys => place(Menu::Help, 0),
             Self::PreviousClass
             | Self::NextClass
@@ -208,6 +257,11 @@ impl Command {
             | Self::Fit
             | Self::ActualPixels
             | Self::ToggleOverlay
+            | Self::PreviousFrame
+            | Self::NextFrame
+            | Self::WindowPreset(_)
+            | Self::ResetWindow
+            | Self::InvertWindow
             | Self::UseTool(_)
             | Self::DeleteMark
             | Self::Deselect
@@ -398,7 +452,10 @@ mod tests {
     #[test]
     fn shortcuts_read_as_the_keys_are_named() {
         assert_eq!(Command::Redo.shortcut_text(), "Ctrl+Shift+Z / Ctrl+Y");
-        assert_eq!(Command::PreviousImage.shortcut_text(), "Left / Page Up");
+        assert_eq!(Command::PreviousImage.shortcut_text(), "Left");
+        assert_eq!(Command::NextFrame.shortcut_text(), "Page Down");
+        assert_eq!(Command::WindowPreset(0).shortcut_text(), "1");
+        assert_eq!(Command::ActualPixels.shortcut_text(), "Ctrl+1");
         assert_eq!(Command::Fit.shortcut_text(), "F / Home / 0 / R");
         assert_eq!(
             Command::ToggleOverlay.checkbox_text(),

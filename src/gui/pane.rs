@@ -11,6 +11,7 @@ use super::annotate::Tool;
 use super::app::CamviewApp;
 use super::commands::Command;
 use super::session::TaskKind;
+use super::textures::max_texture_side;
 use super::widgets::paint_busy_badge;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -207,9 +208,17 @@ impl CamviewApp {
                 ctx.input_mut(|i| i.smooth_scroll_delta = Vec2::ZERO);
             }
         }
+        // The right button windows an image with gray levels, as radiology viewers do, and
+        // pans any other.
+        let windows = self.session.levels().is_some();
+        if windows && response.dragged_by(egui::PointerButton::Secondary) {
+            let delta = response.drag_delta();
+            self.session
+                .drag_window(delta.x, delta.y, max_texture_side(ctx));
+        }
         let pan_drag = (may_pan && response.dragged_by(egui::PointerButton::Primary))
             || response.dragged_by(egui::PointerButton::Middle)
-            || response.dragged_by(egui::PointerButton::Secondary);
+            || (!windows && response.dragged_by(egui::PointerButton::Secondary));
         if pan_drag {
             self.view.pan(response.drag_delta());
         }

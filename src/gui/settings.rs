@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::explain::Normalisation;
+use crate::imaging::levels::{Preset, default_presets};
 use crate::render::{Colormap, OverlayStyle};
 
 /// How many recent files are remembered.
@@ -32,6 +33,8 @@ pub struct Settings {
     /// Burn a colour bar with its scale under saved overlays.
     pub colour_bar: bool,
     pub annotation_colour: [u8; 3],
+    /// The display window presets, in the order of their keys (1 to 7) and menu entries.
+    pub window_presets: Vec<Preset>,
 }
 
 impl Default for Settings {
@@ -49,6 +52,7 @@ impl Default for Settings {
             caption: false,
             colour_bar: false,
             annotation_colour: [255, 255, 255],
+            window_presets: default_presets(),
         }
     }
 }
@@ -104,5 +108,15 @@ mod tests {
         assert_eq!(s.opacity, 0.7);
         assert_eq!(s.colormap, Colormap::Jet);
         assert!(s.show_overlay);
+        assert_eq!(s.window_presets, default_presets());
+    }
+
+    #[test]
+    fn edited_presets_are_remembered() {
+        let mut s = Settings::default();
+        s.window_presets.truncate(1);
+        s.window_presets[0].center = -500.0;
+        let back: Settings = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
+        assert_eq!(back.window_presets, s.window_presets);
     }
 }

@@ -102,6 +102,15 @@ impl Textures {
         self.normalised = None;
     }
 
+    /// Shows the same image through another display window: the heat stays.
+    pub fn replace_image(&mut self, ctx: &egui::Context, display: ColorImage) {
+        let options = image_texture_options();
+        match &mut self.image {
+            Some(t) => t.set(display, options),
+            None => self.image = Some(ctx.load_texture("camview-image", display, options)),
+        }
+    }
+
     /// Rebuilds the heat texture when the class, normalisation, colormap or threshold changed
     /// (never for the opacity: that is the texture's alpha when drawn).
     pub fn update_heat(&mut self, ctx: &egui::Context, session: &Session, style: OverlayStyle) {

@@ -16,6 +16,7 @@ use eframe::egui::ColorImage;
 
 use crate::explain::faithfulness::{self, Faithfulness, FaithfulnessOptions};
 use crate::explain::{self, Analysis, ExplainedMaps, LayerActivations, MapChoice};
+use crate::imaging::levels::DisplayWindow;
 use crate::imaging::{self, SourceImage};
 use crate::model_request::ModelRequest;
 use crate::network::Classifier;
@@ -80,7 +81,18 @@ pub enum Work {
     LoadModel(ModelRequest),
     OpenImage {
         origin: ImageOrigin,
+        /// The frame to open (from 1; only DICOM files have more than one).
+        frame: u32,
         /// The largest texture the GPU takes.
+        max_texture_side: usize,
+        /// The window to show it through (`None`: the file's own).
+        display: Option<DisplayWindow>,
+    },
+    /// The image shown through another display window (large images: small ones are rendered
+    /// in the frame).
+    RenderDisplay {
+        image: Arc<SourceImage>,
+        display: Option<DisplayWindow>,
         max_texture_side: usize,
     },
     Analyse {
@@ -154,6 +166,8 @@ pub struct Outcome {
 pub enum Answer {
     Model(Result<Box<Classifier>, String>),
     Image(Result<LoadedImage, String>),
+    /// The image texture through a new display window.
+    Display(Result<ColorImage, String>),
     Analysis(Result<Analysis, String>),
     Saved(Result<SavedFiles, String>),
     Clipboard(Result<ColorImage, String>),
@@ -228,9 +242,18 @@ fn run_job(job: Job) -> Outcome {
         Work::LoadModel(request) => load_model(&request),
         Work::OpenImage {
             origin,
+            frame,
             max_texture_side,
+            display,
         } => Answer::Image(guard(&origin.name(), || {
-            open_image(origin.clone(), max_texture_side)
+            open_image(origin.clone(), frame, max_texture_side, display.as_ref())
+        })),
+        Work::RenderDisplay {
+            image,
+            display,
+            max_texture_side,
+        } => Answer::Display(guard(&image.name, || {
+            Ok(display_texture(&image, display.as_ref(), max_texture_side))
         })),
         Work::Analyse { classifier, image } => analyse(&classifier, &image),
         Work::Compose { request, purpose } => compose(&request, purpose),
@@ -325,9 +348,14 @@ fn guard<T>(what: &str, f: impl FnOnce() -> Result<T, String>) -> Result<T, Stri
     })
 }
 
-fn open_image(origin: ImageOrigin, max_texture_side: usize) -> Result<LoadedImage, String> {
+fn open_image(
+    origin: ImageOrigin,
+    frame: u32,
+    max_texture_side: usize,
+    display: Option<&DisplayWindow>,
+) -> Result<LoadedImage, String> {
     let source = match &origin {
-        ImageOrigin::File(path) => imaging::open_image(path),
+        ImageOrigin::File(path) => imaging::open_image_frame(path, frame),
         ImageOrigin::Demo { index, name } => {
             let images = super::demo_images();
             match images.get(*index) {
@@ -337,12 +365,22 @@ fn open_image(origin: ImageOrigin, max_texture_side: usize) -> Result<LoadedImag
         }
     }
     .map_err(|e| e.to_string())?;
-    let display = display_copy(&source.rgb, max_texture_side);
+    let display = display_texture(&source, display, max_texture_side);
     Ok(LoadedImage {
         origin,
         source: Arc::new(source),
         display,
     })
+}
+
+/// The image through `display` as a texture (what `SourceImage::displayed` shows, which is
+/// also the base of a saved overlay).
+pub fn display_texture(
+    image: &SourceImage,
+    display: Option<&DisplayWindow>,
+    max_side: usize,
+) -> ColorImage {
+    display_copy(&image.displayed(display), max_side)
 }
 
 /// The image as a texture: itself, or shrunk to what the GPU can hold.

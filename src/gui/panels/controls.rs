@@ -32,6 +32,12 @@ impl CamviewApp {
         section_ui(ui, "Class");
         classes_ui(ui, &mut self.session);
 
+        if self.session.levels().is_some() {
+            ui.add_space(8.0);
+            section_ui(ui, "Window");
+            self.window_ui(ui);
+        }
+
         ui.add_space(8.0);
         section_ui(ui, "Heat map");
         egui::Grid::new("display")

@@ -9,6 +9,7 @@ use crate::gui::heat::map_value_at;
 use crate::gui::pane::PointedPixel;
 use crate::gui::session::Session;
 use crate::gui::settings::Settings;
+use crate::imaging::GrayLevels;
 
 /// The colormap as a bar, dimmed below the threshold, with the values its ends stand for.
 pub fn legend_ui(ui: &mut egui::Ui, session: &Session, settings: &Settings) {
@@ -87,6 +88,20 @@ fn legend_number(v: f32, span: f32) -> String {
     format!("{v:.decimals$}")
 }
 
+/// The stored value and the modality value with its unit: "stored 1024, -600 HU".
+pub fn gray_level_text(levels: &GrayLevels, x: u32, y: u32) -> Option<String> {
+    let (stored, value) = levels.at(x, y)?;
+    let value = if value.fract() == 0.0 {
+        format!("{value:.0}")
+    } else {
+        format!("{value:.2}")
+    };
+    Some(match &levels.unit {
+        Some(unit) => format!("stored {stored}, {value} {unit}"),
+        None => format!("stored {stored}, value {value}"),
+    })
+}
+
 /// The pixel under the pointer (on either pane) and the map's value there.
 pub fn readout_ui(
     ui: &mut egui::Ui,
@@ -120,6 +135,16 @@ pub fn readout_ui(
             format!("RGB {r} {g} {b}")
         });
         ui.end_row();
+        if let Some(text) = image
+            .source
+            .levels
+            .as_deref()
+            .and_then(|l| gray_level_text(l, x, y))
+        {
+            ui.label("Gray level");
+            ui.label(text);
+            ui.end_row();
+        }
         if let Some(analysis) = session.analysis() {
             ui.label(session.shown_map().method.title());
             match map_value_at(analysis, session.class(), x, y) {

@@ -28,6 +28,13 @@ impl CamviewApp {
                 self.faithfulness.ui(ui, &mut self.session);
                 ui.separator();
                 self.menu_group_ui(ui, Menu::View, 1);
+                self.menu_group_ui(ui, Menu::View, 2);
+                ui.separator();
+                ui.menu_button("Window", |ui| {
+                    self.menu_group_ui(ui, Menu::Window, 0);
+                    ui.separator();
+                    self.menu_group_ui(ui, Menu::Window, 1);
+                });
             });
             ui.menu_button("Help", |ui| {
                 self.menu_group_ui(ui, Menu::Help, 0);
@@ -44,7 +51,7 @@ impl CamviewApp {
                 self.command_checkbox_ui(ui, command);
                 continue;
             }
-            let button = egui::Button::new(command.label());
+            let button = egui::Button::new(self.command_label(command));
             let button = match command.shortcuts() {
                 [] => button,
                 _ => button.shortcut_text(command.shortcut_text()),
@@ -57,6 +64,21 @@ impl CamviewApp {
                 }
                 ui.close();
             }
+        }
+    }
+
+    /// A command's entry: its label, or for a window preset the preset's name and window.
+    fn command_label(&self, command: Command) -> String {
+        match command {
+            Command::WindowPreset(i) => self
+                .settings
+                .window_presets
+                .get(usize::from(i))
+                .map_or_else(
+                    || format!("Preset {} (none)", i + 1),
+                    |p| format!("{} (C {} / W {})", p.name, p.center, p.width),
+                ),
+            _ => command.label().to_string(),
         }
     }
 

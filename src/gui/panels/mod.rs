@@ -12,6 +12,7 @@ pub mod legend;
 pub mod menu;
 pub mod status;
 pub mod toolbar;
+pub mod window;
 
 use eframe::egui;
 

@@ -25,6 +25,18 @@ pub fn status_ui(ui: &mut egui::Ui, session: &Session) {
                     image.source.format
                 ));
             }
+            if let Some(image) = session.image() {
+                let network = session
+                    .model()
+                    .and_then(|m| m.preprocessing.window.as_ref());
+                let names = (
+                    image.source.network_window_name(network),
+                    image.source.display_window_name(session.display_window()),
+                );
+                if let (Some(network), Some(shown)) = names {
+                    ui.weak(format!("network saw {network} · shown {shown}"));
+                }
+            }
             if let Some(t) = session.last_analysis() {
                 ui.weak(format!("network {:.0} ms", t.as_secs_f64() * 1000.0));
             }

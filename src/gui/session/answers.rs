@@ -18,7 +18,10 @@ use crate::gui::worker::{Answer, ImageOrigin, LoadedImage, Outcome};
 impl Session {
     /// Takes the worker's answers; returns what the UI must do.
     pub fn poll(&mut self) -> Arrivals {
-        let mut arrivals = Arrivals::default();
+        let mut arrivals = Arrivals {
+            redisplay: self.redisplay.take(),
+            ..Arrivals::default()
+        };
         let outcomes = match self.worker.poll() {
             Ok(o) => o,
             Err(e) => {
@@ -54,6 +57,7 @@ impl Session {
         let kind = match &result {
             Answer::Model(_) => TaskKind::Model,
             Answer::Image(_) => TaskKind::Image,
+            Answer::Display(_) => TaskKind::Render,
             Answer::Analysis(_) => TaskKind::Analysis,
             Answer::Saved(_) => TaskKind::Save,
             Answer::Clipboard(_) => TaskKind::Clipboard,
@@ -66,6 +70,15 @@ impl Session {
         match result {
             Answer::Model(result) => self.take_model(result, arrivals),
             Answer::Image(result) => self.take_image(result, arrivals),
+            Answer::Display(result) => {
+                match result {
+                    Ok(texture) => arrivals.redisplay = Some(texture),
+                    Err(e) => self.error(e),
+                }
+                if let Some(side) = self.render_again.take() {
+                    self.render_on_worker(side);
+                }
+            }
             Answer::Analysis(result) => self.take_analysis(result, elapsed),
             Answer::Saved(result) => self.take_saved(result, arrivals),
             Answer::Clipboard(result) => self.take_clipboard(result, arrivals),
@@ -123,6 +136,18 @@ impl Session {
             Ok(loaded) => loaded,
             Err(e) => return self.error(e),
         };
+        // Another frame of the same file keeps the window the user chose (the worker rendered
+        // it through that); another image starts at its file's.
+        let same_file = self
+            .image
+            .as_ref()
+            .is_some_and(|i| i.origin == loaded.origin);
+        if !same_file {
+            self.display = None;
+        }
+        self.redisplay = None;
+        self.render_again = None;
+        self.tasks.remove(&TaskKind::Render);
         if let Some(old) = self.image.take() {
             let marks = std::mem::take(&mut self.annotations);
             self.stash.insert(old.origin, marks);

@@ -6,10 +6,12 @@
 //!
 //! - this file: the state, what the UI reads, and the requests it makes;
 //! - `maps`: the method and layer on screen, the maps cached for them, the faithfulness scores;
-//! - `answers`: taking the worker's answers, one method per kind.
+//! - `answers`: taking the worker's answers, one method per kind;
+//! - `window`: the display window of an image with gray levels, and its frames.
 
 mod answers;
 mod maps;
+mod window;
 
 use crate::export::ProvenanceDetail;
 use std::collections::HashMap;
@@ -41,6 +43,8 @@ pub enum TaskKind {
     /// A method's maps (Grad-CAM and the rest).
     Explain,
     Faithfulness,
+    /// The image texture through a new display window (large images).
+    Render,
 }
 
 /// What a faithfulness result belongs to: the displayed maps (their generation), the class and
@@ -105,6 +109,9 @@ pub struct ShownMap {
 pub struct Arrivals {
     /// A new image to upload as the image texture.
     pub display: Option<ColorImage>,
+    /// The same image through another display window: the texture changes, the view and the
+    /// heat map stay.
+    pub redisplay: Option<ColorImage>,
     /// A composed overlay for the clipboard.
     pub clipboard: Option<ColorImage>,
     /// An overlay was saved here.
@@ -158,6 +165,13 @@ pub struct Session {
     last_analysis: Option<Duration>,
     /// Counts the analyses received, so the UI can tell a new one from the one it drew.
     analysis_generation: u64,
+    /// The display window the user chose for the image (`None`: the file's own).
+    display: Option<crate::imaging::DisplayWindow>,
+    /// The image texture rendered in the frame through a new display window, for the next poll.
+    redisplay: Option<ColorImage>,
+    /// The display window changed while the worker rendered the one before: render again (with
+    /// this texture size limit) when it is done.
+    render_again: Option<usize>,
 }
 
 impl Session {
@@ -186,6 +200,9 @@ impl Session {
             notice: None,
             last_analysis: None,
             analysis_generation: 0,
+            display: None,
+            redisplay: None,
+            render_again: None,
         }
     }
 
@@ -290,6 +307,7 @@ impl Session {
         let order = [
             TaskKind::Model,
             TaskKind::Image,
+            TaskKind::Render,
             TaskKind::Analysis,
             TaskKind::Explain,
             TaskKind::Faithfulness,
@@ -357,7 +375,9 @@ impl Session {
             label,
             Work::OpenImage {
                 origin,
+                frame: 1,
                 max_texture_side,
+                display: None,
             },
         );
     }
@@ -450,7 +470,7 @@ impl Session {
             annotations: self.annotations.items.clone(),
             caption,
             colour_bar,
-            display: None,
+            display: self.display.clone(),
             detail: ProvenanceDetail::Minimal,
         })
     }
