@@ -130,7 +130,7 @@ impl Walker<'_> {
 }
 
 /// Checks the declared lengths of a file's elements (with or without preamble and file meta);
-/// a deflated data set is left to the reader, whose inflater is bounded by the data.
+/// a deflated data set is inflated (at most `MAX_DECODED_BYTES`) and checked likewise.
 pub(super) fn check_lengths(bytes: &[u8]) -> Result<(), String> {
     let little_explicit = Encoding {
         explicit: true,
@@ -165,7 +165,21 @@ pub(super) fn check_lengths(bytes: &[u8]) -> Result<(), String> {
             explicit: true,
             big_endian: true,
         },
-        "1.2.840.10008.1.2.1.99" => return Ok(()),
+        "1.2.840.10008.1.2.1.99" => {
+            use std::io::Read;
+            let mut inflated = Vec::new();
+            let rest = bytes.get(walker.pos..).unwrap_or_default();
+            flate2::read::DeflateDecoder::new(rest)
+                .take(crate::imaging::decode::MAX_DECODED_BYTES)
+                .read_to_end(&mut inflated)
+                .map_err(|e| format!("the deflated DICOM data set is damaged ({e})"))?;
+            Walker {
+                bytes: &inflated,
+                pos: 0,
+            }
+            .walk(little_explicit, false)?;
+            return Ok(());
+        }
         _ => little_explicit,
     };
     walker.walk(encoding, false)?;

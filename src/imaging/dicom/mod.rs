@@ -11,6 +11,7 @@
 mod attributes;
 mod lengths;
 mod pixels;
+mod rle;
 
 use std::sync::Arc;
 
@@ -71,12 +72,39 @@ pub fn decode_dicom(
         reason,
     };
     // dicom-rs is not built for hostile input; a panic in it is a damaged file, not a crash.
-    let object = std::panic::catch_unwind(|| read_object(bytes))
-        .map_err(|_| fail("the DICOM data set is damaged (the reader failed)".to_string()))?
+    let object = quietly(|| read_object(bytes))
+        .ok_or_else(|| fail("the DICOM data set is damaged (the reader failed)".to_string()))?
         .map_err(fail)?;
-    std::panic::catch_unwind(|| pixels::decode_frame(&object, frame))
-        .map_err(|_| fail("the pixel data is damaged (the decoder failed)".to_string()))?
+    quietly(|| pixels::decode_frame(&object, frame))
+        .ok_or_else(|| fail("the pixel data is damaged (the decoder failed)".to_string()))?
         .map_err(fail)
+}
+
+/// The name of the threads `quietly` runs on.
+const QUIET_THREAD: &str = "camview-dicom";
+
+/// Runs `f` on a thread of its own with a large stack (nested sequences recurse in the
+/// reader), whose panics print nothing: a panic there is a damaged file, which the caller
+/// reports in one message. `None` when `f` panicked.
+fn quietly<T: Send>(f: impl FnOnce() -> T + Send) -> Option<T> {
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if std::thread::current().name() != Some(QUIET_THREAD) {
+                previous(info);
+            }
+        }));
+    });
+    std::thread::scope(|scope| {
+        std::thread::Builder::new()
+            .name(QUIET_THREAD.to_string())
+            .stack_size(256 << 20)
+            .spawn_scoped(scope, f)
+            .ok()?
+            .join()
+            .ok()
+    })
 }
 
 /// A decoded frame: gray values at full depth, or 8-bit RGB.
@@ -142,7 +170,7 @@ fn describe_read_error(e: &dicom_object::ReadError) -> String {
 
 /// The order of a series: Instance Number, then Slice Location, then the file name.
 pub fn series_key(bytes: &[u8]) -> Option<(i64, f64)> {
-    std::panic::catch_unwind(|| {
+    quietly(|| {
         let object = read_object(bytes).ok()?;
         let number = |tag| {
             object
@@ -155,6 +183,5 @@ pub fn series_key(bytes: &[u8]) -> Option<(i64, f64)> {
             number(tags::SLICE_LOCATION).unwrap_or(f64::MAX),
         ))
     })
-    .ok()
     .flatten()
 }

@@ -11,6 +11,7 @@ use dicom_pixeldata::PixelDecoder;
 use dicom_transfer_syntax_registry::TransferSyntaxRegistry;
 
 use super::attributes::{DicomIdentifiers, PatientStudy, number, numbers, text};
+use super::rle;
 use super::{DicomInfo, GrayOrColour};
 use crate::imaging::decode::MAX_SIDE;
 use crate::imaging::levels::{GrayLevels, LookupTable, Voi, Window, WindowFunction};
@@ -144,34 +145,8 @@ pub(super) fn decode_frame(
         .get(ts_uid)
         .ok_or_else(|| format!("the transfer syntax {ts_uid} is not one camview knows"))?;
     let (samples, photometric) = if ts.is_encapsulated_pixel_data() {
-        if !ts.can_decode_all() {
-            return Err(format!(
-                "the pixel data is compressed as {} ({ts_uid}), which camview cannot decode",
-                ts.name()
-            ));
-        }
-        // jpeg-decoder (dicom-rs's pure-Rust JPEG codec) reads 8-bit lossy JPEG only.
-        if ts_uid == "1.2.840.10008.1.2.4.51" && layout.bits_stored > 8 {
-            return Err(format!(
-                "the pixel data is {}-bit {} ({ts_uid}), which camview cannot decode: its \
-                 JPEG decoder reads lossy JPEG at 8 bits only",
-                layout.bits_stored,
-                ts.name()
-            ));
-        }
-        let decoded = object
-            .decode_pixel_data_frame(frame - 1)
-            .map_err(|e| format!("cannot decode the {} pixel data: {e}", ts.name()))?;
-        // The JPEG family's decoders return RGB; RLE returns the samples as stored.
-        let photometric = if layout.samples == 3 && ts.name().contains("JPEG") {
-            "RGB".to_string()
-        } else {
-            layout.photometric.clone()
-        };
-        let bytes = decoded
-            .frame_data(0)
-            .map_err(|e| format!("cannot decode the {} pixel data: {e}", ts.name()))?;
-        (samples_of(&layout, bytes, false)?, photometric)
+        let (bytes, photometric) = encapsulated_frame(object, &layout, ts, ts_uid, frame)?;
+        (samples_of(&layout, &bytes, false)?, photometric)
     } else {
         let bytes = native_frame(object, &layout, frame)?;
         let planar = layout.planar;
@@ -205,6 +180,63 @@ pub(super) fn decode_frame(
         ybr_or_rgb => GrayOrColour::Colour(colour(&layout, &samples, ybr_or_rgb == "YBR_FULL")),
     };
     Ok((image, info))
+}
+
+/// RLE Lossless's transfer syntax UID.
+const RLE_LOSSLESS: &str = "1.2.840.10008.1.2.5";
+
+/// The decoded bytes of encapsulated frame `frame` (from 1), as little-endian samples, and the
+/// photometric interpretation they are in.
+fn encapsulated_frame(
+    object: &DefaultDicomObject,
+    layout: &Layout,
+    ts: &dicom_encoding::TransferSyntax,
+    ts_uid: &str,
+    frame: u32,
+) -> Result<(Vec<u8>, String), String> {
+    if !ts.can_decode_all() {
+        return Err(format!(
+            "the pixel data is compressed as {} ({ts_uid}), which camview cannot decode",
+            ts.name()
+        ));
+    }
+    if ts_uid == RLE_LOSSLESS {
+        // One fragment per frame (PS3.5 G.2), RLE-decoded here (`rle.rs` says why).
+        let fragment = match object.get(tags::PIXEL_DATA).map(|e| e.value()) {
+            Some(Value::PixelSequence(seq)) => seq.fragments().get(frame as usize - 1).cloned(),
+            _ => None,
+        }
+        .ok_or_else(|| format!("the RLE pixel data has no fragment for frame {frame}"))?;
+        let bytes = rle::decode_rle_frame(
+            &fragment,
+            layout.pixels(),
+            usize::from(layout.samples),
+            layout.bytes_per_sample(),
+        )?;
+        return Ok((bytes, layout.photometric.clone()));
+    }
+    // jpeg-decoder (dicom-rs's pure-Rust JPEG codec) reads 8-bit lossy JPEG only.
+    if ts_uid == "1.2.840.10008.1.2.4.51" && layout.bits_stored > 8 {
+        return Err(format!(
+            "the pixel data is {}-bit {} ({ts_uid}), which camview cannot decode: its \
+             JPEG decoder reads lossy JPEG at 8 bits only",
+            layout.bits_stored,
+            ts.name()
+        ));
+    }
+    let decoded = object
+        .decode_pixel_data_frame(frame - 1)
+        .map_err(|e| format!("cannot decode the {} pixel data: {e}", ts.name()))?;
+    // The JPEG family's decoders return RGB.
+    let photometric = if layout.samples == 3 {
+        "RGB".to_string()
+    } else {
+        layout.photometric.clone()
+    };
+    let bytes = decoded
+        .frame_data(0)
+        .map_err(|e| format!("cannot decode the {} pixel data: {e}", ts.name()))?;
+    Ok((bytes.to_vec(), photometric))
 }
 
 /// The bytes of native frame `frame` (from 1), as little-endian samples.
