@@ -625,3 +625,35 @@ fn a_model_sidecar_states_the_network_window() {
         "{stderr}"
     );
 }
+
+/// Files a mutation run over the fixtures found (tests/fixtures/dicom/damaged, README there):
+/// each once cost seconds and gigabytes, or a panic's backtrace; now one message, at once.
+#[test]
+fn damaged_files_found_by_mutation_get_one_message() {
+    let cases = [
+        (
+            "length_bomb.dcm",
+            "element (0028,1050) declares 2147483647 bytes, but only 15450 follow",
+        ),
+        (
+            "deflated_length_bomb.dcm",
+            "element (524F,4749) declares 1230131292 bytes, but only 16034 follow",
+        ),
+        (
+            "unknown_vr.dcm",
+            "element (0008,0008) declares 1195987535 bytes, but only 7362 follow",
+        ),
+        (
+            "rle_segment.dcm",
+            "the RLE pixel data is damaged: segment 0 holds 7669 of 7680 pixels",
+        ),
+    ];
+    for (file, problem) in cases {
+        let path = dicom_dir().join("damaged").join(file);
+        let out = camview(&["predict", &path.display().to_string()]);
+        assert_eq!(out.status.code(), Some(1), "{file}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(stderr.contains(problem), "{stderr}");
+    }
+}

@@ -427,3 +427,52 @@ fn view_window_lists_the_presets_and_the_frame_slider_picks_a_frame() {
         "the chosen window was dropped with the frame"
     );
 }
+
+/// The save window offers DICOM (a Secondary Capture in the source's study, said in the window)
+/// and, for a DICOM source, the UIDs in the provenance, off until ticked.
+#[test]
+fn the_save_window_writes_a_secondary_capture_and_links_back_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let scan = dir.path().join("study.dcm");
+    std::fs::copy(dicom("ct_privacy.dcm"), &scan).unwrap();
+    let mut h = launch(scan.clone());
+    h.get_by_label("Save overlay…").click();
+    h.run();
+    assert!(
+        h.query_by_label_contains("patient and study modules")
+            .is_none()
+    );
+    h.get_by_label("DICOM").click();
+    h.run();
+    h.get_by_label_contains("patient and study modules");
+    h.get_by_label_contains("Add the Study, Series and SOP Instance UIDs")
+        .click();
+    h.run();
+    let settings = &h.state().settings;
+    let expected =
+        h.state()
+            .session
+            .compose_request(settings.style(), settings.caption, settings.colour_bar);
+    h.get_by_label("Save").click();
+    settle(&mut h);
+    let saved = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "dcm") && *p != scan)
+        .expect("no .dcm written");
+    let reread = camview::imaging::open_image(&saved).unwrap();
+    assert_eq!(reread.dicom.as_ref().unwrap().photometric, "RGB");
+    let (composed, _) = expected.unwrap().overlay().compose();
+    assert_eq!(
+        reread.rgb, composed,
+        "the Secondary Capture holds the overlay"
+    );
+    let sidecar = std::fs::read_to_string(format!("{}.json", saved.display())).unwrap();
+    let record: serde_json::Value = serde_json::from_str(&sidecar).unwrap();
+    assert!(
+        record["image"]["uids"]["study_instance_uid"]
+            .as_str()
+            .is_some_and(|u| u.len() > 10),
+        "{sidecar}"
+    );
+}

@@ -88,15 +88,20 @@ impl Format {
         extension == self.extension
             || (self.extension == "jpg" && extension == "jpeg")
             || (self.extension == "tif" && extension == "tiff")
+            || (self.extension == "dcm" && extension == "dicom")
     }
 }
 
+/// A DICOM Secondary Capture in the source's study (`export::secondary_capture`).
+pub const DICOM: Format = Format::new("DICOM", "dcm");
+
 /// The file formats a saved overlay can have.
-pub const FORMATS: [Format; 4] = [
+pub const FORMATS: [Format; 5] = [
     Format::new("PNG", "png"),
     Format::new("BMP", "bmp"),
     Format::new("JPEG", "jpg"),
     Format::new("TIFF", "tif"),
+    DICOM,
 ];
 
 /// The suggested destination: `<image>_cam_<class>.png` beside the image, or in `fallback_dir`
@@ -136,7 +141,7 @@ pub fn check(dest: &Path, image_file: Option<&Path>) -> Check {
         .unwrap_or_default();
     if !FORMATS.iter().any(|f| f.has_extension(&extension)) {
         return Check::Refused(format!(
-            "{}: unknown output format '{extension}' (use .png, .bmp, .jpg or .tif)",
+            "{}: unknown output format '{extension}' (use .png, .bmp, .jpg, .tif or .dcm)",
             dest.display()
         ));
     }

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use eframe::egui::{self, Id, Key, RichText};
 
+use crate::export::ProvenanceDetail;
 use crate::imaging::SourceImage;
 use crate::render::OverlayStyle;
 
@@ -23,6 +24,9 @@ pub struct SaveDialog {
     problem: Option<String>,
     /// Put the keyboard in the file name field (when the window opens).
     focus_path: bool,
+    /// Add a DICOM source's Study, Series and SOP Instance UIDs to the provenance (off unless
+    /// asked for, each time the window opens).
+    uids: bool,
 }
 
 /// What the user asked of the save window this frame.
@@ -42,6 +46,7 @@ impl SaveDialog {
             confirm: None,
             problem: None,
             focus_path: true,
+            uids: false,
         }
     }
 
@@ -76,6 +81,7 @@ impl SaveDialog {
                 "Caption band (image, class, probability, model)",
             );
             ui.checkbox(&mut settings.colour_bar, "Colour bar with the scale");
+            self.dicom_ui(ui, image);
             summary_ui(ui, settings, image, marks);
             if let Some(problem) = &self.problem {
                 ui.colored_label(ui.visuals().error_fg_color, problem);
@@ -123,6 +129,30 @@ impl SaveDialog {
                 self.path = save::with_extension(&self.path, format.extension);
                 self.forget_verdict();
             }
+        }
+    }
+
+    /// For a DICOM source, whether the provenance links back to it; for a DICOM destination,
+    /// what it carries.
+    fn dicom_ui(&mut self, ui: &mut egui::Ui, image: Option<&SourceImage>) {
+        if image.is_some_and(|i| i.dicom.is_some()) {
+            ui.checkbox(
+                &mut self.uids,
+                "Add the Study, Series and SOP Instance UIDs to the provenance (links the \
+                 result back to its source)",
+            );
+        }
+        let extension = Path::new(&self.path)
+            .extension()
+            .map(|e| e.to_string_lossy().to_lowercase())
+            .unwrap_or_default();
+        if save::DICOM.has_extension(&extension) {
+            ui.colored_label(
+                ui.visuals().warn_fg_color,
+                "A DICOM Secondary Capture carries the source's patient and study modules, so \
+                 that the PACS files it into the same study. The other formats carry no patient \
+                 data.",
+            );
         }
     }
 
@@ -291,10 +321,13 @@ impl CamviewApp {
             }
             Check::Ready | Check::Exists(_) => {}
         }
-        let Some(request) = request else {
+        let Some(mut request) = request else {
             dialog.problem = Some("there is no overlay to save yet".to_string());
             return;
         };
+        if dialog.uids {
+            request.detail = ProvenanceDetail::Full;
+        }
         self.save_dialog = None;
         self.session.save(request, dest, replace);
     }

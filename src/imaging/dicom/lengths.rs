@@ -155,7 +155,10 @@ pub(super) fn check_lengths(bytes: &[u8]) -> Result<(), String> {
         return Ok(());
     };
     let mut walker = Walker { bytes, pos: start };
-    let syntax = walker.walk(little_explicit, true)?.unwrap_or_default();
+    let syntax = walker.walk(little_explicit, true)?.ok_or(
+        "not a readable DICOM file: its file meta information is damaged (it names no transfer \
+         syntax)",
+    )?;
     let encoding = match syntax.as_str() {
         "1.2.840.10008.1.2" => Encoding {
             explicit: false,
