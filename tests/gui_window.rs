@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use camview::gui::save::ComposeRequest;
+use camview::gui::session::NoticeKind;
 use camview::gui::{CamviewApp, ImageOrigin, Launch, ModelRequest};
 use camview::imaging::levels::{Voi, Window};
 use camview::render::OverlayStyle;
@@ -475,4 +476,37 @@ fn the_save_window_writes_a_secondary_capture_and_links_back_when_asked() {
             .is_some_and(|u| u.len() > 10),
         "{sidecar}"
     );
+}
+
+/// A DICOM file the viewer cannot show: one message in the error band naming the file and the
+/// problem, for each kind of bad file.
+#[test]
+fn bad_dicom_files_are_named_in_the_error_band() {
+    for (file, problem) in [
+        (
+            "no_pixels_sr.dcm",
+            "has no pixel data (it is a Basic Text SR",
+        ),
+        ("ct_jpegls.dcm", "JPEG-LS Lossless Image Compression"),
+        ("short_pixel_data.dcm", "the pixel data holds 7680 bytes"),
+        (
+            "broken_truncated.dcm",
+            "the DICOM data set is damaged or cut short",
+        ),
+    ] {
+        let h = launch(dicom(file));
+        let notice = h
+            .state()
+            .session
+            .notice()
+            .cloned()
+            .expect("an error is shown");
+        assert!(matches!(notice.kind, NoticeKind::Error), "{notice:?}");
+        assert!(
+            notice.text.starts_with(&dicom(file).display().to_string())
+                && notice.text.contains(problem),
+            "{notice:?}"
+        );
+        h.get_by_label_contains(problem);
+    }
 }

@@ -407,11 +407,20 @@ fn lut_sequence(
     else {
         return Ok(None);
     };
-    let descriptor = numbers(item, tags::LUT_DESCRIPTOR);
-    let [entries, first, bits, ..] = descriptor[..] else {
+    lookup_table(item, tags::LUT_DESCRIPTOR, tags::LUT_DATA).map(Some)
+}
+
+/// A LUT from its descriptor (entries, first mapped value, bits; 0 entries means 65536) and
+/// data, checked to hold the entries it declares.
+fn lookup_table(
+    object: &InMemDicomObject,
+    descriptor: dicom_core::Tag,
+    data: dicom_core::Tag,
+) -> Result<LookupTable, String> {
+    let [entries, first, bits, ..] = numbers(object, descriptor)[..] else {
         return Err("a LUT Descriptor has fewer than 3 values".to_string());
     };
-    let data = lut_data(item, tags::LUT_DATA, bits as u16)?;
+    let data = lut_data(object, data, bits as u16)?;
     let entries = if entries == 0.0 { 65536.0 } else { entries };
     if data.len() < entries as usize {
         return Err(format!(
@@ -419,11 +428,11 @@ fn lut_sequence(
             data.len()
         ));
     }
-    Ok(Some(LookupTable {
+    Ok(LookupTable {
         first: first as i64,
         bits: bits as u16,
         data,
-    }))
+    })
 }
 
 /// LUT Data as 16-bit entries (8-bit LUTs may be packed two a word or stored as bytes).
@@ -459,22 +468,7 @@ fn palette(
     layout: &Layout,
     samples: &[i32],
 ) -> Result<image::RgbImage, String> {
-    let table = |descriptor, data| -> Result<LookupTable, String> {
-        let d = numbers(object, descriptor);
-        let [entries, first, bits, ..] = d[..] else {
-            return Err("the palette has no LUT Descriptor".to_string());
-        };
-        let data = lut_data(object, data, bits as u16)?;
-        let entries = if entries == 0.0 { 65536.0 } else { entries };
-        if data.len() < entries as usize {
-            return Err("the palette holds fewer entries than its descriptor says".to_string());
-        }
-        Ok(LookupTable {
-            first: first as i64,
-            bits: bits as u16,
-            data,
-        })
-    };
+    let table = |descriptor, data| lookup_table(object, descriptor, data);
     let luts = [
         table(
             tags::RED_PALETTE_COLOR_LOOKUP_TABLE_DESCRIPTOR,
