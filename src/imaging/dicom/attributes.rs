@@ -7,18 +7,21 @@ use dicom_object::{DefaultDicomObject, InMemDicomObject};
 use dicom_transfer_syntax_registry::entries;
 
 /// The transfer syntax of a data set stored without file meta: explicit VR when the first
-/// element's VR bytes are two capital letters, implicit otherwise (little endian either way, as
-/// PS3.10 7.1 allows only for such files). `None` when the bytes do not start with a group
-/// 0x0008 element, the group every such file starts with.
+/// element's VR bytes are two capital letters, implicit otherwise; big endian when its group
+/// 0x0008 reads so. `None` when the bytes do not start with a group 0x0008 element, the group
+/// every such file starts with.
 pub(super) fn raw_data_set_syntax(bytes: &[u8]) -> Option<dicom_encoding::TransferSyntax> {
-    if bytes.len() < 8 || bytes[0..2] != [0x08, 0x00] {
-        return None;
+    let explicit = bytes
+        .get(4..6)
+        .is_some_and(|vr| vr.iter().all(u8::is_ascii_uppercase));
+    match bytes.get(0..2)? {
+        [0x08, 0x00] if explicit => Some(entries::EXPLICIT_VR_LITTLE_ENDIAN.erased()),
+        [0x08, 0x00] => Some(entries::IMPLICIT_VR_LITTLE_ENDIAN.erased()),
+        // Big endian data sets are explicit VR (PS3.5 A.3).
+        [0x00, 0x08] if explicit => Some(entries::EXPLICIT_VR_BIG_ENDIAN.erased()),
+        _ => None,
     }
-    Some(if bytes[4..6].iter().all(u8::is_ascii_uppercase) {
-        entries::EXPLICIT_VR_LITTLE_ENDIAN.erased()
-    } else {
-        entries::IMPLICIT_VR_LITTLE_ENDIAN.erased()
-    })
+    .filter(|_| bytes.len() >= 8)
 }
 
 /// A text attribute, trimmed; `None` when absent or empty.

@@ -4,7 +4,7 @@
 //! gigabytes before failing; here it is refused at once, naming the element.
 
 /// How a data set is encoded.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq)]
 struct Encoding {
     explicit: bool,
     big_endian: bool,
@@ -60,8 +60,14 @@ impl Walker<'_> {
     /// Returns the transfer syntax UID when it walks the file meta group.
     fn walk(&mut self, encoding: Encoding, meta_only: bool) -> Result<Option<String>, String> {
         let mut syntax = None;
-        let mut fragments = false;
+        // What each open sequence of undefined length holds, innermost last: elements in an
+        // encoding (a UN sequence's items are implicit VR, PS3.5 6.2.2), or pixel data
+        // fragments (bytes, not elements). Its delimiter closes it.
+        let mut open: Vec<Option<Encoding>> = Vec::new();
         while self.pos + 8 <= self.bytes.len() {
+            let inner = open.last().copied();
+            let fragments = inner == Some(None);
+            let encoding = inner.flatten().unwrap_or(encoding);
             let be = encoding.big_endian;
             let (Some(group), Some(element)) = (self.u16(self.pos, be), self.u16(self.pos + 2, be))
             else {
@@ -75,32 +81,41 @@ impl Walker<'_> {
                 let len = self.u32(self.pos + 4, be).unwrap_or(0);
                 self.pos += 8;
                 match element {
-                    0xE0DD => fragments = false,
-                    // A fragment of encapsulated pixel data is bytes, not elements.
+                    0xE0DD => {
+                        open.pop();
+                    }
                     0xE000 if fragments => self.skip(group, element, len)?,
                     0xE000 if len != UNDEFINED => self.check_fits(group, element, len)?,
                     _ => {}
                 }
                 continue;
             }
-            let (len, header) = if encoding.explicit {
+            let (vr, len, header) = if encoding.explicit {
                 let vr = self
                     .bytes
                     .get(self.pos + 4..self.pos + 6)
                     .unwrap_or_default();
                 if SHORT_VRS.iter().any(|v| v.as_slice() == vr) {
-                    (self.u16(self.pos + 6, be).map(u32::from), 8)
+                    (vr, self.u16(self.pos + 6, be).map(u32::from), 8)
                 } else {
-                    (self.u32(self.pos + 8, be), 12)
+                    (vr, self.u32(self.pos + 8, be), 12)
                 }
             } else {
-                (self.u32(self.pos + 4, be), 8)
+                (&b""[..], self.u32(self.pos + 4, be), 8)
             };
             let Some(len) = len else { break };
             self.pos += header;
             if len == UNDEFINED {
-                // A sequence (its items follow) or encapsulated pixel data (fragments follow).
-                fragments = (group, element) == (0x7FE0, 0x0010);
+                open.push(if (group, element) == (0x7FE0, 0x0010) {
+                    None
+                } else if vr == b"UN" {
+                    Some(Encoding {
+                        explicit: false,
+                        big_endian: false,
+                    })
+                } else {
+                    Some(encoding)
+                });
                 continue;
             }
             if (group, element) == (0x0002, 0x0010) {
@@ -144,11 +159,13 @@ pub(super) fn check_lengths(bytes: &[u8]) -> Result<(), String> {
         let explicit = bytes
             .get(4..6)
             .is_some_and(|vr| vr.iter().all(u8::is_ascii_uppercase));
+        // Big endian data sets are explicit VR, their group 0x0008 read as such.
+        let big_endian = bytes.starts_with(&[0x00, 0x08]);
         let mut walker = Walker { bytes, pos: 0 };
         walker.walk(
             Encoding {
                 explicit,
-                big_endian: false,
+                big_endian,
             },
             false,
         )?;

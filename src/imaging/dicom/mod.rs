@@ -9,6 +9,7 @@
 //! whatever it holds. The decoders (JPEG, JPEG 2000, RLE, deflate) are theirs.
 
 mod attributes;
+mod jpeg;
 mod lengths;
 mod pixels;
 mod rle;

@@ -11,8 +11,8 @@ use dicom_pixeldata::PixelDecoder;
 use dicom_transfer_syntax_registry::TransferSyntaxRegistry;
 
 use super::attributes::{DicomIdentifiers, PatientStudy, number, numbers, text};
-use super::rle;
 use super::{DicomInfo, GrayOrColour};
+use super::{jpeg, rle};
 use crate::imaging::decode::MAX_SIDE;
 use crate::imaging::levels::{GrayLevels, LookupTable, Voi, Window, WindowFunction};
 
@@ -71,9 +71,9 @@ impl Layout {
                 self.columns, self.rows
             ));
         }
-        if ![8, 16, 32].contains(&self.bits_allocated) {
+        if ![1, 8, 16, 32].contains(&self.bits_allocated) {
             return Err(format!(
-                "Bits Allocated {} is not one camview reads (8, 16 or 32)",
+                "Bits Allocated {} is not one camview reads (1, 8, 16 or 32)",
                 self.bits_allocated
             ));
         }
@@ -85,7 +85,8 @@ impl Layout {
         }
         match (self.samples, self.photometric.as_str()) {
             (1, "MONOCHROME1" | "MONOCHROME2" | "PALETTE COLOR") => Ok(()),
-            (3, "RGB" | "YBR_FULL" | "YBR_FULL_422") => Ok(()),
+            // YBR_RCT and YBR_ICT are JPEG 2000's colour transforms, undone by its decoder.
+            (3, "RGB" | "YBR_FULL" | "YBR_FULL_422" | "YBR_RCT" | "YBR_ICT") => Ok(()),
             (samples, pi) => Err(format!(
                 "photometric interpretation {pi} with {samples} samples per pixel is not one \
                  camview reads (MONOCHROME1, MONOCHROME2, PALETTE COLOR, RGB, YBR_FULL, \
@@ -148,12 +149,16 @@ pub(super) fn decode_frame(
         let (bytes, photometric) = encapsulated_frame(object, &layout, ts, ts_uid, frame)?;
         (samples_of(&layout, &bytes, false)?, photometric)
     } else {
-        let bytes = native_frame(object, &layout, frame)?;
-        let planar = layout.planar;
-        (
-            samples_of(&layout, &bytes, planar)?,
-            layout.photometric.clone(),
-        )
+        let samples = if layout.bits_allocated == 1 {
+            bit_samples(object, &layout, frame)?
+        } else {
+            samples_of(
+                &layout,
+                &native_frame(object, &layout, frame)?,
+                layout.planar,
+            )?
+        };
+        (samples, layout.photometric.clone())
     };
     let info = DicomInfo {
         modality: text(object, tags::MODALITY),
@@ -177,10 +182,23 @@ pub(super) fn decode_frame(
         }
         "PALETTE COLOR" => GrayOrColour::Colour(palette(object, &layout, &samples)?),
         "YBR_FULL_422" => GrayOrColour::Colour(ybr_422(&layout, &samples)?),
-        ybr_or_rgb => GrayOrColour::Colour(colour(&layout, &samples, ybr_or_rgb == "YBR_FULL")),
+        "RGB" => GrayOrColour::Colour(colour(&layout, &samples, false)),
+        "YBR_FULL" => GrayOrColour::Colour(colour(&layout, &samples, true)),
+        other => {
+            return Err(format!(
+                "photometric interpretation {other} is JPEG 2000's, but the pixel data is not \
+                 JPEG 2000"
+            ));
+        }
     };
     Ok((image, info))
 }
+
+/// Explicit VR Big Endian's transfer syntax UID.
+const EXPLICIT_BIG_ENDIAN: &str = "1.2.840.10008.1.2.2";
+
+/// JPEG baseline and extended (lossy) transfer syntax UIDs.
+const LOSSY_JPEG: [&str; 2] = ["1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51"];
 
 /// RLE Lossless's transfer syntax UID.
 const RLE_LOSSLESS: &str = "1.2.840.10008.1.2.5";
@@ -224,6 +242,17 @@ fn encapsulated_frame(
             ts.name()
         ));
     }
+    if layout.samples == 3 && layout.photometric == "RGB" && LOSSY_JPEG.contains(&ts_uid) {
+        let stream = match object.get(tags::PIXEL_DATA).map(|e| e.value()) {
+            Some(Value::PixelSequence(seq)) => {
+                jpeg::frame_stream(seq.fragments(), layout.frames, frame)
+            }
+            _ => None,
+        };
+        if let Some(decoded) = stream.as_deref().and_then(jpeg::decode_as_stored_rgb) {
+            return Ok((decoded?, "RGB".to_string()));
+        }
+    }
     let decoded = object
         .decode_pixel_data_frame(frame - 1)
         .map_err(|e| format!("cannot decode the {} pixel data: {e}", ts.name()))?;
@@ -248,7 +277,16 @@ fn native_frame(
     let element = object
         .get(tags::PIXEL_DATA)
         .ok_or("the DICOM file has no pixel data")?;
+    // dicom-rs hands OW values over as native 16-bit words. In big endian files a 32-bit
+    // sample is two words, high first; bytes (OB) keep the file's order, so a big endian
+    // sample's bytes are turned round.
+    let big_endian = object.meta().transfer_syntax().trim_end_matches('\0') == EXPLICIT_BIG_ENDIAN;
+    let width = layout.bytes_per_sample();
     let bytes: Vec<u8> = match element.value() {
+        Value::Primitive(PrimitiveValue::U16(v)) if big_endian && width == 4 => v
+            .chunks_exact(2)
+            .flat_map(|w| ((u32::from(w[0]) << 16) | u32::from(w[1])).to_le_bytes())
+            .collect(),
         Value::Primitive(PrimitiveValue::U16(v)) => {
             v.iter().flat_map(|s| s.to_le_bytes()).collect()
         }
@@ -261,6 +299,10 @@ fn native_frame(
         Value::Primitive(PrimitiveValue::F32(v)) => {
             v.iter().flat_map(|s| s.to_le_bytes()).collect()
         }
+        Value::Primitive(PrimitiveValue::U8(v)) if big_endian && width > 1 => v
+            .chunks_exact(width)
+            .flat_map(|c| c.iter().rev().copied())
+            .collect(),
         Value::Primitive(p) => p.to_bytes().into_owned(),
         _ => return Err("the pixel data is not stored as pixels".to_string()),
     };
@@ -280,10 +322,42 @@ fn native_frame(
     Ok(bytes[start..start + size].to_vec())
 }
 
+/// The 0/1 samples of a native 1-bit frame (a segmentation or overlay-like image): the bits run
+/// on across frames, least significant bit first (PS3.5 8.1.1).
+fn bit_samples(
+    object: &DefaultDicomObject,
+    layout: &Layout,
+    frame: u32,
+) -> Result<Vec<i32>, String> {
+    let bytes = match object.get(tags::PIXEL_DATA).map(|e| e.value()) {
+        Some(Value::Primitive(p)) => p.to_bytes().into_owned(),
+        _ => return Err("the 1-bit pixel data is not stored as pixels".to_string()),
+    };
+    let n = layout.pixels() * usize::from(layout.samples);
+    let needed = (n * layout.frames as usize).div_ceil(8);
+    if bytes.len() < needed {
+        return Err(format!(
+            "the pixel data holds {} bytes, but {} x {} pixels x {} frame{} of 1 bit need {needed}",
+            bytes.len(),
+            layout.columns,
+            layout.rows,
+            layout.frames,
+            if layout.frames == 1 { "" } else { "s" }
+        ));
+    }
+    let start = n * (frame as usize - 1);
+    Ok((start..start + n)
+        .map(|bit| i32::from((bytes[bit / 8] >> (bit % 8)) & 1))
+        .collect())
+}
+
 /// The samples of a frame as integers (masked to Bits Stored, sign-extended), interleaved
 /// (planar configuration 1 is reordered here).
 fn samples_of(layout: &Layout, bytes: &[u8], planar: bool) -> Result<Vec<i32>, String> {
     let width = layout.bytes_per_sample();
+    if width == 0 {
+        return Err("1-bit pixel data is read uncompressed only".to_string());
+    }
     let raw: Vec<u32> = bytes
         .chunks_exact(width)
         .map(|c| match *c {
@@ -347,7 +421,7 @@ fn gray_levels(
             let intercept = per_frame(numbers(object, tags::RESCALE_INTERCEPT)).unwrap_or(0.0);
             stored
                 .iter()
-                .map(|&v| (f64::from(v) * slope + intercept) as f32)
+                .map(|&v| (stored_value(layout, v) * slope + intercept) as f32)
                 .collect()
         }
     };
@@ -364,6 +438,15 @@ fn gray_levels(
         (None, None) => Voi::MinMax,
     };
     Ok(levels)
+}
+
+/// A stored sample as a number: unsigned 32-bit samples are held as i32 bits.
+fn stored_value(layout: &Layout, v: i32) -> f64 {
+    if layout.signed {
+        f64::from(v)
+    } else {
+        f64::from(v as u32)
+    }
 }
 
 /// The file's windows (centre, width and function), the invalid ones left out.
@@ -506,7 +589,15 @@ fn ybr_to_rgb(y: f64, cb: f64, cr: f64) -> [u8; 3] {
 /// 8-bit channels of RGB or YBR_FULL samples (wider samples keep their high byte).
 fn colour(layout: &Layout, samples: &[i32], ybr: bool) -> image::RgbImage {
     let shift = layout.bits_stored.saturating_sub(8);
-    let to8 = |v: i32| (v.max(0) >> shift).min(255);
+    // Unsigned 32-bit samples are held as i32 bits: read them back as u32.
+    let to8 = |v: i32| {
+        let v = if layout.signed {
+            v.max(0) as u32
+        } else {
+            v as u32
+        };
+        (v >> shift).min(255) as i32
+    };
     let rgb = samples
         .chunks_exact(3)
         .take(layout.pixels())
