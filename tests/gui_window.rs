@@ -510,3 +510,22 @@ fn bad_dicom_files_are_named_in_the_error_band() {
         h.get_by_label_contains(problem);
     }
 }
+
+/// A multi-frame colour file (an ultrasound cine) has no window but has frames: the slider and
+/// Page Down step them.
+#[test]
+fn a_colour_cine_has_a_frame_slider_without_a_window() {
+    let mut h = launch(dicom("rgb_2frames.dcm"));
+    assert!(h.query_by_label("Reset to the file's window").is_none());
+    assert!(h.query_all_by_label_contains("frame of 2").next().is_some());
+    let first = h.state().session.image().unwrap().source.rgb.clone();
+    h.key_press(Key::PageDown);
+    settle(&mut h);
+    assert!(
+        h.state().title().contains("frame 2/2"),
+        "{}",
+        h.state().title()
+    );
+    let second = &h.state().session.image().unwrap().source.rgb;
+    assert_eq!(*second, image::imageops::flip_vertical(&first));
+}

@@ -36,6 +36,11 @@ impl CamviewApp {
             ui.add_space(8.0);
             section_ui(ui, "Window");
             self.window_ui(ui);
+        } else if self.session.frame().1 > 1 {
+            // A multi-frame colour file (an ultrasound cine) has frames but no window.
+            ui.add_space(8.0);
+            section_ui(ui, "Frame");
+            self.frame_ui(ui);
         }
 
         ui.add_space(8.0);

@@ -100,7 +100,7 @@ impl CamviewApp {
     }
 
     /// The frame of a multi-frame file, as a slider (Page Up / Page Down step it).
-    fn frame_ui(&mut self, ui: &mut egui::Ui) {
+    pub(in crate::gui) fn frame_ui(&mut self, ui: &mut egui::Ui) {
         let (frame, frames) = self.session.frame();
         if frames < 2 {
             return;
