@@ -661,3 +661,38 @@ fn damaged_files_found_by_mutation_get_one_message() {
         assert!(stderr.contains(problem), "{stderr}");
     }
 }
+
+/// `--display-window` draws the image under the heat map through another window; the network's
+/// input, and so the numbers and the map, stay the file's.
+#[test]
+fn the_display_window_changes_the_picture_and_not_the_analysis() {
+    let dir = tempfile::tempdir().unwrap();
+    let ct = dicom_dir().join("ct_explicit_le.dcm");
+    let src = ct.display().to_string();
+    let render = |name: &str, extra: &[&str]| -> (image::RgbImage, Value) {
+        let out = dir.path().join(name);
+        let out_s = out.display().to_string();
+        let mut args = vec!["render", "--opacity", "0", "--out", &out_s];
+        args.extend_from_slice(extra);
+        args.push(&src);
+        stdout(&camview(&args));
+        let sidecar = std::fs::read_to_string(format!("{out_s}.json")).unwrap();
+        (
+            image::open(&out).unwrap().to_rgb8(),
+            serde_json::from_str(&sidecar).unwrap(),
+        )
+    };
+    let (file, file_record) = render("file.png", &[]);
+    let (soft, soft_record) = render("soft.png", &["--display-window", "40,400"]);
+    let levels = imaging::open_image(&ct).unwrap().levels.unwrap();
+    let window = imaging::Voi::Window(imaging::Window::linear(40.0, 400.0));
+    assert_eq!(soft, levels.render_rgb(&window, false));
+    assert_ne!(soft, file);
+    assert_eq!(soft_record["logits"], file_record["logits"]);
+    assert_eq!(soft_record["map_range"], file_record["map_range"]);
+    assert_eq!(soft_record["image"]["display_window"], "C 40 / W 400");
+    assert_eq!(
+        file_record["image"]["display_window"],
+        "C -600 / W 1500 (the file's)"
+    );
+}

@@ -11,7 +11,7 @@ use clap::{Args, ValueEnum};
 
 use crate::explain::{self, MapChoice, Method, MethodOptions, Normalisation, Stage};
 use crate::export::ProvenanceDetail;
-use crate::imaging::{self, Geometry, NetworkWindow, SourceImage};
+use crate::imaging::{self, DisplayWindow, Geometry, NetworkWindow, SourceImage};
 use crate::model_request::{ModelRequest, ModelSource};
 use crate::network::{Activation, Classifier};
 use crate::render::{Colormap, OverlayStyle};
@@ -222,12 +222,26 @@ pub struct StyleArgs {
     /// Add a colour bar with the map's scale (in the caption band).
     #[arg(long)]
     pub colorbar: bool,
+    /// The window the image under the heat map is drawn with (DICOM and 16-bit images; the
+    /// network's input is --window's): CENTRE,WIDTH, minmax, or a preset's name. Default: the
+    /// file's own window (min-max for 16-bit PNG and TIFF).
+    #[arg(long, value_name = "C,W|minmax|PRESET", allow_hyphen_values = true,
+          value_parser = NetworkWindow::parse)]
+    pub display_window: Option<NetworkWindow>,
     /// Replace existing output files.
     #[arg(long)]
     pub force: bool,
 }
 
 impl StyleArgs {
+    /// The display window `--display-window` asks for.
+    pub fn display(&self) -> Option<DisplayWindow> {
+        self.display_window.as_ref().map(|w| DisplayWindow {
+            voi: w.voi(),
+            invert: false,
+        })
+    }
+
     pub fn style(&self) -> OverlayStyle {
         OverlayStyle {
             opacity: self.opacity,

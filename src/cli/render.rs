@@ -50,6 +50,7 @@ pub(super) fn write_overlay(
     detail: ProvenanceDetail,
     out: &Path,
 ) -> Result<Provenance> {
+    let display = style.display();
     let request = OverlayRequest {
         image: &a.image,
         image_file: Some(source),
@@ -60,7 +61,7 @@ pub(super) fn write_overlay(
         annotations: &[],
         caption: style.caption,
         colour_bar: style.colorbar,
-        display: None,
+        display: display.as_ref(),
         detail,
     };
     let (provenance, _) = request.save(out, style.force)?;
