@@ -103,6 +103,21 @@ impl Layout {
         self.rows as usize * self.columns as usize
     }
 
+    /// Refuses pixel data of `held` bytes where the frames need `needed` (`what`: how wide a
+    /// pixel is, when it is not the usual).
+    fn check_holds(&self, held: usize, needed: usize, what: &str) -> Result<(), String> {
+        if held >= needed {
+            return Ok(());
+        }
+        Err(format!(
+            "the pixel data holds {held} bytes, but {} x {} pixels x {} frame{}{what} need {needed}",
+            self.columns,
+            self.rows,
+            self.frames,
+            if self.frames == 1 { "" } else { "s" }
+        ))
+    }
+
     /// Bytes of one native frame (YBR_FULL_422 holds two samples a pixel, PS3.5 8.2.1).
     fn native_frame_bytes(&self) -> usize {
         let samples = if self.photometric == "YBR_FULL_422" {
@@ -307,17 +322,7 @@ fn native_frame(
         _ => return Err("the pixel data is not stored as pixels".to_string()),
     };
     let size = layout.native_frame_bytes();
-    let needed = size * layout.frames as usize;
-    if bytes.len() < needed {
-        return Err(format!(
-            "the pixel data holds {} bytes, but {} x {} pixels x {} frame{} need {needed}",
-            bytes.len(),
-            layout.columns,
-            layout.rows,
-            layout.frames,
-            if layout.frames == 1 { "" } else { "s" }
-        ));
-    }
+    layout.check_holds(bytes.len(), size * layout.frames as usize, "")?;
     let start = size * (frame as usize - 1);
     Ok(bytes[start..start + size].to_vec())
 }
@@ -335,16 +340,7 @@ fn bit_samples(
     };
     let n = layout.pixels() * usize::from(layout.samples);
     let needed = (n * layout.frames as usize).div_ceil(8);
-    if bytes.len() < needed {
-        return Err(format!(
-            "the pixel data holds {} bytes, but {} x {} pixels x {} frame{} of 1 bit need {needed}",
-            bytes.len(),
-            layout.columns,
-            layout.rows,
-            layout.frames,
-            if layout.frames == 1 { "" } else { "s" }
-        ));
-    }
+    layout.check_holds(bytes.len(), needed, " of 1 bit")?;
     let start = n * (frame as usize - 1);
     Ok((start..start + n)
         .map(|bit| i32::from((bytes[bit / 8] >> (bit % 8)) & 1))
