@@ -71,14 +71,27 @@ fn has_dicom_marker(path: &std::path::Path) -> bool {
         .is_ok_and(|()| &head[128..] == b"DICM" || dicom::is_dicom(&head))
 }
 
+/// Bytes read from each DICOM file of a folder to sort the series: enough for a header, so
+/// listing a folder (each Left/Right in the viewer) does not read every slice whole.
+const SERIES_HEADER_BYTES: u64 = 64 * 1024;
+
 fn series_place(path: &std::path::Path) -> SeriesPlace {
+    use std::io::Read;
     if !has_dicom_marker(path) {
         return SeriesPlace::Other;
     }
-    let bytes = match std::fs::metadata(path) {
-        Ok(m) if m.len() <= decode::MAX_FILE_BYTES => std::fs::read(path).unwrap_or_default(),
-        _ => Vec::new(),
+    let read = |limit: u64| -> Option<Vec<u8>> {
+        let mut bytes = Vec::new();
+        std::fs::File::open(path)
+            .and_then(|f| f.take(limit).read_to_end(&mut bytes))
+            .ok()?;
+        Some(bytes)
     };
-    let (number, location) = dicom::series_key(&bytes).unwrap_or((i64::MAX, f64::MAX));
+    // A header longer than the prefix, or a data set without file meta (which dicom-rs reads
+    // to its end), is read whole.
+    let key = read(SERIES_HEADER_BYTES)
+        .and_then(|head| dicom::series_key(&head))
+        .or_else(|| read(decode::MAX_FILE_BYTES).and_then(|all| dicom::series_key(&all)));
+    let (number, location) = key.unwrap_or((i64::MAX, f64::MAX));
     SeriesPlace::Dicom(number, location)
 }

@@ -22,6 +22,9 @@ const UNDEFINED: u32 = 0xFFFF_FFFF;
 struct Walker<'a> {
     bytes: &'a [u8],
     pos: usize,
+    /// Stop at the pixel data: only the header is there (a file's first bytes, read to sort a
+    /// series).
+    header_only: bool,
 }
 
 impl Walker<'_> {
@@ -73,7 +76,9 @@ impl Walker<'_> {
             else {
                 break;
             };
-            if meta_only && group != 0x0002 {
+            if (meta_only && group != 0x0002)
+                || (self.header_only && (group, element) == (0x7FE0, 0x0010))
+            {
                 break;
             }
             if group == 0xFFFE {
@@ -146,7 +151,8 @@ impl Walker<'_> {
 
 /// Checks the declared lengths of a file's elements (with or without preamble and file meta);
 /// a deflated data set is inflated (at most `MAX_DECODED_BYTES`) and checked likewise.
-pub(super) fn check_lengths(bytes: &[u8]) -> Result<(), String> {
+/// With `header_only`, the walk stops at the pixel data (`bytes` may be the file's beginning).
+pub(super) fn check_lengths(bytes: &[u8], header_only: bool) -> Result<(), String> {
     let little_explicit = Encoding {
         explicit: true,
         big_endian: false,
@@ -161,7 +167,11 @@ pub(super) fn check_lengths(bytes: &[u8]) -> Result<(), String> {
             .is_some_and(|vr| vr.iter().all(u8::is_ascii_uppercase));
         // Big endian data sets are explicit VR, their group 0x0008 read as such.
         let big_endian = bytes.starts_with(&[0x00, 0x08]);
-        let mut walker = Walker { bytes, pos: 0 };
+        let mut walker = Walker {
+            bytes,
+            pos: 0,
+            header_only,
+        };
         walker.walk(
             Encoding {
                 explicit,
@@ -171,7 +181,11 @@ pub(super) fn check_lengths(bytes: &[u8]) -> Result<(), String> {
         )?;
         return Ok(());
     };
-    let mut walker = Walker { bytes, pos: start };
+    let mut walker = Walker {
+        bytes,
+        pos: start,
+        header_only,
+    };
     let syntax = walker.walk(little_explicit, true)?.ok_or(
         "not a readable DICOM file: its file meta information is damaged (it names no transfer \
          syntax)",
@@ -196,6 +210,7 @@ pub(super) fn check_lengths(bytes: &[u8]) -> Result<(), String> {
             Walker {
                 bytes: &inflated,
                 pos: 0,
+                header_only,
             }
             .walk(little_explicit, false)?;
             return Ok(());

@@ -73,7 +73,7 @@ pub fn decode_dicom(
         reason,
     };
     // dicom-rs is not built for hostile input; a panic in it is a damaged file, not a crash.
-    let object = quietly(|| read_object(bytes))
+    let object = quietly(|| read_object(bytes, false))
         .ok_or_else(|| fail("the DICOM data set is damaged (the reader failed)".to_string()))?
         .map_err(fail)?;
     quietly(|| pixels::decode_frame(&object, frame))
@@ -115,20 +115,23 @@ pub enum GrayOrColour {
 }
 
 /// The data set, with or without preamble and file meta.
-fn read_object(bytes: &[u8]) -> Result<DefaultDicomObject, String> {
-    lengths::check_lengths(bytes)?;
+/// With `header_only`, reading stops at the pixel data, so the file's beginning is enough.
+fn read_object(bytes: &[u8], header_only: bool) -> Result<DefaultDicomObject, String> {
+    lengths::check_lengths(bytes, header_only)?;
+    let options = || {
+        let options = OpenFileOptions::new().read_preamble(dicom_object::file::ReadPreamble::Never);
+        if header_only {
+            options.read_until(tags::PIXEL_DATA)
+        } else {
+            options
+        }
+    };
     let damaged = |e: dicom_object::ReadError| describe_read_error(&e);
     if bytes.get(128..132) == Some(b"DICM") {
-        return OpenFileOptions::new()
-            .read_preamble(dicom_object::file::ReadPreamble::Never)
-            .from_reader(&bytes[128..])
-            .map_err(damaged);
+        return options().from_reader(&bytes[128..]).map_err(damaged);
     }
     if bytes.starts_with(b"DICM") {
-        return OpenFileOptions::new()
-            .read_preamble(dicom_object::file::ReadPreamble::Never)
-            .from_reader(bytes)
-            .map_err(damaged);
+        return options().from_reader(bytes).map_err(damaged);
     }
     let Some(ts) = attributes::raw_data_set_syntax(bytes) else {
         return Err("not a DICOM file (no DICM marker and no data set)".to_string());
@@ -169,10 +172,11 @@ fn describe_read_error(e: &dicom_object::ReadError) -> String {
     }
 }
 
-/// The order of a series: Instance Number, then Slice Location, then the file name.
+/// The order of a series: Instance Number, then Slice Location (the file name comes after).
+/// `bytes` may be only the file's beginning: the header is read, up to the pixel data.
 pub fn series_key(bytes: &[u8]) -> Option<(i64, f64)> {
     quietly(|| {
-        let object = read_object(bytes).ok()?;
+        let object = read_object(bytes, true).ok()?;
         let number = |tag| {
             object
                 .get(tag)
@@ -185,4 +189,29 @@ pub fn series_key(bytes: &[u8]) -> Option<(i64, f64)> {
         ))
     })
     .flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A folder is sorted from each file's first bytes: the header up to the pixel data is
+    /// enough, and a damaged header is still refused there.
+    #[test]
+    fn a_series_is_sorted_from_the_header_alone() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/dicom");
+        let bytes = std::fs::read(dir.join("series/b.dcm")).unwrap();
+        let pixels = bytes
+            .windows(4)
+            .rposition(|w| w == [0xE0, 0x7F, 0x10, 0x00])
+            .unwrap();
+        let head = &bytes[..pixels + 100];
+        assert!(read_object(head, false).is_err(), "the cut file reads whole");
+        assert_eq!(series_key(head), Some((2, 20.0)));
+        assert_eq!(series_key(&bytes), Some((2, 20.0)));
+        let mut bomb = head.to_vec();
+        let at = bomb.windows(4).position(|w| w == [0x28, 0x00, 0x10, 0x00]).unwrap();
+        bomb[at + 6..at + 8].copy_from_slice(&[0xFF, 0xFF]);
+        assert_eq!(series_key(&bomb), None);
+    }
 }
