@@ -206,11 +206,17 @@ mod tests {
             .rposition(|w| w == [0xE0, 0x7F, 0x10, 0x00])
             .unwrap();
         let head = &bytes[..pixels + 100];
-        assert!(read_object(head, false).is_err(), "the cut file reads whole");
+        assert!(
+            read_object(head, false).is_err(),
+            "the cut file reads whole"
+        );
         assert_eq!(series_key(head), Some((2, 20.0)));
         assert_eq!(series_key(&bytes), Some((2, 20.0)));
         let mut bomb = head.to_vec();
-        let at = bomb.windows(4).position(|w| w == [0x28, 0x00, 0x10, 0x00]).unwrap();
+        let at = bomb
+            .windows(4)
+            .position(|w| w == [0x28, 0x00, 0x10, 0x00])
+            .unwrap();
         bomb[at + 6..at + 8].copy_from_slice(&[0xFF, 0xFF]);
         assert_eq!(series_key(&bomb), None);
     }
