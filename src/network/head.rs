@@ -298,34 +298,81 @@ impl HeadRows {
     pub(crate) fn forward(&self, pooled: Vec<f32>) -> Result<Vec<f32>> {
         let mut x = pooled;
         for step in &self.steps {
+            x = step.forward(x)?;
+        }
+        Ok(x)
+    }
+
+    /// `d logit[class] / d pooled`: the forward pass kept step by step, then back through
+    /// the linear layers (their weights transposed) and the ReLUs' masks.
+    pub(crate) fn gradient(&self, pooled: &[f32], class: usize) -> Result<Vec<f32>> {
+        let mut inputs = Vec::with_capacity(self.steps.len());
+        let mut x = pooled.to_vec();
+        for step in &self.steps {
+            let next = step.forward(x.clone())?;
+            inputs.push(std::mem::replace(&mut x, next));
+        }
+        if class >= x.len() {
+            candle_core::bail!("the head has {} outputs, not a class {class}", x.len());
+        }
+        let mut g = vec![0f64; x.len()];
+        g[class] = 1.0;
+        for (step, input) in self.steps.iter().zip(&inputs).rev() {
             match step {
                 Step::Linear(rows) => {
-                    if x.len() != rows.inputs {
-                        candle_core::bail!(
-                            "a head layer takes {} features, it was given {}",
-                            rows.inputs,
-                            x.len()
-                        );
+                    let mut back = vec![0f64; rows.inputs];
+                    for (row, &gv) in rows.weight.chunks_exact(rows.inputs.max(1)).zip(&g) {
+                        for (b, &w) in back.iter_mut().zip(row) {
+                            *b += gv * f64::from(w);
+                        }
                     }
-                    x = rows
-                        .weight
-                        .chunks_exact(rows.inputs.max(1))
-                        .zip(&rows.bias)
-                        .map(|(row, &b)| {
-                            let dot: f64 = row
-                                .iter()
-                                .zip(&x)
-                                .map(|(&w, &p)| f64::from(w) * f64::from(p))
-                                .sum();
-                            (dot + f64::from(b)) as f32
-                        })
-                        .collect();
+                    g = back;
                 }
-                Step::Relu => x.iter_mut().for_each(|v| *v = v.max(0.0)),
+                Step::Relu => {
+                    for (gv, &v) in g.iter_mut().zip(input) {
+                        if v <= 0.0 {
+                            *gv = 0.0;
+                        }
+                    }
+                }
                 Step::Identity => {}
             }
         }
-        Ok(x)
+        Ok(g.into_iter().map(|v| v as f32).collect())
+    }
+}
+
+impl Step<Rows> {
+    fn forward(&self, mut x: Vec<f32>) -> Result<Vec<f32>> {
+        match self {
+            Step::Linear(rows) => {
+                if x.len() != rows.inputs {
+                    candle_core::bail!(
+                        "a head layer takes {} features, it was given {}",
+                        rows.inputs,
+                        x.len()
+                    );
+                }
+                Ok(rows
+                    .weight
+                    .chunks_exact(rows.inputs.max(1))
+                    .zip(&rows.bias)
+                    .map(|(row, &b)| {
+                        let dot: f64 = row
+                            .iter()
+                            .zip(&x)
+                            .map(|(&w, &p)| f64::from(w) * f64::from(p))
+                            .sum();
+                        (dot + f64::from(b)) as f32
+                    })
+                    .collect())
+            }
+            Step::Relu => {
+                x.iter_mut().for_each(|v| *v = v.max(0.0));
+                Ok(x)
+            }
+            Step::Identity => Ok(x),
+        }
     }
 }
 

@@ -26,6 +26,9 @@ use std::collections::HashMap;
 use super::config::{BN_EPS, DenseNetConfig, ForwardOutput};
 use super::head::{Head, HeadRows};
 
+mod backward;
+pub use backward::Trace;
+
 /// Parallel element-wise passes split work into pieces of at least this many values.
 const MIN_PIECE: usize = 16 * 1024;
 
@@ -57,17 +60,29 @@ impl Matrix {
     /// `self x rhs`, `rhs` being `[cols, n]` row-major. `rhs` is lent to candle's storage and
     /// given back, so its allocation can be reused.
     fn times(&self, rhs: Vec<f32>, n: usize) -> Result<(Vec<f32>, Vec<f32>)> {
-        let (m, k) = (self.rows, self.cols);
+        self.product(false, rhs, n)
+    }
+
+    /// `self^T x rhs`, `rhs` being `[rows, n]` row-major (the backward pass's products): the
+    /// transpose is a layout, not a copy.
+    fn transposed_times(&self, rhs: Vec<f32>, n: usize) -> Result<(Vec<f32>, Vec<f32>)> {
+        self.product(true, rhs, n)
+    }
+
+    fn product(&self, transposed: bool, rhs: Vec<f32>, n: usize) -> Result<(Vec<f32>, Vec<f32>)> {
+        let (m, k, lhs) = if transposed {
+            let layout = Layout::contiguous((self.rows, self.cols)).transpose(0, 1)?;
+            (self.cols, self.rows, layout)
+        } else {
+            (self.rows, self.cols, Layout::contiguous((self.rows, self.cols)))
+        };
         if rhs.len() < k * n {
             candle_core::bail!("matmul: {} values for a {k}x{n} operand", rhs.len());
         }
         let rhs = CpuStorage::F32(rhs);
-        let product = self.storage.matmul(
-            &rhs,
-            (1, m, n, k),
-            &Layout::contiguous((m, k)),
-            &Layout::contiguous((k, n)),
-        )?;
+        let product =
+            self.storage
+                .matmul(&rhs, (1, m, n, k), &lhs, &Layout::contiguous((k, n)))?;
         match (product, rhs) {
             (CpuStorage::F32(out), CpuStorage::F32(rhs)) => Ok((out, rhs)),
             _ => candle_core::bail!("matmul: unexpected storage type"),
@@ -113,7 +128,7 @@ pub struct InferenceEngine {
 
 /// A dense block's feature buffer between the engine's stages: `[capacity, height * width]`,
 /// of which the first `channels` maps are computed so far.
-#[derive(Clone)]
+#[derive(Clone, Default)]
 pub struct FeatureMaps {
     pub values: Vec<f32>,
     pub channels: usize,
@@ -320,8 +335,15 @@ impl InferenceEngine {
         })
     }
 
-    /// Dense layer `layer` of block `block`: appends its maps to `maps`.
-    pub fn dense_layer(&self, block: usize, layer: usize, maps: &mut FeatureMaps) -> Result<()> {
+    /// Dense layer `layer` of block `block`: appends its maps to `maps`. Returns the layer's
+    /// bottleneck, `relu(norm2(conv1(..)))` `[bn_size * growth, h * w]`, which the backward
+    /// pass needs (its ReLU mask) and an ordinary forward drops.
+    pub fn dense_layer(
+        &self,
+        block: usize,
+        layer: usize,
+        maps: &mut FeatureMaps,
+    ) -> Result<Vec<f32>> {
         let l = self
             .blocks
             .get(block)
@@ -338,7 +360,7 @@ impl InferenceEngine {
             );
         }
         let scratch = std::mem::take(&mut maps.scratch);
-        maps.scratch = l.forward(
+        let (scratch, bottleneck) = l.forward(
             &mut maps.values,
             maps.channels,
             growth,
@@ -346,8 +368,9 @@ impl InferenceEngine {
             maps.width,
             scratch,
         )?;
+        maps.scratch = scratch;
         maps.channels += growth;
-        Ok(())
+        Ok(bottleneck)
     }
 
     /// The transition after block `block` (norm, relu, 2x2 average pool, then the 1x1
@@ -420,7 +443,7 @@ impl InferenceEngine {
 
 impl Layer {
     /// Appends this layer's `growth` maps to `buffer` (`[channels + growth.., h * w]`).
-    /// `scratch` is a reusable allocation, handed back.
+    /// `scratch` is a reusable allocation, handed back with the bottleneck (conv2's input).
     fn forward(
         &self,
         buffer: &mut [f32],
@@ -429,7 +452,7 @@ impl Layer {
         h: usize,
         w: usize,
         mut scratch: Vec<f32>,
-    ) -> Result<Vec<f32>> {
+    ) -> Result<(Vec<f32>, Vec<f32>)> {
         let hw = h * w;
         scratch.clear();
         scratch.resize(channels * hw, 0.0);
@@ -448,13 +471,13 @@ impl Layer {
         let (mut bottleneck, scratch) = self.conv1.times(scratch, hw)?;
         bias_relu(&mut bottleneck, &self.bias1, hw);
         // conv2: all nine taps at once, then the shifted sum into the feature buffer
-        let (taps, _) = self.conv2.times(bottleneck, hw)?;
+        let (taps, bottleneck) = self.conv2.times(bottleneck, hw)?;
         let out = &mut buffer[channels * hw..(channels + growth) * hw];
         out.par_chunks_mut(hw)
             .enumerate()
             .with_min_len(maps_per_piece(9 * hw))
             .for_each(|(o, map)| sum_of_shifted_taps(&taps, growth, o, h, w, map));
-        Ok(scratch)
+        Ok((scratch, bottleneck))
     }
 }
 
