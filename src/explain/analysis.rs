@@ -184,10 +184,13 @@ pub fn analyse(
         input: input.tensor,
     };
     let choice = forward_pass_choice(classifier);
-    let acts = LayerActivations {
-        stage: choice.layer,
-        activation: features,
+    let map_error = |reason| AnalysisError::Map {
+        file: image_name.to_string(),
+        method: choice.method,
+        layer: choice.layer,
+        reason,
     };
+    let acts = LayerActivations::at_norm5(&features).map_err(map_error)?;
     analysis.maps = methods::class_maps(
         classifier,
         &analysis,
@@ -196,12 +199,7 @@ pub fn analyse(
         &choice.options,
         &NoProgress,
     )
-    .map_err(|reason| AnalysisError::Map {
-        file: image_name.to_string(),
-        method: choice.method,
-        layer: choice.layer,
-        reason,
-    })?;
+    .map_err(map_error)?;
     Ok(analysis)
 }
 

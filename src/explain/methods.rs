@@ -15,19 +15,20 @@
 //! | `scorecam` | `sum_k softmax_k(logit_c(x * m_k)) A_k`, `m_k` = `A_k` upsampled (align corners), min-max scaled |
 //! | `eigencam` | `A` centred per channel, projected on its first right singular vector |
 //!
-//! `G = d logit[c] / d A` by candle's autograd: `A` becomes a `Var` and the rest of the network
-//! (`DenseNet::forward_from`, the head included) runs on it; the classes go through as one batch, so one backward
-//! pass gives every class's gradient. Like pytorch-grad-cam, every method but `cam` ends with a
+//! `G = d logit[c] / d A` by the inference engine's backward pass (`network::inference::Trace`:
+//! the forward pass to the logits keeps what the way back needs, then one backward pass per
+//! class on the engine's buffers, no autograd). Like pytorch-grad-cam, every method but `cam` ends with a
 //! ReLU; the maps here are at the stage's resolution and NOT min-max scaled or resized (the
 //! renderer does that, or pytorch-grad-cam's `scale_cam_image` does: `tests/parity.rs`).
 
 use std::sync::Arc;
 
-use candle_core::{DType, Tensor, Var};
+use candle_core::{DType, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::map::transpose;
 use super::{Analysis, ClassActivationMap, MapChoice, Method};
+use crate::network::inference::{ActivationView, Trace};
 use crate::network::{Classifier, Stage};
 
 /// Why a map could not be computed.
@@ -93,16 +94,36 @@ impl Default for MethodOptions {
 /// models' layers, 1/16 of DenseNet-121's norm5 (one forward pass per kept channel).
 pub const DEFAULT_SCORE_CAM_CHANNELS: usize = 64;
 
-/// The activation of one stage for one image.
-#[derive(Debug, Clone)]
+/// The activation of one stage for one image, with what the backward pass from the logits to
+/// it needs (the inference engine's `Trace`).
+#[derive(Debug)]
 pub struct LayerActivations {
-    pub stage: Stage,
-    /// `[K, h, w]`
-    pub activation: Tensor,
+    trace: Trace,
 }
 
-/// The activation at `stage`: the analysis's own features at norm5, otherwise a forward pass
-/// up to the stage.
+impl LayerActivations {
+    /// The final feature maps a forward pass gave (`[K, h, w]`), as the activation at norm5.
+    pub fn at_norm5(features: &Tensor) -> Result<Self, ExplainError> {
+        let (k, h, w) = features.dims3()?;
+        let values = features.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
+        Ok(Self {
+            trace: Trace::at_norm5(values, k, h, w),
+        })
+    }
+
+    pub fn stage(&self) -> Stage {
+        self.trace.stage()
+    }
+
+    /// `A`, `[K, h * w]` row-major.
+    pub fn activation(&self) -> ActivationView<'_> {
+        self.trace.activation()
+    }
+}
+
+/// The activation at `stage`: the analysis's own features at norm5, otherwise the inference
+/// engine's forward pass up to the stage (and on to the logits, keeping what the gradient
+/// needs).
 pub fn layer_activations(
     classifier: &Classifier,
     analysis: &Analysis,
@@ -119,15 +140,17 @@ pub fn layer_activations(
                 .join(", "),
         });
     }
-    let activation = if stage == Stage::Norm5 {
-        analysis.features.clone()
-    } else {
-        classifier
-            .differentiable()
-            .forward_to(&analysis.input, stage)?
-            .squeeze(0)?
-    };
-    Ok(LayerActivations { stage, activation })
+    if stage == Stage::Norm5 {
+        return LayerActivations::at_norm5(&analysis.features);
+    }
+    let (_, _, h, w) = analysis.input.dims4()?;
+    let image: Vec<f32> = analysis
+        .input
+        .to_dtype(DType::F32)?
+        .flatten_all()?
+        .to_vec1()?;
+    let trace = classifier.engine().trace(&image, h, w, stage)?;
+    Ok(LayerActivations { trace })
 }
 
 /// Every class's map by `method` at the stage of `acts`.
@@ -139,9 +162,10 @@ pub fn class_maps(
     options: &MethodOptions,
     progress: &dyn Progress,
 ) -> Result<Vec<ClassActivationMap>, ExplainError> {
-    let (k, h, w) = acts.activation.dims3()?;
+    let view = acts.activation();
+    let (k, h, w) = (view.channels, view.height, view.width);
     let classes = analysis.logits.len();
-    let a: Vec<f32> = acts.activation.flatten_all()?.to_vec1()?;
+    let a = view.values;
     let maps: Vec<Vec<f32>> = match method {
         Method::Cam => {
             let Some((weight, _)) = classifier.cam_weights() else {
@@ -149,26 +173,28 @@ pub fn class_maps(
                     head: classifier.info.head.to_string(),
                 });
             };
-            if acts.stage != Stage::Norm5 {
-                return Err(ExplainError::CamNeedsNorm5 { layer: acts.stage });
+            if acts.stage() != Stage::Norm5 {
+                return Err(ExplainError::CamNeedsNorm5 {
+                    layer: acts.stage(),
+                });
             }
-            super::class_activation_maps(&acts.activation, weight)?
+            let features = Tensor::from_slice(a, (k, h, w), weight.device())?;
+            super::class_activation_maps(&features, weight)?
                 .flatten_from(1)?
                 .to_vec2()?
         }
-        m if m.uses_gradients() => {
-            let grads = gradients(classifier, acts, classes)?;
-            grads
-                .iter()
-                .map(|g| relu(gradient_map(m, &a, g, k, h * w)))
-                .collect()
-        }
+        m if m.uses_gradients() => (0..classes)
+            .map(|class| {
+                let g = classifier.engine().gradient(&acts.trace, class)?;
+                Ok(relu(gradient_map(m, a, &g, k, h * w)))
+            })
+            .collect::<Result<_, ExplainError>>()?,
         Method::ScoreCam => score_cam(classifier, analysis, acts, options, progress)?
             .into_iter()
-            .map(|weights| relu(weighted_sum(&weights, &a, h * w)))
+            .map(|weights| relu(weighted_sum(&weights, a, h * w)))
             .collect(),
         _ => {
-            let map = relu(eigen_projection(&a, k, h * w));
+            let map = relu(eigen_projection(a, k, h * w));
             vec![map; classes]
         }
     };
@@ -181,7 +207,7 @@ pub fn class_maps(
         .map(|(class, values)| ClassActivationMap {
             class,
             method,
-            layer: acts.stage,
+            layer: acts.stage(),
             width,
             height,
             values: if analysis.transposed {
@@ -213,7 +239,7 @@ pub fn explain_maps(
 ) -> Result<ExplainedMaps, ExplainError> {
     choice.check()?;
     let activations = match activations {
-        Some(a) if a.stage == choice.layer => a,
+        Some(a) if a.stage() == choice.layer => a,
         _ => Arc::new(layer_activations(classifier, analysis, choice.layer)?),
     };
     let maps = class_maps(
@@ -232,50 +258,6 @@ fn relu(mut v: Vec<f32>) -> Vec<f32> {
         *x = x.max(0.0);
     }
     v
-}
-
-/// Classes per backward pass (the activation is repeated once per class of a batch).
-const GRADIENT_BATCH: usize = 8;
-
-/// `d logit[c] / d A` for every class `c`, each `[K * h * w]` row-major.
-fn gradients(
-    classifier: &Classifier,
-    acts: &LayerActivations,
-    classes: usize,
-) -> Result<Vec<Vec<f32>>, ExplainError> {
-    let device = acts.activation.device();
-    let (k, h, w) = acts.activation.dims3()?;
-    let mut out = Vec::with_capacity(classes);
-    let all: Vec<usize> = (0..classes).collect();
-    for chunk in all.chunks(GRADIENT_BATCH) {
-        let n = chunk.len();
-        let batch = acts
-            .activation
-            .unsqueeze(0)?
-            .broadcast_as((n, k, h, w))?
-            .contiguous()?;
-        let var = Var::from_tensor(&batch)?;
-        let logits = classifier
-            .differentiable()
-            .forward_from(var.as_tensor(), acts.stage)?;
-        // One-hot selection: row i keeps logit[chunk[i]], so the sum's gradient w.r.t. batch
-        // item i is that class's gradient alone.
-        let mut one_hot = vec![0f32; n * classes];
-        for (i, &c) in chunk.iter().enumerate() {
-            one_hot[i * classes + c] = 1.0;
-        }
-        let one_hot = Tensor::from_vec(one_hot, (n, classes), device)?;
-        let score = (logits * one_hot)?.sum_all()?;
-        let grads = score.backward()?;
-        let g = grads
-            .get(var.as_tensor())
-            .ok_or_else(|| candle_core::Error::Msg("no gradient reached the layer".into()))?
-            .to_dtype(DType::F32)?;
-        for row in g.flatten_from(1)?.to_vec2::<f32>()? {
-            out.push(row);
-        }
-    }
-    Ok(out)
 }
 
 /// The gradient methods' map before their ReLU; `a` and `g` are `[K, n]` row-major.
@@ -361,12 +343,12 @@ fn score_cam(
     options: &MethodOptions,
     progress: &dyn Progress,
 ) -> Result<Vec<Vec<f32>>, ExplainError> {
-    let (k, h, w) = acts.activation.dims3()?;
+    let view = acts.activation();
+    let (k, h, w, a) = (view.channels, view.height, view.width, view.values);
     // [1, C, H, W]: each mask [1, H, W] multiplies every input channel alike.
     let input = &analysis.input;
     let (_, _, ih, iw) = input.dims4()?;
-    let a: Vec<f32> = acts.activation.flatten_all()?.to_vec1()?;
-    let chosen = score_cam_channels(&a, k, h * w, options.score_cam_channels);
+    let chosen = score_cam_channels(a, k, h * w, options.score_cam_channels);
     let classes = analysis.logits.len();
     let mut scores: Vec<Vec<f32>> = Vec::with_capacity(chosen.len()); // [chosen][classes]
     let batch = options.score_cam_batch.max(1);

@@ -245,13 +245,6 @@ impl DifferentiableDenseNet {
         (last.weight(), last.bias())
     }
 
-    /// CAM's weights: the weight and bias of a head that is one linear map, else `None`.
-    pub fn cam_weights(&self) -> Option<(&Tensor, Option<&Tensor>)> {
-        self.head
-            .single_linear()
-            .map(|linear| (linear.weight(), linear.bias()))
-    }
-
     /// Inference forward pass (batch norm uses its running statistics).
     pub fn forward(&self, x: &Tensor) -> Result<ForwardOutput> {
         self.forward_t(x, false)
@@ -271,7 +264,8 @@ impl DifferentiableDenseNet {
     }
 
     /// Inference up to and including `stage`: its output activation `[batch, channels, h, w]`
-    /// (for `Norm5`, `relu(norm5(..))`, the maps CAM weighs).
+    /// (for `Norm5`, `relu(norm5(..))`, the maps CAM weighs). With `forward_from`, the
+    /// reference the inference engine's backward pass is tested against.
     pub fn forward_to(&self, x: &Tensor, stage: Stage) -> Result<Tensor> {
         let last = self.step_of(stage)?;
         let mut x = self.stem_t(x, false)?;

@@ -243,20 +243,6 @@ impl HeadNet {
         }
         Ok(x)
     }
-
-    /// The linear layer of a head that is one linear map (CAM's weights), else `None`.
-    pub(crate) fn single_linear(&self) -> Option<&Linear> {
-        let mut linears = self.steps.iter().filter_map(|s| match s {
-            Step::Linear(l) => Some(l),
-            _ => None,
-        });
-        let first = linears.next();
-        let only_identities = self
-            .steps
-            .iter()
-            .all(|s| matches!(s, Step::Linear(_) | Step::Identity));
-        first.filter(|_| linears.next().is_none() && only_identities)
-    }
 }
 
 /// A linear layer as plain rows, for the inference engine.
@@ -467,12 +453,49 @@ mod tests {
             .unwrap();
         let vb = VarBuilder::from_tensors(map.clone(), DType::F32, &Device::Cpu);
         let net = HeadNet::new(&head, &vb).unwrap();
-        assert!(net.single_linear().is_none());
         let reference = net.forward(&pooled).unwrap();
         let fast = Tensor::from_vec(fast, (1, 2), &Device::Cpu).unwrap();
         let diff = max_abs_diff(&fast, &reference);
         assert!(diff < 1e-5, "{diff}");
         let err = rows.forward(vec![0.0; 5]).unwrap_err().to_string();
         assert!(err.contains("takes 6 features"), "{err}");
+    }
+
+    #[test]
+    fn the_engine_s_head_gradient_equals_candle_s_autograd() {
+        use crate::network::test_support::normal;
+        use candle_core::{DType, Device, Var};
+        use std::collections::HashMap;
+        let head = mlp();
+        let mut map = HashMap::new();
+        for (i, (key, shape)) in head.expected_tensors().into_iter().enumerate() {
+            map.insert(key, normal(60 + i as u64, &shape, 1.0));
+        }
+        let pooled = normal(70, &[1, 6], 1.0);
+        let rows = HeadRows::new(&head, |k| map[k].flatten_all()?.to_vec1()).unwrap();
+        let vb = VarBuilder::from_tensors(map.clone(), DType::F32, &Device::Cpu);
+        let net = HeadNet::new(&head, &vb).unwrap();
+        let values: Vec<f32> = pooled.flatten_all().unwrap().to_vec1().unwrap();
+        for class in 0..2 {
+            let var = Var::from_tensor(&pooled).unwrap();
+            let logit = net.forward(var.as_tensor()).unwrap();
+            let score = logit.narrow(1, class, 1).unwrap().sum_all().unwrap();
+            let grads = score.backward().unwrap();
+            let expected: Vec<f32> = grads
+                .get(var.as_tensor())
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1()
+                .unwrap();
+            let got = rows.gradient(&values, class).unwrap();
+            for (g, e) in got.iter().zip(&expected) {
+                assert!(
+                    (g - e).abs() < 1e-5,
+                    "class {class}: {got:?} vs {expected:?}"
+                );
+            }
+        }
+        assert!(rows.gradient(&values, 2).is_err());
     }
 }

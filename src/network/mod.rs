@@ -15,8 +15,7 @@ pub(crate) mod test_support;
 use std::path::Path;
 use std::sync::Arc;
 
-use candle_core::{DType, Device, Tensor};
-use candle_nn::VarBuilder;
+use candle_core::{DType, Tensor};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -128,13 +127,13 @@ impl ModelInfo {
 
 /// A loaded, validated classifier ready to run.
 ///
-/// It holds the weights twice: arranged for the inference engine, which `forward` runs (the
-/// only forward pass a caller can reach), and as candle's differentiable network, which only
-/// the gradient methods use (`crate::explain::methods`).
+/// Its weights are arranged for the inference engine, which runs every forward pass and the
+/// gradient methods' backward passes; candle's differentiable network is for training only.
 #[derive(Debug, Clone)]
 pub struct Classifier {
-    differentiable: DifferentiableDenseNet,
     engine: Arc<InferenceEngine>,
+    /// CAM's weights, when the head is one linear map: `[classes, features]` and `[classes]`.
+    cam: Option<(Tensor, Option<Tensor>)>,
     pub info: ModelInfo,
     pub labels: Vec<String>,
     /// As it feeds this network: one mean and std per input channel.
@@ -221,9 +220,7 @@ impl Classifier {
         } = located;
         let engine = InferenceEngine::with_head(&config, &head, &map)
             .map_err(|e| ModelError::Network(e, file.into()))?;
-        let vb = VarBuilder::from_tensors(map, DType::F32, &Device::Cpu);
-        let differentiable = DifferentiableDenseNet::with_head(&config, &head, vb)
-            .map_err(|e| ModelError::Network(e, file.into()))?;
+        let cam = cam_weights(&head, &map).map_err(|e| ModelError::Network(e, file.into()))?;
         let labels = match labels_file {
             Some(p) => read_labels(p)?,
             None => sidecar.labels.take().unwrap_or_default(),
@@ -260,8 +257,8 @@ impl Classifier {
             output,
         };
         Ok(Self {
-            differentiable,
             engine: Arc::new(engine),
+            cam,
             info,
             labels,
             preprocessing,
@@ -274,9 +271,9 @@ impl Classifier {
         self.engine.forward(x)
     }
 
-    /// The differentiable network, for the gradient methods only.
-    pub(crate) fn differentiable(&self) -> &DifferentiableDenseNet {
-        &self.differentiable
+    /// The inference engine, for the gradient methods' traced forward and backward passes.
+    pub(crate) fn engine(&self) -> &InferenceEngine {
+        &self.engine
     }
 
     /// How the logits become probabilities and findings.
@@ -303,7 +300,9 @@ impl Classifier {
     /// `[num_classes]`, when the head is one linear map (`ModelInfo::cam_is_exact`); `None`
     /// for a head of several layers, for which CAM is not defined.
     pub fn cam_weights(&self) -> Option<(&Tensor, Option<&Tensor>)> {
-        self.differentiable.cam_weights()
+        self.cam
+            .as_ref()
+            .map(|(weight, bias)| (weight, bias.as_ref()))
     }
 
     /// Resolves a class given as an index or a name (case-insensitive).
@@ -315,6 +314,21 @@ impl Classifier {
             .iter()
             .position(|l| l.eq_ignore_ascii_case(class.trim()))
     }
+}
+
+/// The weight and bias of a head that is one linear map (`classifier`, see
+/// `Head::canonical_key`), as f32; `None` for any other head.
+fn cam_weights(
+    head: &Head,
+    map: &std::collections::HashMap<String, Tensor>,
+) -> candle_core::Result<Option<(Tensor, Option<Tensor>)>> {
+    if !head.is_one_linear_map() {
+        return Ok(None);
+    }
+    let f32 = |key: &str| map.get(key).map(|t| t.to_dtype(DType::F32)).transpose();
+    let weight = f32("classifier.weight")?
+        .ok_or_else(|| candle_core::Error::Msg("missing tensor classifier.weight".into()))?;
+    Ok(Some((weight, f32("classifier.bias")?)))
 }
 
 /// Where a model's tensors came from.

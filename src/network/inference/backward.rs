@@ -38,6 +38,14 @@ pub struct Trace {
     pooled: Vec<f32>,
 }
 
+impl std::fmt::Debug for Trace {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Trace")
+            .field("stage", &self.stage)
+            .finish_non_exhaustive()
+    }
+}
+
 /// One dense block of a trace.
 struct TracedBlock {
     index: usize,
@@ -434,6 +442,43 @@ mod tests {
         check(&gray, DType::F32, (40, 48), 25);
     }
 
+    /// `tests/fixtures/expected/gradients` (make_gradient_fixtures.py): PyTorch's activations
+    /// and gradients of the tiny model at 75 x 69, where transitions drop rows and columns.
+    #[test]
+    fn gradients_equal_pytorchs_at_odd_sizes() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+        let classifier =
+            crate::network::Classifier::load(&root.join("models/tiny.pth"), None).unwrap();
+        let engine = classifier.engine();
+        let dir = root.join("expected/gradients");
+        let npy = |name: &str| -> Vec<f32> {
+            Tensor::read_npy(dir.join(name))
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1()
+                .unwrap()
+        };
+        let input = Tensor::read_npy(dir.join("input.npy")).unwrap();
+        let (_, _, h, w) = input.dims4().unwrap();
+        assert_eq!((h, w), (75, 69));
+        let image: Vec<f32> = input.flatten_all().unwrap().to_vec1().unwrap();
+        let stages = classifier.stages();
+        assert_eq!(stages.len(), 8);
+        for stage in stages {
+            let short = stage.name().replace("features.", "");
+            let trace = engine.trace(&image, h, w, stage).unwrap();
+            let activation = npy(&format!("{short}.activation.npy"));
+            assert_close(&short, trace.activation().values, &activation, 1e-5);
+            let gradients = npy(&format!("{short}.gradient.npy"));
+            let per_class = gradients.len() / 3;
+            for (class, expected) in gradients.chunks_exact(per_class).enumerate() {
+                let got = engine.gradient(&trace, class).unwrap();
+                assert_close(&format!("{short} class {class}"), &got, expected, 1e-5);
+            }
+        }
+    }
+
     #[test]
     fn the_transposed_shift_is_the_adjoint_of_the_shifted_sum() {
         // <S(taps), g> = <taps, S^T(g)> for the forward's shifted sum S
@@ -461,7 +506,11 @@ mod tests {
             InferenceEngine::from_tensors(&config, &random_tensors(&config, DType::F32, 3))
                 .unwrap();
         let image = vec![0f32; 3 * 32 * 32];
-        for stage in [Stage::DenseBlock(3), Stage::Transition(2), Stage::DenseBlock(0)] {
+        for stage in [
+            Stage::DenseBlock(3),
+            Stage::Transition(2),
+            Stage::DenseBlock(0),
+        ] {
             assert!(engine.trace(&image, 32, 32, stage).is_err(), "{stage}");
         }
     }

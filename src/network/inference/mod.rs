@@ -27,7 +27,7 @@ use super::config::{BN_EPS, DenseNetConfig, ForwardOutput};
 use super::head::{Head, HeadRows};
 
 mod backward;
-pub use backward::Trace;
+pub use backward::{ActivationView, Trace};
 
 /// Parallel element-wise passes split work into pieces of at least this many values.
 const MIN_PIECE: usize = 16 * 1024;
@@ -74,15 +74,19 @@ impl Matrix {
             let layout = Layout::contiguous((self.rows, self.cols)).transpose(0, 1)?;
             (self.cols, self.rows, layout)
         } else {
-            (self.rows, self.cols, Layout::contiguous((self.rows, self.cols)))
+            (
+                self.rows,
+                self.cols,
+                Layout::contiguous((self.rows, self.cols)),
+            )
         };
         if rhs.len() < k * n {
             candle_core::bail!("matmul: {} values for a {k}x{n} operand", rhs.len());
         }
         let rhs = CpuStorage::F32(rhs);
-        let product =
-            self.storage
-                .matmul(&rhs, (1, m, n, k), &lhs, &Layout::contiguous((k, n)))?;
+        let product = self
+            .storage
+            .matmul(&rhs, (1, m, n, k), &lhs, &Layout::contiguous((k, n)))?;
         match (product, rhs) {
             (CpuStorage::F32(out), CpuStorage::F32(rhs)) => Ok((out, rhs)),
             _ => candle_core::bail!("matmul: unexpected storage type"),
