@@ -9,7 +9,9 @@ use candle_nn::{VarBuilder, VarMap};
 use criterion::{Criterion, criterion_group, criterion_main};
 use std::hint::black_box;
 
-use camview::explain::{self, Analysis, ClassActivationMap, MapChoice, Method, Normalisation};
+use camview::explain::{
+    self, Analysis, ClassActivationMap, Classes, MapChoice, Method, Normalisation,
+};
 use camview::imaging::Region;
 use camview::network::{Classifier, DenseNetConfig, DifferentiableDenseNet, InferenceEngine};
 use camview::render::{Heat, OverlayStyle, blend};
@@ -139,13 +141,25 @@ fn overlay(c: &mut Criterion) {
         let image =
             image::RgbImage::from_fn(size, size, |x, y| image::Rgb([x as u8, y as u8, 128]));
         let style = OverlayStyle::default();
-        let heat = Heat::of(&analysis, 0, Normalisation::PerMap, size, size);
+        let heat = Heat::of(
+            &analysis,
+            &analysis.maps[0],
+            Normalisation::PerMap,
+            size,
+            size,
+        );
         c.bench_function(&format!("overlay_blend_{size}"), |b| {
             b.iter(|| blend(black_box(&image), &heat, &style))
         });
         c.bench_function(&format!("overlay_heat_and_blend_{size}"), |b| {
             b.iter(|| {
-                let heat = Heat::of(&analysis, 0, Normalisation::PerMap, size, size);
+                let heat = Heat::of(
+                    &analysis,
+                    &analysis.maps[0],
+                    Normalisation::PerMap,
+                    size,
+                    size,
+                );
                 blend(black_box(&image), &heat, &style)
             })
         });
@@ -185,7 +199,15 @@ fn methods(c: &mut Criterion) {
         let choice = MapChoice::new(method, Stage::Norm5);
         group.bench_function(format!("{}_norm5", method.name()), |b| {
             b.iter(|| {
-                explain_maps(&classifier, &analysis, &choice, None, &NoProgress).expect("map")
+                explain_maps(
+                    &classifier,
+                    &analysis,
+                    &choice,
+                    &Classes::All,
+                    None,
+                    &NoProgress,
+                )
+                .expect("map")
             })
         });
     }
@@ -216,9 +238,16 @@ fn slow_methods(classifier: &Classifier, analysis: &Analysis, net: &Differentiab
             layer,
             options: *options,
         };
-        explain_maps(classifier, analysis, &choice, None, &NoProgress)
-            .expect("map")
-            .maps
+        explain_maps(
+            classifier,
+            analysis,
+            &choice,
+            &Classes::All,
+            None,
+            &NoProgress,
+        )
+        .expect("map")
+        .maps
     };
     if std::env::var_os("CAMVIEW_BENCH_SLOW").is_some() {
         once("forward_224_batch1_differentiable", 2, &|| {

@@ -47,7 +47,7 @@ fn heat_texture(c: &mut Criterion) {
     let heat_at = |max_side: u32| {
         ScreenHeat::of(
             black_box(&analysis),
-            1,
+            &analysis.maps[1],
             Normalisation::PerMap,
             size,
             size,

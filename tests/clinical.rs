@@ -120,8 +120,14 @@ fn every_method_runs_on_the_clinical_models() {
                 Stage::DenseBlock(2)
             };
             let choice = explain::MapChoice::new(method, layer);
-            let a = explain::explain_image(&classifier, &source, &choice, &explain::NoProgress)
-                .unwrap_or_else(|e| panic!("{model} {method}: {e}"));
+            let a = explain::explain_image(
+                &classifier,
+                &source,
+                &choice,
+                &explain::Classes::All,
+                &explain::NoProgress,
+            )
+            .unwrap_or_else(|e| panic!("{model} {method}: {e}"));
             assert!(
                 a.maps
                     .iter()

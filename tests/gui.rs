@@ -60,7 +60,7 @@ fn engine_overlay(
     let analysis = harness.state().analysis().unwrap();
     let heat = Heat::of(
         analysis,
-        class,
+        analysis.map(class).unwrap(),
         Normalisation::PerMap,
         source.width(),
         source.height(),
@@ -616,8 +616,8 @@ fn the_caption_band_and_colour_bar_add_rows_below_the_overlay() {
         colour_bar: true,
         ..plain.clone()
     };
-    let (a, provenance) = plain.overlay().compose();
-    let (b, _) = banded.overlay().compose();
+    let (a, provenance) = plain.overlay().compose().unwrap();
+    let (b, _) = banded.overlay().compose().unwrap();
     assert_eq!(a.dimensions(), (70, 52));
     assert_eq!(b.width(), 70);
     assert!(b.height() > 52);

@@ -184,7 +184,7 @@ fn a_preset_key_windows_the_display_and_the_saved_overlay() {
     std::fs::copy(dicom("ct_explicit_le.dcm"), &scan).unwrap();
     let mut h = launch(scan.clone());
     let file_window = clear_request(&h);
-    let (file_composed, _) = file_window.overlay().compose();
+    let (file_composed, _) = file_window.overlay().compose().unwrap();
 
     // 1: lung, C -600 / W 1500 (the first default preset).
     h.key_press(Key::Num1);
@@ -197,7 +197,7 @@ fn a_preset_key_windows_the_display_and_the_saved_overlay() {
         Some(&Voi::Window(lung))
     );
     let levels = Arc::clone(request.image.levels.as_ref().unwrap());
-    let (composed, _) = request.overlay().compose();
+    let (composed, _) = request.overlay().compose().unwrap();
     assert_eq!(
         composed,
         levels.render_rgb(&Voi::Window(lung), false),
@@ -208,7 +208,7 @@ fn a_preset_key_windows_the_display_and_the_saved_overlay() {
     h.key_press(Key::Num2);
     h.run();
     let request = clear_request(&h);
-    let (composed, _) = request.overlay().compose();
+    let (composed, _) = request.overlay().compose().unwrap();
     assert_ne!(
         composed, file_composed,
         "the overlay ignores the display window"
@@ -463,7 +463,7 @@ fn the_save_window_writes_a_secondary_capture_and_links_back_when_asked() {
         .expect("no .dcm written");
     let reread = camview::imaging::open_image(&saved).unwrap();
     assert_eq!(reread.dicom.as_ref().unwrap().photometric, "RGB");
-    let (composed, _) = expected.unwrap().overlay().compose();
+    let (composed, _) = expected.unwrap().overlay().compose().unwrap();
     assert_eq!(
         reread.rgb, composed,
         "the Secondary Capture holds the overlay"

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use camview::explain::{self, Analysis, MapChoice, Method, NoProgress, Stage};
+use camview::explain::{self, Analysis, Classes, MapChoice, Method, NoProgress, Stage};
 use camview::imaging;
 use camview::model_request::ModelRequest;
 use camview::network::Classifier;
@@ -61,7 +61,8 @@ fn analyse(classifier: &Classifier, image: &str) -> Analysis {
 
 fn explain(classifier: &Classifier, image: &str, choice: &MapChoice) -> Result<Analysis, String> {
     let img = imaging::open_image(&fixtures().join("images").join(image)).unwrap();
-    explain::explain_image(classifier, &img, choice, &NoProgress).map_err(|e| e.to_string())
+    explain::explain_image(classifier, &img, choice, &Classes::All, &NoProgress)
+        .map_err(|e| e.to_string())
 }
 
 fn all_maps(a: &Analysis) -> Vec<f32> {

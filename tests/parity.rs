@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use camview::explain::{self, Analysis};
+use camview::explain::{self, Analysis, Classes};
 use camview::imaging::{self, Geometry, Preprocessing, Region};
 use camview::network::Classifier;
 use camview::render::Colormap;
@@ -502,7 +502,8 @@ fn method_maps(
         layer,
         options: *options,
     };
-    explain::methods::explain_maps(classifier, a, &choice, None, progress).map(|e| e.maps)
+    explain::methods::explain_maps(classifier, a, &choice, &Classes::All, None, progress)
+        .map(|e| e.maps)
 }
 
 /// Largest absolute difference relative to the reference's largest magnitude.

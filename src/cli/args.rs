@@ -9,7 +9,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use clap::builder::PossibleValue;
 use clap::{Args, ValueEnum};
 
-use crate::explain::{self, MapChoice, Method, MethodOptions, Normalisation, Stage};
+use crate::explain::{self, Classes, MapChoice, Method, MethodOptions, Normalisation, Stage};
 use crate::export::ProvenanceDetail;
 use crate::imaging::{self, DisplayWindow, Geometry, NetworkWindow, SourceImage};
 use crate::model_request::{ModelRequest, ModelSource};
@@ -282,6 +282,21 @@ pub fn resolve_class(
             )
         }),
     }
+}
+
+/// The classes whose maps a command drawing `class` (a name or index; `None`: the predicted
+/// class) needs: every class under a shared normalisation (its range spans them all),
+/// otherwise that one alone (the gradient methods cost a backward pass per class).
+pub fn classes_to_draw(
+    classifier: &Classifier,
+    class: Option<&str>,
+    normalisation: Normalisation,
+) -> Result<Classes> {
+    Ok(match (normalisation, class) {
+        (Normalisation::Shared, _) => Classes::All,
+        (_, None) => Classes::Predicted,
+        (_, Some(_)) => Classes::Only(vec![resolve_class(classifier, class, 0)?]),
+    })
 }
 
 /// Files as given, and each folder's image files (sorted, not recursive).

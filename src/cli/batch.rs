@@ -9,7 +9,7 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
 
-use super::args::{ModelArgs, SourceArgs, StyleArgs, image_inputs, resolve_class};
+use super::args::{ModelArgs, SourceArgs, StyleArgs, classes_to_draw, image_inputs, resolve_class};
 use super::render::write_overlay;
 use super::{Analysed, analyse_image, exit_for, message, report};
 use crate::explain::MapChoice;
@@ -170,7 +170,8 @@ fn prepare(
     image: SourceImage,
     used_names: &mut HashSet<PathBuf>,
 ) -> Result<Rendered> {
-    let analysed = analyse_image(classifier, image, choice)?;
+    let classes = classes_to_draw(classifier, args.class.as_deref(), args.style.normalisation)?;
+    let analysed = analyse_image(classifier, image, choice, &classes)?;
     let class = resolve_class(
         classifier,
         args.class.as_deref(),

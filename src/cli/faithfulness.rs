@@ -8,10 +8,12 @@ use anyhow::{Context, Result};
 use clap::Args;
 use serde::Serialize;
 
-use super::args::{BarProgress, FrameArgs, MapArgs, ModelArgs, expand_inputs, resolve_class};
+use super::args::{
+    BarProgress, FrameArgs, MapArgs, ModelArgs, classes_to_draw, expand_inputs, resolve_class,
+};
 use super::{analyse_file, exit_for, report};
 use crate::explain::faithfulness::{self, Faithfulness, FaithfulnessOptions, FaithfulnessSummary};
-use crate::explain::{MapChoice, Method, Stage};
+use crate::explain::{MapChoice, Method, Normalisation, Stage};
 use crate::network::Classifier;
 
 #[derive(Debug, Args)]
@@ -89,13 +91,14 @@ fn score(
     choice: &MapChoice,
     options: &FaithfulnessOptions,
 ) -> Result<Faithfulness> {
-    let a = analyse_file(classifier, path, &args.frame, choice)?;
+    let classes = classes_to_draw(classifier, args.class.as_deref(), Normalisation::PerMap)?;
+    let a = analyse_file(classifier, path, &args.frame, choice, &classes)?;
     let class = resolve_class(classifier, args.class.as_deref(), a.analysis.predicted)?;
     let progress = BarProgress::new(&format!("faithfulness {}", a.image.name));
     let scores = faithfulness::faithfulness(
         classifier,
         &a.analysis.input,
-        &a.analysis.maps[class],
+        a.map(class)?,
         options,
         &progress,
     );

@@ -22,7 +22,9 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
-use crate::explain::{self, Analysis, AnalysisError, ExplainError, MapChoice};
+use crate::explain::{
+    self, Analysis, AnalysisError, ClassActivationMap, Classes, ExplainError, MapChoice,
+};
 use crate::export::ExportError;
 use crate::imaging::SourceImage;
 use crate::network::Classifier;
@@ -142,15 +144,28 @@ struct Analysed {
     analysis: Analysis,
 }
 
+impl Analysed {
+    /// `class`'s map (computed, as the command asked for the maps it draws).
+    fn map(&self, class: usize) -> Result<&ClassActivationMap> {
+        self.analysis.map(class).ok_or_else(|| {
+            anyhow::anyhow!(
+                "{}: the map of class {class} was not computed",
+                self.image.name
+            )
+        })
+    }
+}
+
 /// The engine's one analysis path (`explain::explain_image`), with a progress bar for the slow
 /// methods.
 fn analyse_image(
     classifier: &Classifier,
     image: SourceImage,
     choice: &MapChoice,
+    classes: &Classes,
 ) -> Result<Analysed> {
     let progress = BarProgress::new(&format!("{} {}", choice.method, image.name));
-    let analysis = explain::explain_image(classifier, &image, choice, &progress);
+    let analysis = explain::explain_image(classifier, &image, choice, classes, &progress);
     progress.0.finish_and_clear();
     Ok(Analysed {
         analysis: analysis?,
@@ -164,6 +179,7 @@ fn analyse_file(
     path: &Path,
     frame: &args::FrameArgs,
     choice: &MapChoice,
+    classes: &Classes,
 ) -> Result<Analysed> {
-    analyse_image(classifier, frame.open(path)?, choice)
+    analyse_image(classifier, frame.open(path)?, choice, classes)
 }

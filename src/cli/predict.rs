@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use super::args::{MapArgs, ModelArgs, SourceArgs, image_inputs};
 use super::{Analysed, analyse_file, exit_for, report};
-use crate::explain::{self, Method, Stage};
+use crate::explain::{self, ClassActivationMap, Classes, Method, Stage};
 use crate::export::ImageDetails;
 use crate::imaging::Preprocessing;
 use crate::network::{Activation, Classifier, ModelInfo};
@@ -84,8 +84,7 @@ struct MapPeak {
 }
 
 impl MapPeak {
-    fn of(a: &Analysed, class: usize) -> Self {
-        let map = &a.analysis.maps[class];
+    fn of(map: &ClassActivationMap) -> Self {
         let best = map
             .values
             .iter()
@@ -118,7 +117,13 @@ pub fn predict(args: &PredictArgs) -> Result<ExitCode> {
     };
     let mut failures = 0;
     for path in &image_inputs(&args.images)? {
-        match analyse_file(&classifier, path, &args.source.frame, &choice) {
+        match analyse_file(
+            &classifier,
+            path,
+            &args.source.frame,
+            &choice,
+            &Classes::Predicted,
+        ) {
             Ok(a) => print_prediction(&classifier, path, &a, args)?,
             Err(e) => {
                 report(&e);
@@ -136,7 +141,11 @@ fn print_prediction(
     args: &PredictArgs,
 ) -> Result<()> {
     let predicted = a.analysis.predicted;
-    let peak = args.map.then(|| MapPeak::of(a, predicted));
+    let peak = if args.map {
+        Some(MapPeak::of(a.map(predicted)?))
+    } else {
+        None
+    };
     let mut out = std::io::stdout().lock();
     if args.json {
         let record = PredictRecord {

@@ -8,7 +8,7 @@ use anyhow::Result;
 use clap::Args;
 use serde::Serialize;
 
-use super::args::{ModelArgs, SourceArgs, StyleArgs, resolve_class};
+use super::args::{ModelArgs, SourceArgs, StyleArgs, classes_to_draw, resolve_class};
 use super::{Analysed, analyse_file};
 use crate::export::{self, OverlayRequest, Provenance, ProvenanceDetail};
 use crate::network::{Activation, Classifier};
@@ -71,7 +71,14 @@ pub(super) fn write_overlay(
 pub fn render_command(args: &RenderArgs) -> Result<ExitCode> {
     let classifier = args.model.load()?;
     let choice = args.style.map.choice();
-    let a = analyse_file(&classifier, &args.image, &args.source.frame, &choice)?;
+    let classes = classes_to_draw(&classifier, args.class.as_deref(), args.style.normalisation)?;
+    let a = analyse_file(
+        &classifier,
+        &args.image,
+        &args.source.frame,
+        &choice,
+        &classes,
+    )?;
     let class = resolve_class(&classifier, args.class.as_deref(), a.analysis.predicted)?;
     let out = args.out.clone().unwrap_or_else(|| {
         export::default_overlay_path(
@@ -94,12 +101,7 @@ pub fn render_command(args: &RenderArgs) -> Result<ExitCode> {
         &out,
     )?;
     if let Some(raw) = &args.raw_cam {
-        export::save_raw_map(
-            raw,
-            &a.analysis.maps[class],
-            args.style.force,
-            &[&args.image],
-        )?;
+        export::save_raw_map(raw, a.map(class)?, args.style.force, &[&args.image])?;
     }
     if args.json {
         #[derive(Serialize)]

@@ -16,7 +16,7 @@ use serde::Serialize;
 use super::args::{MapArgs, ModelArgs, image_inputs};
 use super::faithfulness::print_faithfulness_summary;
 use crate::explain::faithfulness::{self, FaithfulnessOptions, FaithfulnessSummary};
-use crate::explain::{self, NoProgress};
+use crate::explain::{self, Classes, NoProgress};
 use crate::export;
 use crate::imaging::{self, Geometry, SourceImage};
 use crate::network::{Classifier, ModelSidecar};
@@ -445,13 +445,21 @@ fn evaluate(
     let (mut pointing, mut iou, mut energy, mut share) = (0f32, 0f32, 0f32, 0f32);
     for item in items {
         let item = item?;
-        let a = explain::explain_image(classifier, &item.image, &choice, &NoProgress)?;
+        let a = explain::explain_image(
+            classifier,
+            &item.image,
+            &choice,
+            &Classes::Only(vec![positive]),
+            &NoProgress,
+        )?;
         let is_positive = item.mask.is_some();
         probabilities.push(a.probabilities[positive]);
         labels.push(is_positive);
         right += usize::from((a.predicted == positive) == is_positive);
         if let Some(mask) = &item.mask {
-            let cam = &a.maps[positive];
+            let cam = a
+                .map(positive)
+                .ok_or_else(|| anyhow::anyhow!("{}: the map was not computed", item.image.name))?;
             let map = cam.upsample(&cam.values, item.image.width(), item.image.height());
             pointing += f32::from(u8::from(scores::pointing_game(&map, mask)));
             iou += scores::iou_at(&map, mask, 0.2);

@@ -6,7 +6,7 @@
 
 use candle_core::Tensor;
 
-use super::methods::{self, ExplainError, LayerActivations, NoProgress, Progress};
+use super::methods::{self, Classes, ExplainError, LayerActivations, NoProgress, Progress};
 use super::{ClassActivationMap, MapChoice, Method, Normalisation, Stage};
 use crate::imaging::{PreprocessError, Preprocessing, Region, SourceImage};
 use crate::network::{Activation, Classifier};
@@ -51,9 +51,10 @@ pub struct Analysis {
     /// class at or above its threshold (maybe none, maybe several); under softmax the
     /// predicted class alone.
     pub positives: Vec<usize>,
-    /// Every class's raw map: straight after the forward pass, those of
-    /// `forward_pass_choice` (CAM, or Grad-CAM at norm5 for a head CAM is not defined for);
-    /// or the chosen method's (`showing`). Each map says which method and layer it is.
+    /// Raw maps in class order, each saying its class, method and layer (look one up with
+    /// `map`): straight after the forward pass, every class's by `forward_pass_choice` (CAM,
+    /// or Grad-CAM at norm5 for a head CAM is not defined for); or the chosen method's
+    /// (`showing`), of the classes a front end asked for (`methods::Classes`).
     pub maps: Vec<ClassActivationMap>,
     /// Where the network's input sits on the original image.
     pub region: Region,
@@ -100,10 +101,22 @@ impl Analysis {
         }
     }
 
-    /// The value range that maps `class` to `[0, 1]` under `normalisation`.
-    pub fn range(&self, class: usize, normalisation: Normalisation) -> (f32, f32) {
+    /// `class`'s map, when it has been computed.
+    pub fn map(&self, class: usize) -> Option<&ClassActivationMap> {
+        self.maps.iter().find(|m| m.class == class)
+    }
+
+    /// Whether every class's map is here (what a shared normalisation needs).
+    pub fn has_every_map(&self) -> bool {
+        self.maps.len() == self.logits.len()
+    }
+
+    /// The value range that maps `map` (one of this analysis's) to `[0, 1]` under
+    /// `normalisation`: its own, or shared by the maps of every class (which the front ends
+    /// compute whenever the normalisation is shared).
+    pub fn range(&self, map: &ClassActivationMap, normalisation: Normalisation) -> (f32, f32) {
         match normalisation {
-            Normalisation::PerMap => self.maps[class].min_max(),
+            Normalisation::PerMap => map.min_max(),
             Normalisation::Shared => self
                 .maps
                 .iter()
@@ -197,33 +210,33 @@ pub fn analyse(
         &acts,
         choice.method,
         &choice.options,
+        &Classes::All,
         &NoProgress,
     )
     .map_err(map_error)?;
     Ok(analysis)
 }
 
-/// The forward pass on `image`, then `choice`'s maps of every class: the one analysis path of
+/// The forward pass on `image`, then `choice`'s maps of `classes`: the one analysis path of
 /// every front end.
 pub fn explain_image(
     classifier: &Classifier,
     image: &SourceImage,
     choice: &MapChoice,
+    classes: &Classes,
     progress: &dyn Progress,
 ) -> Result<Analysis, AnalysisError> {
     let analysis = analyse(classifier, image, &classifier.preprocessing)?;
     if analysis.shows(choice) {
         return Ok(analysis);
     }
-    let explained =
-        methods::explain_maps(classifier, &analysis, choice, None, progress).map_err(|reason| {
-            AnalysisError::Map {
-                file: image.name.clone(),
-                method: choice.method,
-                layer: choice.layer,
-                reason,
-            }
-        })?;
+    let explained = methods::explain_maps(classifier, &analysis, choice, classes, None, progress)
+        .map_err(|reason| AnalysisError::Map {
+        file: image.name.clone(),
+        method: choice.method,
+        layer: choice.layer,
+        reason,
+    })?;
     Ok(analysis.showing(explained.maps))
 }
 
@@ -314,5 +327,68 @@ mod tests {
             );
             assert_eq!(a.positives, [a.predicted], "{name}");
         }
+    }
+
+    #[test]
+    fn the_classes_asked_for_get_the_same_maps_as_every_class_gives() {
+        let fixtures = fixtures();
+        let classifier =
+            Classifier::load(&fixtures.join("models/multilabel/chest5.pth"), None).unwrap();
+        let image = crate::imaging::open_image(&fixtures.join("images/gray8.png")).unwrap();
+        for method in [
+            Method::GradCam,
+            Method::LayerCam,
+            Method::EigenCam,
+            Method::Cam,
+        ] {
+            let layer = if method == Method::Cam {
+                Stage::Norm5
+            } else {
+                Stage::DenseBlock(2)
+            };
+            let choice = MapChoice::new(method, layer);
+            let all =
+                explain_image(&classifier, &image, &choice, &Classes::All, &NoProgress).unwrap();
+            assert_eq!(all.maps.len(), 5);
+            assert!(all.has_every_map());
+            let some = Classes::Only(vec![3, 1, 3]);
+            let two = explain_image(&classifier, &image, &choice, &some, &NoProgress).unwrap();
+            let classes: Vec<usize> = two.maps.iter().map(|m| m.class).collect();
+            // CAM at norm5 is the forward pass's own: every class comes with it
+            if method == Method::Cam {
+                assert_eq!(classes, [0, 1, 2, 3, 4]);
+            } else {
+                assert_eq!(classes, [1, 3], "{method}");
+                assert!(!two.has_every_map());
+                assert!(two.map(0).is_none());
+            }
+            for class in [1, 3] {
+                assert_eq!(two.map(class).unwrap(), all.map(class).unwrap(), "{method}");
+            }
+            let predicted = explain_image(
+                &classifier,
+                &image,
+                &choice,
+                &Classes::Predicted,
+                &NoProgress,
+            )
+            .unwrap();
+            let class = predicted.predicted;
+            assert_eq!(predicted.map(class).unwrap(), all.map(class).unwrap());
+        }
+        let choice = MapChoice::new(Method::GradCam, Stage::DenseBlock(2));
+        let err = explain_image(
+            &classifier,
+            &image,
+            &choice,
+            &Classes::Only(vec![5]),
+            &NoProgress,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("this model has no class 5; it has 5 (0 to 4)"),
+            "{err}"
+        );
     }
 }

@@ -46,6 +46,8 @@ pub enum ExplainError {
          HiResCAM, LayerCAM) follow the decision through the whole head"
     )]
     CamNeedsLinearHead { head: String },
+    #[error("this model has no class {class}; it has {count} (0 to {})", count.saturating_sub(1))]
+    NoSuchClass { class: usize, count: usize },
     #[error("this model has no layer {layer}; its layers are {available}")]
     NoSuchLayer { layer: Stage, available: String },
     #[error("the network failed: {0}")]
@@ -153,18 +155,51 @@ pub fn layer_activations(
     Ok(LayerActivations { trace })
 }
 
-/// Every class's map by `method` at the stage of `acts`.
+/// Which classes' maps to compute. The gradient methods cost one backward pass per class, so
+/// a front end asks for what it shows (the viewer: the class on screen first, the others
+/// after it).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Classes {
+    /// Every class (a shared normalisation needs them all).
+    #[default]
+    All,
+    /// The class the network predicts (the largest logit).
+    Predicted,
+    /// These classes (maps come back in class order).
+    Only(Vec<usize>),
+}
+
+impl Classes {
+    /// The class indices, in order, for an analysis of `count` classes predicting
+    /// `predicted`; a class the model does not have is an error.
+    fn resolve(&self, count: usize, predicted: usize) -> Result<Vec<usize>, ExplainError> {
+        let mut classes = match self {
+            Self::All => (0..count).collect(),
+            Self::Predicted => vec![predicted],
+            Self::Only(classes) => classes.clone(),
+        };
+        classes.sort_unstable();
+        classes.dedup();
+        match classes.iter().find(|&&c| c >= count) {
+            Some(&class) => Err(ExplainError::NoSuchClass { class, count }),
+            None => Ok(classes),
+        }
+    }
+}
+
+/// The maps of `classes` by `method` at the stage of `acts`, in class order.
 pub fn class_maps(
     classifier: &Classifier,
     analysis: &Analysis,
     acts: &LayerActivations,
     method: Method,
     options: &MethodOptions,
+    classes: &Classes,
     progress: &dyn Progress,
 ) -> Result<Vec<ClassActivationMap>, ExplainError> {
     let view = acts.activation();
     let (k, h, w) = (view.channels, view.height, view.width);
-    let classes = analysis.logits.len();
+    let classes = classes.resolve(analysis.logits.len(), analysis.predicted)?;
     let a = view.values;
     let maps: Vec<Vec<f32>> = match method {
         Method::Cam => {
@@ -179,23 +214,31 @@ pub fn class_maps(
                 });
             }
             let features = Tensor::from_slice(a, (k, h, w), weight.device())?;
-            super::class_activation_maps(&features, weight)?
+            let rows: Vec<Tensor> = classes
+                .iter()
+                .map(|&c| weight.narrow(0, c, 1))
+                .collect::<candle_core::Result<_>>()?;
+            super::class_activation_maps(&features, &Tensor::cat(&rows, 0)?)?
                 .flatten_from(1)?
                 .to_vec2()?
         }
-        m if m.uses_gradients() => (0..classes)
-            .map(|class| {
+        m if m.uses_gradients() => classes
+            .iter()
+            .map(|&class| {
                 let g = classifier.engine().gradient(&acts.trace, class)?;
                 Ok(relu(gradient_map(m, a, &g, k, h * w)))
             })
             .collect::<Result<_, ExplainError>>()?,
-        Method::ScoreCam => score_cam(classifier, analysis, acts, options, progress)?
-            .into_iter()
-            .map(|weights| relu(weighted_sum(&weights, a, h * w)))
-            .collect(),
+        Method::ScoreCam => {
+            let weights = score_cam(classifier, analysis, acts, options, progress)?;
+            classes
+                .iter()
+                .map(|&class| relu(weighted_sum(&weights[class], a, h * w)))
+                .collect()
+        }
         _ => {
             let map = relu(eigen_projection(a, k, h * w));
-            vec![map; classes]
+            vec![map; classes.len()]
         }
     };
     // The maps leave in the image's orientation; a network that saw the image transposed
@@ -203,8 +246,8 @@ pub fn class_maps(
     let (width, height) = if analysis.transposed { (h, w) } else { (w, h) };
     Ok(maps
         .into_iter()
-        .enumerate()
-        .map(|(class, values)| ClassActivationMap {
+        .zip(classes)
+        .map(|(values, class)| ClassActivationMap {
             class,
             method,
             layer: acts.stage(),
@@ -221,19 +264,20 @@ pub fn class_maps(
         .collect())
 }
 
-/// A method's maps of every class, with the activations they came from (the viewer keeps
-/// them for the next method at the same layer).
+/// A method's maps of the classes asked for, with the activations they came from (the viewer
+/// keeps them for the next method at the same layer, and the other classes' maps).
 pub struct ExplainedMaps {
     pub activations: Arc<LayerActivations>,
     pub maps: Vec<ClassActivationMap>,
 }
 
-/// `choice`'s maps of every class from the forward pass's `analysis`: `layer_activations` (or
+/// `choice`'s maps of `classes` from the forward pass's `analysis`: `layer_activations` (or
 /// `activations`, when they are the chosen layer's), then `class_maps`.
 pub fn explain_maps(
     classifier: &Classifier,
     analysis: &Analysis,
     choice: &MapChoice,
+    classes: &Classes,
     activations: Option<Arc<LayerActivations>>,
     progress: &dyn Progress,
 ) -> Result<ExplainedMaps, ExplainError> {
@@ -248,6 +292,7 @@ pub fn explain_maps(
         &activations,
         choice.method,
         &choice.options,
+        classes,
         progress,
     )?;
     Ok(ExplainedMaps { activations, maps })

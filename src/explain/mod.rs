@@ -15,5 +15,5 @@ pub use analysis::{
 pub use map::{ClassActivationMap, Normalisation};
 pub use method::{MapChoice, Method};
 pub use methods::{
-    ExplainError, ExplainedMaps, LayerActivations, MethodOptions, NoProgress, Progress,
+    Classes, ExplainError, ExplainedMaps, LayerActivations, MethodOptions, NoProgress, Progress,
 };

@@ -27,6 +27,8 @@ pub enum ExportError {
     UnknownFormat { file: String, extension: String },
     #[error("{file}: cannot write: {reason}")]
     Io { file: String, reason: String },
+    #[error("{file}: the map of class '{label}' has not been computed")]
+    NoMap { file: String, label: String },
 }
 
 /// The default overlay name: `<image stem>_<method>_<class label>.png` beside the image, with

@@ -9,7 +9,7 @@ use super::{
     ExportError, ImageDetails, ImageRecord, Provenance, ProvenanceDetail, save_overlay,
     save_with_sidecar, secondary_capture,
 };
-use crate::explain::Analysis;
+use crate::explain::{Analysis, ClassActivationMap};
 use crate::imaging::{DisplayWindow, SourceImage};
 use crate::network::Classifier;
 use crate::render::{self, Annotation, Decorations, OverlayStyle};
@@ -39,7 +39,23 @@ pub struct OverlayRequest<'a> {
 }
 
 impl OverlayRequest<'_> {
-    pub fn provenance(&self) -> Provenance {
+    /// The map of the request's class (an error when the analysis lacks it: front ends compute
+    /// the maps of the classes they draw, `explain::Classes`).
+    fn map(&self) -> Result<&ClassActivationMap, ExportError> {
+        self.analysis
+            .map(self.class)
+            .ok_or_else(|| ExportError::NoMap {
+                file: self.image.name.clone(),
+                label: self
+                    .classifier
+                    .labels
+                    .get(self.class)
+                    .cloned()
+                    .unwrap_or_else(|| self.class.to_string()),
+            })
+    }
+
+    pub fn provenance(&self) -> Result<Provenance, ExportError> {
         let record = ImageRecord {
             file: self
                 .image_file
@@ -57,16 +73,16 @@ impl OverlayRequest<'_> {
             record,
             self.classifier,
             self.analysis,
-            self.class,
+            self.map()?,
             &self.style,
         );
         provenance.annotations = self.annotations.to_vec();
-        provenance
+        Ok(provenance)
     }
 
     /// The overlay at the image's own resolution, with its provenance.
-    pub fn compose(&self) -> (RgbImage, Provenance) {
-        let provenance = self.provenance();
+    pub fn compose(&self) -> Result<(RgbImage, Provenance), ExportError> {
+        let provenance = self.provenance()?;
         let caption = if self.caption {
             provenance.caption_lines()
         } else {
@@ -80,17 +96,17 @@ impl OverlayRequest<'_> {
         let overlay = render::compose(
             &self.image.displayed(self.display),
             self.analysis,
-            self.class,
+            self.map()?,
             &self.style,
             &decorations,
         );
-        (overlay, provenance)
+        Ok((overlay, provenance))
     }
 
     /// Composes the overlay and writes it to `dest` with its sidecar (never over the image);
     /// returns the provenance and the sidecar's path.
     pub fn save(&self, dest: &Path, replace: bool) -> Result<(Provenance, PathBuf), ExportError> {
-        let (img, provenance) = self.compose();
+        let (img, provenance) = self.compose()?;
         let sources: Vec<&Path> = self.image_file.into_iter().collect();
         let sidecar = if secondary_capture::is_dicom_path(dest) {
             let object = secondary_capture::secondary_capture(dest, &img, &provenance, self.image)?;

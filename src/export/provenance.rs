@@ -4,7 +4,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::explain::{Analysis, Method, Normalisation, Stage};
+use crate::explain::{Analysis, ClassActivationMap, Method, Normalisation, Stage};
 use crate::imaging::dicom::DicomInfo;
 use crate::imaging::{DisplayWindow, NetworkWindow, Preprocessing, Region, SourceImage};
 use crate::network::{Activation, Classifier, ModelInfo};
@@ -144,9 +144,10 @@ impl Provenance {
         image: ImageRecord,
         classifier: &Classifier,
         analysis: &Analysis,
-        class: usize,
+        map: &ClassActivationMap,
         style: &OverlayStyle,
     ) -> Self {
+        let class = map.class;
         let record = |i: usize| ClassRecord {
             index: i,
             label: classifier.labels[i].clone(),
@@ -160,13 +161,13 @@ impl Provenance {
             class: record(class),
             predicted: record(analysis.predicted),
             positives: analysis.positives.iter().map(|&c| record(c)).collect(),
-            method: analysis.maps[class].method,
-            layer: analysis.maps[class].layer,
+            method: map.method,
+            layer: map.layer,
             opacity: style.opacity,
             colormap: style.colormap,
             threshold: style.threshold,
             normalisation: style.normalisation,
-            map_range: analysis.range(class, style.normalisation),
+            map_range: analysis.range(map, style.normalisation),
             region: analysis.region,
             preprocessing: Some(classifier.preprocessing.clone()),
             logits: analysis.logits.clone(),
@@ -246,7 +247,7 @@ mod tests {
         let mut classifier = Classifier::load(&model, None).unwrap();
         adjust(&mut classifier);
         let image = crate::imaging::open_image(&fixtures.join("images/gray8.png")).unwrap();
-        let analysis = analyse(&classifier, &image, &classifier.preprocessing);
+        let analysis = analyse(&classifier, &image, &classifier.preprocessing).unwrap();
         let record = ImageRecord {
             file: "scans/gray8.png".into(),
             details: ImageDetails::default(),
@@ -256,8 +257,8 @@ mod tests {
         let provenance = Provenance::new(
             record,
             &classifier,
-            &analysis.unwrap(),
-            class,
+            &analysis,
+            analysis.map(class).unwrap(),
             &OverlayStyle::default(),
         );
         provenance.caption_lines()[0].clone()

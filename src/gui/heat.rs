@@ -51,10 +51,11 @@ fn rescaled(cam: &ClassActivationMap, sx: f64, sy: f64) -> ClassActivationMap {
 }
 
 impl ScreenHeat {
-    /// Upsamples `class`'s map onto the screen grid of a `image_width x image_height` image.
+    /// Upsamples `map` (one of `analysis`'s) onto the screen grid of a
+    /// `image_width x image_height` image.
     pub fn of(
         analysis: &Analysis,
-        class: usize,
+        map: &ClassActivationMap,
         normalisation: Normalisation,
         image_width: u32,
         image_height: u32,
@@ -62,11 +63,11 @@ impl ScreenHeat {
     ) -> Self {
         let (width, height) = heat_size(image_width, image_height, max_side);
         let cam = rescaled(
-            &analysis.maps[class],
+            map,
             f64::from(width) / f64::from(image_width.max(1)),
             f64::from(height) / f64::from(image_height.max(1)),
         );
-        let heat = Heat::of_map(&cam, analysis.range(class, normalisation), width, height);
+        let heat = Heat::of_map(&cam, analysis.range(map, normalisation), width, height);
         Self {
             width,
             height,
@@ -103,7 +104,7 @@ impl ScreenHeat {
 /// The raw map value of `class` at image pixel `(x, y)` of a `width x height` image, computed
 /// exactly as the full-resolution upsampling would (None outside the region the network saw).
 pub fn map_value_at(analysis: &Analysis, class: usize, x: u32, y: u32) -> Option<f32> {
-    let cam = &analysis.maps[class];
+    let cam = analysis.map(class)?;
     // Shift the region so that pixel (x, y) becomes pixel (0, 0) of a 1 x 1 image.
     let mut one = cam.clone();
     one.region.x -= f64::from(x);
@@ -165,8 +166,8 @@ mod tests {
             height: 50.0,
         };
         let a = analysis(region);
-        let screen = ScreenHeat::of(&a, 0, Normalisation::PerMap, 80, 50, 1024);
-        let engine = Heat::of(&a, 0, Normalisation::PerMap, 80, 50);
+        let screen = ScreenHeat::of(&a, &a.maps[0], Normalisation::PerMap, 80, 50, 1024);
+        let engine = Heat::of(&a, &a.maps[0], Normalisation::PerMap, 80, 50);
         assert_eq!(screen.values.len(), engine.values.len());
         for (s, e) in screen.values.iter().zip(&engine.values) {
             assert!(s == e || (s.is_nan() && e.is_nan()), "{s} != {e}");
@@ -199,7 +200,7 @@ mod tests {
     fn large_images_get_a_smaller_grid_over_the_same_region() {
         let region = Region::whole(4000, 2000);
         let a = analysis(region);
-        let screen = ScreenHeat::of(&a, 0, Normalisation::PerMap, 4000, 2000, 1000);
+        let screen = ScreenHeat::of(&a, &a.maps[0], Normalisation::PerMap, 4000, 2000, 1000);
         assert_eq!((screen.width, screen.height), (1000, 500));
         assert!(screen.values.iter().all(|v| (0.0..=1.0).contains(v)));
         let texture = screen.colour(&Colormap::Jet.lut(), 0.5);

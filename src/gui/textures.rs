@@ -128,10 +128,16 @@ impl Textures {
             return;
         }
         let (width, height) = (image.source.width(), image.source.height());
+        let Some(map) = analysis.map(key.class) else {
+            // not computed yet: no heat rather than another class's
+            self.heat = None;
+            self.heat_key = None;
+            return;
+        };
         if self.normalised.as_ref().map(|n| n.key) != Some(key.normalised()) {
             let heat = ScreenHeat::of(
                 analysis,
-                key.class,
+                map,
                 key.normalisation,
                 width,
                 height,

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use eframe::egui::ColorImage;
 
 use crate::explain::faithfulness::{self, Faithfulness, FaithfulnessOptions};
-use crate::explain::{self, Analysis, ExplainedMaps, LayerActivations, MapChoice};
+use crate::explain::{self, Analysis, Classes, ExplainedMaps, LayerActivations, MapChoice};
 use crate::imaging::levels::DisplayWindow;
 use crate::imaging::{self, SourceImage};
 use crate::model_request::ModelRequest;
@@ -300,7 +300,7 @@ fn compose(request: &ComposeRequest, purpose: Purpose) -> Answer {
             }))
         }
         Purpose::Clipboard => Answer::Clipboard(guard("the overlay", || {
-            let (img, _) = request.overlay().compose();
+            let (img, _) = request.overlay().compose().map_err(|e| e.to_string())?;
             Ok(ColorImage::from_rgb(
                 [img.width() as usize, img.height() as usize],
                 img.as_raw(),
@@ -317,8 +317,15 @@ fn explain_maps(
     progress: &WorkProgress,
 ) -> Answer {
     let result = guard(choice.method.title(), || {
-        explain::methods::explain_maps(classifier, analysis, &choice, activations, progress)
-            .map_err(|e| e.to_string())
+        explain::methods::explain_maps(
+            classifier,
+            analysis,
+            &choice,
+            &Classes::All,
+            activations,
+            progress,
+        )
+        .map_err(|e| e.to_string())
     });
     Answer::Maps { choice, result }
 }

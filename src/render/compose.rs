@@ -6,7 +6,7 @@ use image::RgbImage;
 use super::annotation::{self, Annotation};
 use super::caption::{ColourBar, with_caption_band};
 use super::overlay::{Heat, OverlayStyle, blend};
-use crate::explain::Analysis;
+use crate::explain::{Analysis, ClassActivationMap};
 
 /// What is drawn on and under the blended overlay.
 #[derive(Debug, Clone, Copy, Default)]
@@ -18,17 +18,17 @@ pub struct Decorations<'a> {
     pub colour_bar: bool,
 }
 
-/// `class`'s map of `analysis` over `image`, drawn with `style`, then the decorations.
+/// `map` (one of `analysis`'s) over `image`, drawn with `style`, then the decorations.
 pub fn compose(
     image: &RgbImage,
     analysis: &Analysis,
-    class: usize,
+    map: &ClassActivationMap,
     style: &OverlayStyle,
     decorations: &Decorations,
 ) -> RgbImage {
     let heat = Heat::of(
         analysis,
-        class,
+        map,
         style.normalisation,
         image.width(),
         image.height(),

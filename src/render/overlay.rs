@@ -39,15 +39,16 @@ pub struct Heat {
 }
 
 impl Heat {
+    /// `map` (one of `analysis`'s) scaled under `normalisation` and upsampled.
     pub fn of(
         analysis: &Analysis,
-        class: usize,
+        map: &ClassActivationMap,
         normalisation: Normalisation,
         width: u32,
         height: u32,
     ) -> Self {
-        let range = analysis.range(class, normalisation);
-        Self::of_map(&analysis.maps[class], range, width, height)
+        let range = analysis.range(map, normalisation);
+        Self::of_map(map, range, width, height)
     }
 
     /// `cam` scaled by `range` to `[0, 1]` and upsampled onto a `width x height` grid over which

@@ -4,7 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
-use camview::explain::{self, Analysis, MapChoice, Method, MethodOptions, NoProgress, Stage};
+use camview::explain::{
+    self, Analysis, Classes, MapChoice, Method, MethodOptions, NoProgress, Stage,
+};
 use camview::imaging::{self, Geometry, Intensity, Preprocessing};
 use camview::network::{Classifier, ModelSidecar};
 
@@ -267,7 +269,7 @@ fn maps_at(
             ..Default::default()
         },
     };
-    explain::methods::explain_maps(classifier, a, &choice, None, &NoProgress)
+    explain::methods::explain_maps(classifier, a, &choice, &Classes::All, None, &NoProgress)
         .unwrap_or_else(|e| panic!("{method}: {e}"))
         .maps
 }

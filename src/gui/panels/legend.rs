@@ -14,9 +14,10 @@ use crate::imaging::GrayLevels;
 /// The colormap as a bar, dimmed below the threshold, with the values its ends stand for.
 pub fn legend_ui(ui: &mut egui::Ui, session: &Session, settings: &Settings) {
     let style = settings.style();
-    let range = session
-        .analysis()
-        .map(|a| a.range(session.class(), style.normalisation));
+    let range = session.analysis().and_then(|a| {
+        a.map(session.class())
+            .map(|map| a.range(map, style.normalisation))
+    });
     let width = ui.available_width().min(260.0);
     let (rect, _) = ui.allocate_exact_size(vec2(width, 16.0), Sense::hover());
     paint_colour_bar(ui, rect, &style.colormap.lut(), style.threshold);
@@ -147,9 +148,9 @@ pub fn readout_ui(
         }
         if let Some(analysis) = session.analysis() {
             ui.label(session.shown_map().method.title());
-            match map_value_at(analysis, session.class(), x, y) {
-                Some(v) => {
-                    let (lo, hi) = analysis.range(session.class(), settings.normalisation);
+            match map_value_at(analysis, session.class(), x, y).zip(analysis.map(session.class())) {
+                Some((v, map)) => {
+                    let (lo, hi) = analysis.range(map, settings.normalisation);
                     let share = if hi > lo {
                         ((v - lo) / (hi - lo)).clamp(0.0, 1.0)
                     } else {
