@@ -63,9 +63,9 @@ fn layers(c: &mut Criterion) {
     let mut group = c.benchmark_group("densenet121_layers");
     group.sample_size(20);
     group.bench_function("stem_conv0_pool0_224", |b| {
-        b.iter(|| engine.stem(black_box(&image), 224, 224).expect("stem"))
+        b.iter(|| engine.stem(black_box(&image), 1, 224, 224).expect("stem"))
     });
-    let mut maps = engine.stem(&image, 224, 224).expect("stem");
+    let mut maps = engine.stem(&image, 1, 224, 224).expect("stem");
     for (i, &n_layers) in config.block_config.iter().enumerate() {
         let size = maps.height;
         for j in 0..n_layers {

@@ -24,7 +24,7 @@
 use candle_core::Result;
 use rayon::prelude::*;
 
-use super::{Affine, FeatureMaps, InferenceEngine, Layer, maps_per_piece};
+use super::{Affine, FeatureMaps, InferenceEngine, Layer, maps_per_piece, mean};
 use crate::network::config::Stage;
 
 /// A forward pass that kept what the backward pass from the logits to `stage` needs.
@@ -70,10 +70,7 @@ impl Trace {
     /// (`[channels, height * width]`): the way back crosses only the head.
     pub fn at_norm5(values: Vec<f32>, channels: usize, height: usize, width: usize) -> Self {
         let hw = height * width;
-        let pooled = values
-            .chunks_exact(hw.max(1))
-            .map(|map| (map.iter().map(|&v| f64::from(v)).sum::<f64>() / hw as f64) as f32)
-            .collect();
+        let pooled = values.chunks_exact(hw.max(1)).map(mean).collect();
         Self {
             stage: Stage::Norm5,
             blocks: Vec::new(),
@@ -82,6 +79,7 @@ impl Trace {
                 channels,
                 height,
                 width,
+                images: 1,
                 scratch: Vec::new(),
             },
             pooled,
@@ -127,7 +125,7 @@ impl InferenceEngine {
     /// back to `stage`. Its `activation()` is the stage's output.
     pub fn trace(&self, image: &[f32], h: usize, w: usize, stage: Stage) -> Result<Trace> {
         let first = self.first_traced_block(stage)?;
-        let mut maps = self.stem(image, h, w)?;
+        let mut maps = self.stem(image, 1, h, w)?;
         let mut blocks = Vec::new();
         for (i, block) in self.blocks.iter().enumerate() {
             let initial = maps.channels;

@@ -13,7 +13,11 @@
 //!   kernel taps with the input (`[9 * out, in] x [in, h * w]`) followed by a shifted sum of
 //!   the nine planes (no im2col copy nine times the input's size);
 //! - a transition averages 2x2 blocks *before* its 1x1 convolution (both are linear, so the
-//!   order does not change the result) and so multiplies 4x fewer columns.
+//!   order does not change the result) and so multiplies 4x fewer columns;
+//! - a batch runs as one: a buffer is `[channels, images, h * w]`, so every product has the
+//!   batch's columns side by side (`images * h * w`: at 7 x 7, 16 images make the 49 columns
+//!   of one image a product worth parallelising), while the per-map passes see `channels *
+//!   images` planes. Batches are cut at `BATCH_PIXELS` input pixels to bound memory.
 //!
 //! The products are candle's CPU matmul (the `gemm` crate, both cores through rayon), called on
 //! our buffers without going through `Tensor`s.
@@ -31,6 +35,10 @@ pub use backward::{ActivationView, Trace};
 
 /// Parallel element-wise passes split work into pieces of at least this many values.
 const MIN_PIECE: usize = 16 * 1024;
+
+/// The input pixels one engine batch holds at most (8 images of 224 x 224): block 1's buffer is
+/// then about 100 MB for DenseNet-121; larger batches run in pieces this size.
+const BATCH_PIXELS: usize = 8 * 224 * 224;
 
 /// How many maps of `size` values make a piece of parallel work (at least one).
 fn maps_per_piece(size: usize) -> usize {
@@ -130,14 +138,16 @@ pub struct InferenceEngine {
     head: HeadRows,
 }
 
-/// A dense block's feature buffer between the engine's stages: `[capacity, height * width]`,
-/// of which the first `channels` maps are computed so far.
+/// A dense block's feature buffer between the engine's stages:
+/// `[capacity, images, height * width]`, of which the first `channels` rows are computed so far.
 #[derive(Clone, Default)]
 pub struct FeatureMaps {
     pub values: Vec<f32>,
     pub channels: usize,
     pub height: usize,
     pub width: usize,
+    /// Images side by side in each channel's row.
+    pub images: usize,
     /// Reused between layers (the normalised input of conv1).
     scratch: Vec<f32>,
 }
@@ -290,11 +300,12 @@ impl InferenceEngine {
         let mut logits = Vec::with_capacity(n * self.config.num_classes);
         let mut features = Vec::new();
         let mut grid = (0, 0);
-        for image in input.chunks_exact(c * h * w) {
-            let (l, f) = self.forward_image(image, h, w)?;
+        let per_batch = (BATCH_PIXELS / (h * w).max(1)).max(1);
+        for images in input.chunks(per_batch * c * h * w) {
+            let (l, f) = self.forward_images(images, images.len() / (c * h * w), h, w)?;
             logits.extend(l);
             grid = (f.height, f.width);
-            features.extend(f.values);
+            features.extend(image_major(&f));
         }
         let channels = self.config.num_features();
         Ok(ForwardOutput {
@@ -303,9 +314,16 @@ impl InferenceEngine {
         })
     }
 
-    /// One `[in_channels, h, w]` image: its logits and `relu(norm5(..))`.
-    fn forward_image(&self, image: &[f32], h: usize, w: usize) -> Result<(Vec<f32>, FeatureMaps)> {
-        let mut maps = self.stem(image, h, w)?;
+    /// `n` images `[n, in_channels, h, w]`: their logits (image by image) and
+    /// `relu(norm5(..))` (`[features, n, h5 * w5]`).
+    fn forward_images(
+        &self,
+        images: &[f32],
+        n: usize,
+        h: usize,
+        w: usize,
+    ) -> Result<(Vec<f32>, FeatureMaps)> {
+        let mut maps = self.stem(images, n, h, w)?;
         for (i, block) in self.blocks.iter().enumerate() {
             for j in 0..block.layers.len() {
                 self.dense_layer(i, j, &mut maps)?;
@@ -317,24 +335,28 @@ impl InferenceEngine {
         self.head(maps)
     }
 
-    /// The stem: conv0 (norm0 folded in), relu0 and pool0 of a `[in_channels, h, w]` image,
-    /// written into the first dense block's feature buffer.
-    pub fn stem(&self, image: &[f32], h: usize, w: usize) -> Result<FeatureMaps> {
+    /// The stem: conv0 (norm0 folded in), relu0 and pool0 of `n` images
+    /// `[n, in_channels, h, w]`, written into the first dense block's feature buffer.
+    pub fn stem(&self, images: &[f32], n: usize, h: usize, w: usize) -> Result<FeatureMaps> {
         let channels = self.config.in_channels;
-        if image.len() != channels * h * w {
-            candle_core::bail!("{} values for a {channels}x{h}x{w} image", image.len());
+        if images.len() != n * channels * h * w {
+            candle_core::bail!(
+                "{} values for {n} images of {channels}x{h}x{w}",
+                images.len()
+            );
         }
         let (oh, ow) = (conv_out(h, 7, 2, 3)?, conv_out(w, 7, 2, 3)?);
-        let columns = im2col_7x7_s2(image, channels, h, w, oh, ow);
-        let (mut x, _) = self.conv0.times(columns, oh * ow)?;
-        bias_relu(&mut x, &self.bias0, oh * ow);
+        let columns = im2col_7x7_s2(images, n, channels, h, w, oh, ow);
+        let (mut x, _) = self.conv0.times(columns, n * oh * ow)?;
+        bias_relu(&mut x, &self.bias0, n * oh * ow);
         let (ph, pw) = (conv_out(oh, 3, 2, 1)?, conv_out(ow, 3, 2, 1)?);
         let channels = self.config.num_init_features;
         Ok(FeatureMaps {
-            values: max_pool_3x3_s2(&x, channels, oh, ow, ph, pw, self.block_width(0)),
+            values: max_pool_3x3_s2(&x, channels * n, oh, ow, ph, pw, self.block_width(0) * n),
             channels,
             height: ph,
             width: pw,
+            images: n,
             scratch: Vec::new(),
         })
     }
@@ -355,7 +377,7 @@ impl InferenceEngine {
             .ok_or_else(|| candle_core::Error::Msg(format!("no dense layer {block}.{layer}")))?;
         let growth = self.config.growth_rate;
         if l.conv1.cols != maps.channels
-            || maps.values.len() < (maps.channels + growth) * maps.height * maps.width
+            || maps.values.len() < (maps.channels + growth) * maps.images * maps.height * maps.width
         {
             candle_core::bail!(
                 "dense layer {block}.{layer} takes {} channels, the buffer holds {}",
@@ -364,14 +386,9 @@ impl InferenceEngine {
             );
         }
         let scratch = std::mem::take(&mut maps.scratch);
-        let (scratch, bottleneck) = l.forward(
-            &mut maps.values,
-            maps.channels,
-            growth,
-            maps.height,
-            maps.width,
-            scratch,
-        )?;
+        let grid = (maps.images, maps.height, maps.width);
+        let (scratch, bottleneck) =
+            l.forward(&mut maps.values, maps.channels, growth, grid, scratch)?;
         maps.scratch = scratch;
         maps.channels += growth;
         Ok(bottleneck)
@@ -397,38 +414,43 @@ impl InferenceEngine {
                 maps.channels
             );
         }
-        let pooled = norm_relu_avg_pool(&maps.values[..maps.channels * h * w], &t.norm, h, w);
-        let (mut next, _) = t.conv.times(pooled, ph * pw)?;
-        next.resize(self.block_width(block + 1) * ph * pw, 0.0);
+        let n = maps.images;
+        let rows = &maps.values[..maps.channels * n * h * w];
+        let pooled = norm_relu_avg_pool(rows, &t.norm, n, h, w);
+        let (mut next, _) = t.conv.times(pooled, n * ph * pw)?;
+        next.resize(self.block_width(block + 1) * n * ph * pw, 0.0);
         Ok(FeatureMaps {
             values: next,
             channels: t.conv.rows,
             height: ph,
             width: pw,
+            images: n,
             scratch: Vec::new(),
         })
     }
 
-    /// norm5 + relu (the maps CAM weighs), global average pool and the head: the logits and
-    /// the final feature maps.
+    /// norm5 + relu (the maps CAM weighs), global average pool and the head: the logits
+    /// (image by image) and the final feature maps.
     pub fn head(&self, mut maps: FeatureMaps) -> Result<(Vec<f32>, FeatureMaps)> {
         let channels = self.config.num_features();
-        let hw = maps.height * maps.width;
-        if maps.channels != channels || maps.values.len() < channels * hw {
+        let (n, hw) = (maps.images, maps.height * maps.width);
+        if maps.channels != channels || maps.values.len() < channels * n * hw {
             candle_core::bail!(
                 "the head takes {channels} channels, the buffer holds {}",
                 maps.channels
             );
         }
-        maps.values.truncate(channels * hw);
+        maps.values.truncate(channels * n * hw);
         maps.scratch = Vec::new();
-        norm_relu(&mut maps.values, &self.norm5, hw);
-        let pooled: Vec<f32> = maps
-            .values
-            .chunks_exact(hw)
-            .map(|map| (map.iter().map(|&v| f64::from(v)).sum::<f64>() / hw as f64) as f32)
-            .collect();
-        Ok((self.head.forward(pooled)?, maps))
+        norm_relu(&mut maps.values, &self.norm5, n * hw);
+        // [channels, n] means
+        let pooled: Vec<f32> = maps.values.chunks_exact(hw).map(mean).collect();
+        let mut logits = Vec::with_capacity(n * self.config.num_classes);
+        for image in 0..n {
+            let column = (0..channels).map(|c| pooled[c * n + image]).collect();
+            logits.extend(self.head.forward(column)?);
+        }
+        Ok((logits, maps))
     }
 
     /// Channels of block `i`'s feature buffer once all its layers have appended theirs.
@@ -446,41 +468,44 @@ impl InferenceEngine {
 }
 
 impl Layer {
-    /// Appends this layer's `growth` maps to `buffer` (`[channels + growth.., h * w]`).
-    /// `scratch` is a reusable allocation, handed back with the bottleneck (conv2's input).
+    /// Appends this layer's `growth` maps to `buffer` (`[channels + growth.., n, h * w]` for
+    /// `grid = (n, h, w)`). `scratch` is a reusable allocation, handed back with the
+    /// bottleneck (conv2's input).
     fn forward(
         &self,
         buffer: &mut [f32],
         channels: usize,
         growth: usize,
-        h: usize,
-        w: usize,
+        grid: (usize, usize, usize),
         mut scratch: Vec<f32>,
     ) -> Result<(Vec<f32>, Vec<f32>)> {
+        let (n, h, w) = grid;
         let hw = h * w;
+        let row = n * hw;
         scratch.clear();
-        scratch.resize(channels * hw, 0.0);
+        scratch.resize(channels * row, 0.0);
         // norm1 + relu1, written as conv1's input
         scratch
-            .par_chunks_mut(hw)
-            .zip(buffer[..channels * hw].par_chunks(hw))
+            .par_chunks_mut(row)
+            .zip(buffer[..channels * row].par_chunks(row))
             .zip(self.norm1.scale.par_iter().zip(&self.norm1.shift))
-            .with_min_len(maps_per_piece(hw))
+            .with_min_len(maps_per_piece(row))
             .for_each(|((out, x), (&s, &t))| {
                 for (o, &v) in out.iter_mut().zip(x) {
                     *o = (v * s + t).max(0.0);
                 }
             });
         // conv1 (+ norm2 folded) + relu2
-        let (mut bottleneck, scratch) = self.conv1.times(scratch, hw)?;
-        bias_relu(&mut bottleneck, &self.bias1, hw);
-        // conv2: all nine taps at once, then the shifted sum into the feature buffer
-        let (taps, bottleneck) = self.conv2.times(bottleneck, hw)?;
-        let out = &mut buffer[channels * hw..(channels + growth) * hw];
+        let (mut bottleneck, scratch) = self.conv1.times(scratch, row)?;
+        bias_relu(&mut bottleneck, &self.bias1, row);
+        // conv2: all nine taps at once, then the shifted sum into the feature buffer; the
+        // planes of tap t are `[growth, n]` maps, so map `o * n + i` of output `o`, image `i`
+        let (taps, bottleneck) = self.conv2.times(bottleneck, row)?;
+        let out = &mut buffer[channels * row..(channels + growth) * row];
         out.par_chunks_mut(hw)
             .enumerate()
             .with_min_len(maps_per_piece(9 * hw))
-            .for_each(|(o, map)| sum_of_shifted_taps(&taps, growth, o, h, w, map));
+            .for_each(|(p, map)| sum_of_shifted_taps(&taps, growth * n, p, h, w, map));
         Ok((scratch, bottleneck))
     }
 }
@@ -493,23 +518,25 @@ fn conv_out(size: usize, kernel: usize, stride: usize, padding: usize) -> Result
     Ok((size + 2 * padding - kernel) / stride + 1)
 }
 
-/// conv0's input columns: `[(c * 7 + ky) * 7 + kx, oy * ow + ox]` for each of the image's
-/// `channels` planes, zero outside the image.
+/// conv0's input columns for `n` images `[n, channels, h, w]`:
+/// `[(c * 7 + ky) * 7 + kx, image, oy * ow + ox]`, zero outside the image.
 fn im2col_7x7_s2(
-    image: &[f32],
+    images: &[f32],
+    n: usize,
     channels: usize,
     h: usize,
     w: usize,
     oh: usize,
     ow: usize,
 ) -> Vec<f32> {
-    let mut columns = vec![0f32; channels * 49 * oh * ow];
+    let mut columns = vec![0f32; channels * 49 * n * oh * ow];
     columns
         .par_chunks_mut(oh * ow)
         .enumerate()
-        .for_each(|(row, out)| {
+        .for_each(|(index, out)| {
+            let (row, image) = (index / n, index % n);
             let (c, ky, kx) = (row / 49, (row / 7) % 7, row % 7);
-            let plane = &image[c * h * w..(c + 1) * h * w];
+            let plane = &images[(image * channels + c) * h * w..][..h * w];
             // ix = 2 * ox + kx - 3 must lie in 0..w
             let ox0 = (3usize.saturating_sub(kx)).div_ceil(2);
             let ox1 = (w + 3).saturating_sub(kx).div_ceil(2).min(ow);
@@ -545,7 +572,8 @@ fn norm_relu(x: &mut [f32], norm: &Affine, hw: usize) {
 }
 
 /// torchvision's pool0 (3x3, stride 2, padding 1) of post-ReLU maps (so zero padding is
-/// exact), written into the first `channels` maps of a `[width, ph * pw]` buffer.
+/// exact), written into the first `channels` maps of a `[width, ph * pw]` buffer (maps here
+/// are planes: channels times images).
 fn max_pool_3x3_s2(
     x: &[f32],
     channels: usize,
@@ -578,15 +606,16 @@ fn max_pool_3x3_s2(
 }
 
 /// A transition's `relu(norm(x))` averaged over 2x2 blocks (AvgPool2d(2): a last odd row or
-/// column is dropped), `[channels, (h / 2) * (w / 2)]`.
-fn norm_relu_avg_pool(x: &[f32], norm: &Affine, h: usize, w: usize) -> Vec<f32> {
+/// column is dropped), `[channels, n, (h / 2) * (w / 2)]` from `[channels, n, h * w]`.
+fn norm_relu_avg_pool(x: &[f32], norm: &Affine, n: usize, h: usize, w: usize) -> Vec<f32> {
     let (ph, pw) = (h / 2, w / 2);
-    let mut out = vec![0f32; norm.scale.len() * ph * pw];
+    let mut out = vec![0f32; norm.scale.len() * n * ph * pw];
     out.par_chunks_mut(ph * pw)
         .zip(x.par_chunks(h * w))
-        .zip(norm.scale.par_iter().zip(&norm.shift))
+        .enumerate()
         .with_min_len(maps_per_piece(h * w))
-        .for_each(|((dst, src), (&s, &t))| {
+        .for_each(|(plane, (dst, src))| {
+            let (s, t) = (norm.scale[plane / n], norm.shift[plane / n]);
             let f = |v: f32| (v * s + t).max(0.0);
             for py in 0..ph {
                 let top = &src[2 * py * w..];
@@ -600,6 +629,23 @@ fn norm_relu_avg_pool(x: &[f32], norm: &Affine, h: usize, w: usize) -> Vec<f32> 
                 }
             }
         });
+    out
+}
+
+/// The mean of a map, summed in f64.
+fn mean(map: &[f32]) -> f32 {
+    (map.iter().map(|&v| f64::from(v)).sum::<f64>() / map.len().max(1) as f64) as f32
+}
+
+/// `[channels, n, hw]` maps as `[n, channels, hw]` (a tensor's batch order).
+fn image_major(maps: &FeatureMaps) -> Vec<f32> {
+    let (n, hw) = (maps.images, maps.height * maps.width);
+    let mut out = Vec::with_capacity(maps.channels * n * hw);
+    for image in 0..n {
+        for c in 0..maps.channels {
+            out.extend_from_slice(&maps.values[(c * n + image) * hw..][..hw]);
+        }
+    }
     out
 }
 
@@ -688,6 +734,9 @@ mod tests {
             (custom(5, &[2, 1, 2, 1], 7, 4), (1, 70, 67)),
             // conv0's maps larger than one piece of parallel work
             (custom(4, &[1, 1], 8, 2), (1, 300, 261)),
+            // three images in one engine batch; two too large to share one (BATCH_PIXELS)
+            (custom(4, &[2, 1, 2], 8, 2), (3, 64, 48)),
+            (custom(4, &[1, 1], 8, 2), (2, 700, 600)),
         ] {
             let x = normal(11, &[n, 3, h, w], 1.0);
             assert_engine_matches_candle(&config, DType::F32, &x);
