@@ -103,12 +103,13 @@ pub enum Work {
         request: Box<ComposeRequest>,
         purpose: Purpose,
     },
-    /// Every class's map by a method at a layer, from the forward pass's analysis (and the
-    /// layer's activations when a previous job computed them).
+    /// The maps of `classes` by a method at a layer, from the forward pass's analysis (and
+    /// the layer's activations when a previous job computed them).
     Explain {
         classifier: Arc<Classifier>,
         analysis: Arc<Analysis>,
         choice: MapChoice,
+        classes: Classes,
         activations: Option<Arc<LayerActivations>>,
         progress: Arc<WorkProgress>,
     },
@@ -261,9 +262,17 @@ fn run_job(job: Job) -> Outcome {
             classifier,
             analysis,
             choice,
+            classes,
             activations,
             progress,
-        } => explain_maps(&classifier, &analysis, choice, activations, &progress),
+        } => explain_maps(
+            &classifier,
+            &analysis,
+            choice,
+            &classes,
+            activations,
+            &progress,
+        ),
         Work::Faithfulness {
             classifier,
             analysis,
@@ -313,6 +322,7 @@ fn explain_maps(
     classifier: &Classifier,
     analysis: &Analysis,
     choice: MapChoice,
+    classes: &Classes,
     activations: Option<Arc<LayerActivations>>,
     progress: &WorkProgress,
 ) -> Answer {
@@ -321,7 +331,7 @@ fn explain_maps(
             classifier,
             analysis,
             &choice,
-            &Classes::All,
+            classes,
             activations,
             progress,
         )
@@ -339,9 +349,8 @@ fn score_faithfulness(
 ) -> Answer {
     Answer::Faithfulness(guard("faithfulness", || {
         let map = analysis
-            .maps
-            .get(class)
-            .ok_or_else(|| format!("no map for class {class}"))?;
+            .map(class)
+            .ok_or_else(|| format!("the map of class {class} has not been computed"))?;
         faithfulness::faithfulness(classifier, &analysis.input, map, options, progress)
             .map_err(|e| e.to_string())
     }))

@@ -215,13 +215,21 @@ impl Session {
         }
     }
 
-    /// A method's maps: cached, and shown if they are still the choice.
+    /// A method's maps of some classes: added to the cache, and shown if they are still the
+    /// choice (which asks for the other classes' next).
     fn take_maps(&mut self, choice: MapChoice, result: Result<ExplainedMaps, String>) {
         self.map_progress = None;
+        self.map_job = None;
         match result {
             Ok(e) => {
                 self.activations.insert(choice.layer, e.activations);
-                self.maps.insert(choice, e.maps);
+                let cached = self.maps.entry(choice).or_default();
+                for map in e.maps {
+                    if !cached.iter().any(|m| m.class == map.class) {
+                        cached.push(map);
+                    }
+                }
+                cached.sort_by_key(|m| m.class);
                 self.show_choice();
             }
             Err(e) => {
@@ -292,5 +300,58 @@ mod tests {
         // Other scores (another number of steps) are another question.
         session.want_faithfulness(5);
         assert!(session.is_busy(TaskKind::Faithfulness));
+    }
+
+    #[test]
+    fn the_class_on_screen_is_computed_first_and_the_others_after_it() {
+        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+        let mut session = Session::new(Worker::spawn(|| {}).unwrap());
+        session.open_model(ModelRequest::file(
+            fixtures.join("models/multilabel/chest5.pth"),
+        ));
+        settle(&mut session);
+        session.open_image_file(fixtures.join("images/gray8.png"), 4096);
+        settle(&mut session);
+        let shown = session.class();
+        session.choose_map(Method::GradCam, Stage::DenseBlock(2));
+        // one job for the class on screen alone
+        assert_eq!(
+            session.map_job,
+            Some((session.choice(), vec![shown])),
+            "{:?}",
+            session.map_job
+        );
+        // its answer is shown at once, and the other classes are asked for next
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while session
+            .analysis()
+            .is_none_or(|a| a.maps[0].method != Method::GradCam)
+        {
+            session.poll();
+            assert!(Instant::now() < deadline);
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let first = Arc::clone(session.analysis().unwrap());
+        assert_eq!(
+            first.maps.iter().map(|m| m.class).collect::<Vec<_>>(),
+            [shown]
+        );
+        let others: Vec<usize> = (0..5).filter(|&c| c != shown).collect();
+        assert_eq!(session.map_job, Some((session.choice(), others)));
+        settle(&mut session);
+        let all = Arc::clone(session.analysis().unwrap());
+        assert_eq!(all.maps.len(), 5);
+        assert!(all.maps.iter().all(|m| m.method == Method::GradCam));
+        assert_eq!(all.map(shown), first.map(shown));
+        // switching class now needs no job
+        session.select_class((shown + 1) % 5);
+        assert!(session.map_job.is_none() && session.is_idle());
+        // another method: the class on screen first again
+        session.choose_map(Method::HiResCam, Stage::DenseBlock(2));
+        assert_eq!(
+            session.map_job,
+            Some((session.choice(), vec![(shown + 1) % 5]))
+        );
+        settle(&mut session);
     }
 }

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use crate::explain::faithfulness::FaithfulnessOptions;
-use crate::explain::{Analysis, MapChoice, Method, Stage};
+use crate::explain::{Analysis, Classes, MapChoice, Method, Stage};
 
 use super::{FaithfulnessKey, PendingScores, Session, TaskKind};
 use crate::gui::worker::{Work, WorkProgress};
@@ -26,7 +26,7 @@ impl Session {
     }
 
     /// The map the user chose, with its options.
-    fn choice(&self) -> MapChoice {
+    pub(super) fn choice(&self) -> MapChoice {
         let mut choice = MapChoice::new(self.method, self.layer);
         if self.method == Method::ScoreCam && self.score_cam_all_channels {
             choice.options.score_cam_channels = None;
@@ -44,6 +44,7 @@ impl Session {
         if let Some(p) = self.map_progress.take() {
             p.cancel();
         }
+        self.map_job = None;
         self.tasks.remove(&TaskKind::Explain);
     }
 
@@ -63,6 +64,9 @@ impl Session {
         }
     }
 
+    /// Shows the chosen maps: at once for the classes computed, the class on screen first
+    /// when it is not (the gradient methods cost a backward pass per class), then the other
+    /// classes in the background so that switching class is instant once they are in.
     pub(super) fn show_choice(&mut self) {
         let Some(base) = self.base.clone() else {
             return;
@@ -73,12 +77,35 @@ impl Session {
             self.display(base);
             return;
         }
-        if let Some(maps) = self.maps.get(&choice) {
-            let shown = base.showing(maps.clone());
-            self.stop_map_job();
-            self.display(Arc::new(shown));
+        let cached = self.maps.get(&choice);
+        let has_class = cached.is_some_and(|maps| maps.iter().any(|m| m.class == self.class));
+        let missing: Vec<usize> = (0..base.logits.len())
+            .filter(|&c| !cached.is_some_and(|maps| maps.iter().any(|m| m.class == c)))
+            .collect();
+        if has_class {
+            let maps = &self.maps[&choice];
+            if self.analysis.as_ref().map(|a| &a.maps) != Some(maps) {
+                let shown = base.showing(maps.clone());
+                self.display(Arc::new(shown));
+            }
+            if missing.is_empty() {
+                self.stop_map_job();
+            } else if self.map_job.as_ref().map(|(c, _)| c) != Some(&choice) {
+                self.start_map_job(base, choice, missing);
+            }
             return;
         }
+        let computing_it = self
+            .map_job
+            .as_ref()
+            .is_some_and(|(c, classes)| *c == choice && classes.contains(&self.class));
+        if !computing_it {
+            self.start_map_job(base, choice, vec![self.class]);
+        }
+    }
+
+    /// Computes `choice`'s maps of `classes` in the background (replacing any map job).
+    fn start_map_job(&mut self, base: Arc<Analysis>, choice: MapChoice, classes: Vec<usize>) {
         let Some(model) = self.model.clone() else {
             return;
         };
@@ -86,7 +113,16 @@ impl Session {
         let progress = Arc::new(WorkProgress::default());
         self.map_progress = Some(Arc::clone(&progress));
         let activations = self.activations.get(&choice.layer).cloned();
-        let label = format!("Computing {} at {}…", choice.method.title(), choice.layer);
+        let label = if classes == [self.class] {
+            format!("Computing {} at {}…", choice.method.title(), choice.layer)
+        } else {
+            format!(
+                "Computing {} at {} for the other classes…",
+                choice.method.title(),
+                choice.layer
+            )
+        };
+        self.map_job = Some((choice, classes.clone()));
         self.submit(
             TaskKind::Explain,
             label,
@@ -94,6 +130,7 @@ impl Session {
                 classifier: model,
                 analysis: base,
                 choice,
+                classes: Classes::Only(classes),
                 activations,
                 progress,
             },

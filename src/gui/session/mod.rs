@@ -140,9 +140,11 @@ pub struct Session {
     layer: Stage,
     /// Score-CAM over every channel (exact, slow on large models) instead of the strongest 64.
     score_cam_all_channels: bool,
-    /// Maps computed for the current image, by method, layer and options: switching back costs
-    /// nothing.
+    /// Maps computed for the current image, by method, layer and options, in class order (the
+    /// class on screen is computed first, the others after it): switching back costs nothing.
     maps: HashMap<MapChoice, Vec<ClassActivationMap>>,
+    /// What the running map job computes: the choice and the classes.
+    map_job: Option<(MapChoice, Vec<usize>)>,
     /// Activations computed for the current image, by layer: a new method at a layer already
     /// seen runs no forward pass up to it.
     activations: HashMap<Stage, Arc<LayerActivations>>,
@@ -188,6 +190,7 @@ impl Session {
             layer: Stage::Norm5,
             score_cam_all_channels: false,
             maps: HashMap::new(),
+            map_job: None,
             activations: HashMap::new(),
             map_progress: None,
             faithfulness: None,
@@ -499,9 +502,11 @@ impl Session {
         self.submit(kind, label, Work::Compose { request, purpose });
     }
 
+    /// Shows `class`: its map at once when computed, otherwise it is computed first.
     pub fn select_class(&mut self, class: usize) {
-        if self.model.as_ref().is_some_and(|m| class < m.labels.len()) {
+        if self.model.as_ref().is_some_and(|m| class < m.labels.len()) && class != self.class {
             self.class = class;
+            self.show_choice();
         }
     }
 
@@ -510,7 +515,7 @@ impl Session {
         let ranked = self.ranked();
         if let Some(pos) = ranked.iter().position(|&c| c == self.class) {
             let next = (pos as i64 + i64::from(step)).clamp(0, ranked.len() as i64 - 1) as usize;
-            self.class = ranked[next];
+            self.select_class(ranked[next]);
         }
     }
 }
