@@ -4,6 +4,8 @@
 //! call; the viewer runs the same two steps as separate jobs so it can cache each, and saves
 //! through the same composition (`crate::export::OverlayRequest`).
 
+use std::sync::Arc;
+
 use candle_core::Tensor;
 
 use super::methods::{self, Classes, ExplainError, LayerActivations, NoProgress, Progress};
@@ -154,6 +156,18 @@ pub fn analyse(
     image: &SourceImage,
     preprocessing: &Preprocessing,
 ) -> Result<Analysis, AnalysisError> {
+    analyse_keeping(classifier, image, preprocessing, Stage::Norm5).map(|(analysis, _)| analysis)
+}
+
+/// `analyse`, whose forward pass also keeps the activations at `stage` and what the gradient
+/// back to them needs (the inference engine's trace), so that a map at that layer runs no
+/// second forward pass; none at norm5, whose activations are the analysis's features.
+fn analyse_keeping(
+    classifier: &Classifier,
+    image: &SourceImage,
+    preprocessing: &Preprocessing,
+    stage: Stage,
+) -> Result<(Analysis, Option<Arc<LayerActivations>>), AnalysisError> {
     let image_name = image.name.as_str();
     let input = preprocessing
         .prepare(
@@ -168,13 +182,21 @@ pub fn analyse(
         file: image_name.to_string(),
         reason,
     };
-    let out = classifier.forward(&input.tensor).map_err(network_error)?;
-    let logits: Vec<f32> = out
-        .logits
-        .squeeze(0)
-        .and_then(|l| l.to_vec1())
-        .map_err(network_error)?;
-    let features = out.features.squeeze(0).map_err(network_error)?;
+    let (logits, features, kept) = if stage == Stage::Norm5 {
+        let out = classifier.forward(&input.tensor).map_err(network_error)?;
+        let logits: Vec<f32> = out
+            .logits
+            .squeeze(0)
+            .and_then(|l| l.to_vec1())
+            .map_err(network_error)?;
+        let features = out.features.squeeze(0).map_err(network_error)?;
+        (logits, features, None)
+    } else {
+        let kept =
+            LayerActivations::traced(classifier, &input.tensor, stage).map_err(network_error)?;
+        let (logits, features) = kept.forward_output().map_err(network_error)?;
+        (logits, features, Some(Arc::new(kept)))
+    };
     let output = classifier.output();
     let probabilities = output.activation.probabilities(&logits);
     let predicted = logits
@@ -214,7 +236,7 @@ pub fn analyse(
         &NoProgress,
     )
     .map_err(map_error)?;
-    Ok(analysis)
+    Ok((analysis, kept))
 }
 
 /// The forward pass on `image`, then `choice`'s maps of `classes`: the one analysis path of
@@ -226,12 +248,27 @@ pub fn explain_image(
     classes: &Classes,
     progress: &dyn Progress,
 ) -> Result<Analysis, AnalysisError> {
-    let analysis = analyse(classifier, image, &classifier.preprocessing)?;
+    // the forward pass keeps the chosen layer's activations (when it is a layer this model
+    // has and CAM's norm5 is not the choice)
+    let keep = if classifier.stages().contains(&choice.layer) && choice.method != Method::Cam {
+        choice.layer
+    } else {
+        Stage::Norm5
+    };
+    let (analysis, activations) =
+        analyse_keeping(classifier, image, &classifier.preprocessing, keep)?;
     if analysis.shows(choice) {
         return Ok(analysis);
     }
-    let explained = methods::explain_maps(classifier, &analysis, choice, classes, None, progress)
-        .map_err(|reason| AnalysisError::Map {
+    let explained = methods::explain_maps(
+        classifier,
+        &analysis,
+        choice,
+        classes,
+        activations,
+        progress,
+    )
+    .map_err(|reason| AnalysisError::Map {
         file: image.name.clone(),
         method: choice.method,
         layer: choice.layer,

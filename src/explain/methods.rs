@@ -145,14 +145,37 @@ pub fn layer_activations(
     if stage == Stage::Norm5 {
         return LayerActivations::at_norm5(&analysis.features);
     }
-    let (_, _, h, w) = analysis.input.dims4()?;
-    let image: Vec<f32> = analysis
-        .input
-        .to_dtype(DType::F32)?
-        .flatten_all()?
-        .to_vec1()?;
-    let trace = classifier.engine().trace(&image, h, w, stage)?;
-    Ok(LayerActivations { trace })
+    Ok(LayerActivations::traced(
+        classifier,
+        &analysis.input,
+        stage,
+    )?)
+}
+
+impl LayerActivations {
+    /// The inference engine's forward pass of `input` (`[1, C, H, W]`) keeping what the
+    /// gradient back to `stage` needs; its logits and final features are the analysis's.
+    pub(crate) fn traced(
+        classifier: &Classifier,
+        input: &Tensor,
+        stage: Stage,
+    ) -> candle_core::Result<Self> {
+        let (_, _, h, w) = input.dims4()?;
+        let image: Vec<f32> = input.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
+        let trace = classifier.engine().trace(&image, h, w, stage)?;
+        Ok(Self { trace })
+    }
+
+    /// The traced forward pass's logits and `relu(norm5)` maps `[K, h, w]`.
+    pub(crate) fn forward_output(&self) -> candle_core::Result<(Vec<f32>, Tensor)> {
+        let f = self.trace.features();
+        let features = Tensor::from_slice(
+            f.values,
+            (f.channels, f.height, f.width),
+            &candle_core::Device::Cpu,
+        )?;
+        Ok((self.trace.logits().to_vec(), features))
+    }
 }
 
 /// Which classes' maps to compute. The gradient methods cost one backward pass per class, so

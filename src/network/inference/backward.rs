@@ -36,6 +36,8 @@ pub struct Trace {
     features: FeatureMaps,
     /// Its global average, the head's input.
     pooled: Vec<f32>,
+    /// The forward pass's logits (empty for a trace made from features alone).
+    logits: Vec<f32>,
 }
 
 impl std::fmt::Debug for Trace {
@@ -83,11 +85,28 @@ impl Trace {
                 scratch: Vec::new(),
             },
             pooled,
+            logits: Vec::new(),
         }
     }
 
     pub fn stage(&self) -> Stage {
         self.stage
+    }
+
+    /// The logits of the traced forward pass (empty for `at_norm5`).
+    pub fn logits(&self) -> &[f32] {
+        &self.logits
+    }
+
+    /// `relu(norm5(..))`, the final feature maps.
+    pub fn features(&self) -> ActivationView<'_> {
+        let f = &self.features;
+        ActivationView {
+            values: &f.values,
+            channels: f.channels,
+            height: f.height,
+            width: f.width,
+        }
     }
 
     /// The activation `A` at the trace's stage.
@@ -160,7 +179,7 @@ impl InferenceEngine {
                 maps = next;
             }
         }
-        let (_, features) = self.head(maps)?;
+        let (logits, features) = self.head(maps)?;
         let mut trace = Trace::at_norm5(
             features.values,
             features.channels,
@@ -169,6 +188,7 @@ impl InferenceEngine {
         );
         trace.stage = stage;
         trace.blocks = blocks;
+        trace.logits = logits;
         Ok(trace)
     }
 
