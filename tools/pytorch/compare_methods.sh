@@ -22,6 +22,7 @@
 #   SCORECAM=1     also Score-CAM with every channel (pytorch-grad-cam's definition; ~1.5 min
 #                  per call at norm5 for PyTorch) at SCORECAM_LAYERS (default norm5,transition1),
 #                  SCORECAM_REPEATS (default 1) calls per round, no warm-up call
+#   RAW=dir        keep every timing there (pytorch.txt, camview.txt: `map_ms METHOD LAYER MS`)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 VENV=${VENV:-/work/venv}
@@ -69,6 +70,9 @@ for round in $(seq "$ROUNDS"); do
     echo "round $round/$ROUNDS done ($(uptime | sed 's/.*load average: //'))" >&2
 done
 load_after=$(uptime | sed 's/.*load average: //')
+if [[ -n "${RAW:-}" ]]; then
+    mkdir -p "$RAW" && cp "$work/pytorch" "$RAW/pytorch.txt" && cp "$work/camview" "$RAW/camview.txt"
+fi
 
 # The median of each method and layer's timings (lines `map_ms METHOD LAYER MS`), in the
 # order they ran.
