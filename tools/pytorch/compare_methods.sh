@@ -17,7 +17,8 @@
 #   THREADS=n      both run n threads (torch.set_num_threads, RAYON_NUM_THREADS); by default
 #                  each picks its own
 #   ROUNDS=3       alternating rounds; REPEATS=3 timed calls per method and layer and round
-#   METHODS=gradcam,gradcam++,xgradcam,hirescam,layercam,eigencam
+#   METHODS=gradcam,gradcam++,xgradcam,hirescam,layercam,eigencam (METHODS= with SCORECAM=1:
+#                  Score-CAM alone)
 #   LAYERS=denseblock1,transition1,denseblock2,transition2,denseblock3,transition3,denseblock4,norm5
 #   SCORECAM=1     also Score-CAM with every channel (pytorch-grad-cam's definition; ~1.5 min
 #                  per call at norm5 for PyTorch) at SCORECAM_LAYERS (default norm5,transition1),
@@ -34,8 +35,8 @@ REPEATS=${REPEATS:-3}
 SIZE=${SIZE:-224}
 CLASSES=${CLASSES:-2}
 CLASS=${CLASS:-0}
-METHODS=${METHODS:-gradcam,gradcam++,xgradcam,hirescam,layercam,eigencam}
-LAYERS=${LAYERS:-denseblock1,transition1,denseblock2,transition2,denseblock3,transition3,denseblock4,norm5}
+METHODS=${METHODS-gradcam,gradcam++,xgradcam,hirescam,layercam,eigencam}
+LAYERS=${LAYERS-denseblock1,transition1,denseblock2,transition2,denseblock3,transition3,denseblock4,norm5}
 SCORECAM_LAYERS=${SCORECAM_LAYERS:-norm5,transition1}
 [[ "${SCORECAM:-}" == 1 ]] || SCORECAM_LAYERS=""
 if [[ -n "${THREADS:-}" ]]; then
@@ -74,8 +75,8 @@ if [[ -n "${RAW:-}" ]]; then
     mkdir -p "$RAW" && cp "$work/pytorch" "$RAW/pytorch.txt" && cp "$work/camview" "$RAW/camview.txt"
 fi
 
-# The median of each method and layer's timings (lines `map_ms METHOD LAYER MS`), in the
-# order they ran.
+# The median (and the fastest) of each method and layer's timings (lines
+# `map_ms METHOD LAYER MS`), in the order they ran: `METHOD LAYER MEDIAN FASTEST CALLS`.
 medians() {
     awk '{ key = $2 " " $3; if (!(key in n)) order[++k] = key; t[key, ++n[key]] = $4 }
         END { for (i = 1; i <= k; i++) {
@@ -84,7 +85,18 @@ medians() {
                 for (a = 1; a <= m; a++) for (b = a + 1; b <= m; b++)
                     if (v[b] < v[a]) { x = v[a]; v[a] = v[b]; v[b] = x }
                 med = (m % 2) ? v[(m + 1) / 2] : (v[m / 2] + v[m / 2 + 1]) / 2
-                print key, med, m } }' "$1"
+                print key, med, v[1], m } }' "$1"
+}
+# A markdown table of column COL (3: the medians, 4: the fastest calls) of both sides.
+table() {
+    echo "| method | layer | pytorch-grad-cam | camview | camview / pytorch-grad-cam |"
+    echo "| --- | --- | --- | --- | --- |"
+    awk -v col="$1" 'NR == FNR { cv[$1 " " $2] = $col; next }
+        { key = $1 " " $2
+          if (key in cv) printf "| %s | %s | %s | %s | %.2f |\n", $1, $2, pretty($col), pretty(cv[key]), cv[key] / $col
+          else printf "| %s | %s | %s | - | - |\n", $1, $2, pretty($col) }
+        function pretty(ms) { return ms >= 1000 ? sprintf("%.2f s", ms / 1000) : sprintf("%.1f ms", ms) }' \
+        "$work/camview.med" "$work/pytorch.med"
 }
 medians "$work/pytorch" >"$work/pytorch.med"
 medians "$work/camview" >"$work/camview.med"
@@ -97,14 +109,10 @@ echo "- machine: $machine"
 echo "- $torch_info; camview threads: ${RAYON_NUM_THREADS:-default (cores)}"
 echo "- started $started; load average before: $load_before; after: $load_after"
 echo
-echo "| method | layer | pytorch-grad-cam | camview | camview / pytorch-grad-cam |"
-echo "| --- | --- | --- | --- | --- |"
-awk 'NR == FNR { cv[$1 " " $2] = $3; next }
-    { key = $1 " " $2
-      fmt = pretty($3)
-      if (key in cv) printf "| %s | %s | %s | %s | %.2f |\n", $1, $2, fmt, pretty(cv[key]), cv[key] / $3
-      else printf "| %s | %s | %s | - | - |\n", $1, $2, fmt }
-    function pretty(ms) { return ms >= 1000 ? sprintf("%.2f s", ms / 1000) : sprintf("%.1f ms", ms) }' \
-    "$work/camview.med" "$work/pytorch.med"
+table 3
 echo
 echo "(below 1: camview is faster)"
+echo
+echo "The fastest call of each (less sensitive to a busy neighbour than the median):"
+echo
+table 4
