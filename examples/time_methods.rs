@@ -1,13 +1,14 @@
 //! Times camview's maps, one method and layer at a time (used by
 //! tools/pytorch/compare_methods.sh, beside tools/pytorch/time_gradcam.py for pytorch-grad-cam).
 //!
-//! `cargo run --release --example time_methods -- CHECKPOINT INPUT.npy REPEATS
+//! `cargo run --release --example time_methods -- CHECKPOINT IMAGE REPEATS
 //!  [--methods M,..] [--layers L,..] [--scorecam L,..] [--scorecam-repeats N] [--class C]`
 //!
-//! `INPUT.npy` is the network's input, `[1, 3, H, W]` float32 (the file time_gradcam.py reads).
+//! `IMAGE` is an image at the network's input size (224 x 224: camview's resize is then the
+//! identity), the one whose ImageNet-normalised tensor time_gradcam.py reads as `.npy`.
 //! For every method and layer: one warm-up call, then REPEATS timed calls of the whole
-//! per-image work for one class (`one_map`: the forward pass on the inference engine, which
-//! gives the `Analysis`, then `explain_maps`). Each timed call prints `map_ms METHOD LAYER MS`,
+//! per-image work for one class after decoding (`one_map`: `explain::explain_image` with that
+//! class alone). Each timed call prints `map_ms METHOD LAYER MS`,
 //! the format of time_gradcam.py. Score-CAM runs every channel (`score_cam_channels: None`,
 //! pytorch-grad-cam's behaviour; camview's default keeps 64), only at the `--scorecam` layers,
 //! `--scorecam-repeats` times (default 1), without a warm-up call of its own.
@@ -17,74 +18,26 @@
 use std::path::Path;
 use std::time::Instant;
 
-use camview::explain::methods::{self, class_maps};
-use camview::explain::{
-    Analysis, LayerActivations, MapChoice, Method, MethodOptions, NoProgress, Stage,
-    forward_pass_choice,
-};
-use camview::imaging::Region;
+use camview::explain::{self, Classes, MapChoice, Method, MethodOptions, NoProgress, Stage};
+use camview::imaging::{self, SourceImage};
 use camview::network::Classifier;
-use candle_core::Tensor;
 
 const DEFAULT_METHODS: &str = "gradcam,gradcam++,xgradcam,hirescam,layercam,eigencam";
 const DEFAULT_LAYERS: &str =
     "denseblock1,transition1,denseblock2,transition2,denseblock3,transition3,denseblock4,norm5";
 
-/// What `camview::explain::analyse` computes from an image, built from the network's input
-/// tensor instead (no image to decode and preprocess): the engine's forward pass, the
-/// probabilities, and the forward pass's own maps (CAM at norm5, microseconds).
-fn analyse_input(classifier: &Classifier, input: &Tensor) -> anyhow::Result<Analysis> {
-    let out = classifier.forward(input)?;
-    let logits: Vec<f32> = out.logits.squeeze(0)?.to_vec1()?;
-    let features = out.features.squeeze(0)?;
-    let output = classifier.output();
-    let probabilities = output.activation.probabilities(&logits);
-    let predicted = logits
-        .iter()
-        .enumerate()
-        .max_by(|a, b| a.1.total_cmp(b.1))
-        .map_or(0, |(i, _)| i);
-    let (_, _, height, width) = input.dims4()?;
-    let mut analysis = Analysis {
-        positives: output.positives(&probabilities, predicted),
-        logits,
-        probabilities,
-        activation: output.activation,
-        predicted,
-        maps: Vec::new(),
-        region: Region::whole(width as u32, height as u32),
-        transposed: false,
-        input_size: (width as u32, height as u32),
-        features: features.clone(),
-        input: input.clone(),
-    };
-    let choice = forward_pass_choice(classifier);
-    let acts = LayerActivations {
-        stage: choice.layer,
-        activation: features,
-    };
-    analysis.maps = class_maps(
-        classifier,
-        &analysis,
-        &acts,
-        choice.method,
-        &choice.options,
-        &NoProgress,
-    )?;
-    Ok(analysis)
-}
-
-/// The timed work: one image's map of `class` by `choice`, from the input tensor. The one
-/// place `explain_maps` is called, so a change of its signature is one edit here.
+/// The timed work: one image's map of `class` by `choice` through camview's one analysis
+/// path (preprocessing, the engine's forward pass keeping the layer's activations, the backward
+/// pass of that class), as `render --class` runs it after decoding.
 fn one_map(
     classifier: &Classifier,
-    input: &Tensor,
+    image: &SourceImage,
     choice: &MapChoice,
     class: usize,
 ) -> anyhow::Result<()> {
-    let analysis = analyse_input(classifier, input)?;
-    let explained = methods::explain_maps(classifier, &analysis, choice, None, &NoProgress)?;
-    std::hint::black_box(&explained.maps[class]);
+    let classes = Classes::Only(vec![class]);
+    let analysis = explain::explain_image(classifier, image, choice, &classes, &NoProgress)?;
+    std::hint::black_box(analysis.map(class));
     Ok(())
 }
 
@@ -97,7 +50,7 @@ fn parse_method(name: &str) -> anyhow::Result<Method> {
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let usage = "usage: time_methods CHECKPOINT INPUT.npy REPEATS [--methods M,..] \
+    let usage = "usage: time_methods CHECKPOINT IMAGE REPEATS [--methods M,..] \
                  [--layers L,..] [--scorecam L,..] [--scorecam-repeats N] [--class C]";
     let mut positional = Vec::new();
     let (mut methods_arg, mut layers_arg) =
@@ -119,7 +72,7 @@ fn main() -> anyhow::Result<()> {
             _ => positional.push(arg),
         }
     }
-    let [checkpoint, input, repeats] = positional.as_slice() else {
+    let [checkpoint, image, repeats] = positional.as_slice() else {
         anyhow::bail!(usage);
     };
     let repeats: usize = repeats.parse()?;
@@ -131,7 +84,7 @@ fn main() -> anyhow::Result<()> {
     };
 
     let classifier = Classifier::load(Path::new(checkpoint), None)?;
-    let x = Tensor::read_npy(input)?;
+    let image = imaging::open_image(Path::new(image))?;
     anyhow::ensure!(
         class < classifier.info.num_classes,
         "class {class} of {}",
@@ -139,7 +92,11 @@ fn main() -> anyhow::Result<()> {
     );
     for _ in 0..2 {
         // warm the allocator and the engine, like time_gradcam.py
-        std::hint::black_box(classifier.forward(&x)?);
+        std::hint::black_box(explain::analyse(
+            &classifier,
+            &image,
+            &classifier.preprocessing,
+        )?);
     }
 
     // (method, layer, timed calls, warm-up calls), in time_gradcam.py's order.
@@ -165,7 +122,7 @@ fn main() -> anyhow::Result<()> {
         let mut times = Vec::with_capacity(repeats);
         for i in 0..warmups + repeats {
             let start = Instant::now();
-            one_map(&classifier, &x, &choice, class)?;
+            one_map(&classifier, &image, &choice, class)?;
             let ms = start.elapsed().as_secs_f64() * 1e3;
             if i >= warmups {
                 println!("map_ms {} {layer} {ms:.2}", method.name());

@@ -4,11 +4,13 @@
 # markdown table of the medians and their ratios. Not part of CI: needs a Python with torch,
 # torchvision and pytorch-grad-cam (`pip install grad-cam==1.5.7`; VENV, default /work/venv).
 #
-#   tools/pytorch/compare_methods.sh [CHECKPOINT] [INPUT.npy]
+#   tools/pytorch/compare_methods.sh [CHECKPOINT] [IMAGE]
 #
 # Without a checkpoint, a DenseNet-121 with random weights (and random batch-norm statistics)
-# and CLASSES outputs (default 2) is written to a temporary folder; without an input, a
-# 1x3xSIZExSIZE normal tensor (SIZE default 224, seed 1). Both programs read the same files.
+# and CLASSES outputs (default 2) is written to a temporary folder; without an image,
+# tests/fixtures/images/photo.jpg resized to SIZE x SIZE (default 224). camview reads the image
+# (its default preprocessing: ImageNet normalisation, no resize at the input size), Python the
+# same image as torchvision's normalised tensor (.npy).
 # Each round runs pytorch-grad-cam (tools/pytorch/time_gradcam.py), then camview
 # (examples/time_methods.rs), each in a fresh process: load, 2 plain forwards, then per method
 # and layer one warm-up call and REPEATS timed calls, each the whole per-image work for one
@@ -29,7 +31,7 @@ cd "$(dirname "$0")/../.."
 VENV=${VENV:-/work/venv}
 PYTHON="$VENV/bin/python"
 CHECKPOINT=${1:-}
-INPUT=${2:-}
+IMAGE=${2:-}
 ROUNDS=${ROUNDS:-3}
 REPEATS=${REPEATS:-3}
 SIZE=${SIZE:-224}
@@ -49,16 +51,24 @@ if [[ -z "$CHECKPOINT" ]]; then
     CHECKPOINT="$work/densenet121.pth"
     "$PYTHON" tools/pytorch/make_densenet121.py "$CHECKPOINT" "$CLASSES"
 fi
-if [[ -z "$INPUT" ]]; then
-    INPUT="$work/input.npy"
-    "$PYTHON" -c 'import sys, numpy, torch
-torch.manual_seed(1)
-numpy.save(sys.argv[1], torch.randn(1, 3, int(sys.argv[2]), int(sys.argv[2])).numpy())' \
-        "$INPUT" "$SIZE"
+if [[ -z "$IMAGE" ]]; then
+    IMAGE="$work/input.png"
+    "$PYTHON" -c 'import sys
+from PIL import Image
+Image.open(sys.argv[1]).convert("RGB").resize((int(sys.argv[3]),) * 2, Image.BILINEAR).save(sys.argv[2])' \
+        tests/fixtures/images/photo.jpg "$IMAGE" "$SIZE"
 fi
+# the same image as the network's input tensor, normalised as camview's default preprocessing
+# does (ToTensor + ImageNet mean and std; a 224 x 224 image is not resized)
+INPUT="$work/input.npy"
+"$PYTHON" -c 'import sys, numpy
+from PIL import Image
+from torchvision import transforms as T
+x = T.Compose([T.ToTensor(), T.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])])(Image.open(sys.argv[1]).convert("RGB"))
+numpy.save(sys.argv[2], x[None].numpy())' "$IMAGE" "$INPUT"
 cargo build --release --quiet --example time_methods
 CAMVIEW=target/release/examples/time_methods
-args=("$CHECKPOINT" "$INPUT" "$REPEATS" --methods "$METHODS" --layers "$LAYERS"
+options=(--methods "$METHODS" --layers "$LAYERS"
     --scorecam "$SCORECAM_LAYERS" --scorecam-repeats "${SCORECAM_REPEATS:-1}" --class "$CLASS")
 
 machine="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores"
@@ -66,8 +76,9 @@ torch_info=$("$PYTHON" -c 'import os, torch, importlib.metadata as md; os.enviro
 load_before=$(uptime | sed 's/.*load average: //')
 started=$(date -u '+%Y-%m-%d %H:%M UTC')
 for round in $(seq "$ROUNDS"); do
-    "$PYTHON" tools/pytorch/time_gradcam.py "${args[@]}" | grep '^map_ms' >>"$work/pytorch"
-    "$CAMVIEW" "${args[@]}" | grep '^map_ms' >>"$work/camview"
+    "$PYTHON" tools/pytorch/time_gradcam.py "$CHECKPOINT" "$INPUT" "$REPEATS" "${options[@]}" \
+        | grep '^map_ms' >>"$work/pytorch"
+    "$CAMVIEW" "$CHECKPOINT" "$IMAGE" "$REPEATS" "${options[@]}" | grep '^map_ms' >>"$work/camview"
     echo "round $round/$ROUNDS done ($(uptime | sed 's/.*load average: //'))" >&2
 done
 load_after=$(uptime | sed 's/.*load average: //')
