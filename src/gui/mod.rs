@@ -8,7 +8,8 @@
 //!   original and overlay panes with their tools; `dialogs`: save, keys, file dialogs and the
 //!   Open field, drop preview; `widgets`: small widgets that know nothing of the session.
 //! - `view`: the zoom and pan shared by both panes; `heat`: the heat map as the screen shows it;
-//!   `textures`: the image and heat textures; `annotate`: the annotation tools; `save`: composing
+//!   `pyramid`: the image's half-size levels for zoomed-out views; `textures`: the image and heat
+//!   textures; `annotate`: the annotation tools; `save`: composing
 //!   the full-resolution overlay and writing it; `settings`: what is remembered between runs.
 
 pub mod annotate;
@@ -18,6 +19,7 @@ pub mod dialogs;
 pub mod heat;
 pub mod pane;
 pub mod panels;
+pub mod pyramid;
 pub mod save;
 pub mod session;
 pub mod settings;
