@@ -1,7 +1,8 @@
 //! The desktop viewer: an eframe/egui app over the engine.
 //!
 //! - `session`: the one state type (model, image, cached analysis, class, annotations, work in
-//!   flight); `worker`: the named thread that does the slow work and answers over a channel.
+//!   flight); `worker`: the named thread that does the slow work and answers over a channel;
+//!   `prefetch`: the thread that prepares the next and previous images while the user looks.
 //! - `app`: the app over the session, and what each command does; `commands`: the one table of
 //!   commands (text, keys, menu place), from which the keys, the menus and the keys window come.
 //! - `panels`: menu, toolbar, status and error band, side controls, faithfulness; `pane`: the
@@ -19,6 +20,7 @@ pub mod dialogs;
 pub mod heat;
 pub mod pane;
 pub mod panels;
+pub mod prefetch;
 pub mod pyramid;
 pub mod save;
 pub mod session;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use crate::explain::faithfulness::FaithfulnessOptions;
 use crate::explain::{Analysis, MapChoice, Method, Stage};
 
-use super::{FaithfulnessKey, PendingScores, Session, TaskKind};
+use super::{FaithfulnessKey, ImageMaps, PendingScores, Session, TaskKind};
 use crate::gui::worker::{Work, WorkProgress};
 
 impl Session {
@@ -26,7 +26,7 @@ impl Session {
     }
 
     /// The map the user chose, with its options.
-    fn choice(&self) -> MapChoice {
+    pub(super) fn choice(&self) -> MapChoice {
         let mut choice = MapChoice::new(self.method, self.layer);
         if self.method == Method::ScoreCam && self.score_cam_all_channels {
             choice.options.score_cam_channels = None;
@@ -71,12 +71,14 @@ impl Session {
         if base.shows(&choice) {
             self.stop_map_job();
             self.display(base);
+            self.prefetch_neighbours();
             return;
         }
-        if let Some(maps) = self.maps.get(&choice) {
+        if let Some(maps) = self.maps.maps.get(&choice) {
             let shown = base.showing(maps.clone());
             self.stop_map_job();
             self.display(Arc::new(shown));
+            self.prefetch_neighbours();
             return;
         }
         let Some(model) = self.model.clone() else {
@@ -85,7 +87,7 @@ impl Session {
         self.stop_map_job();
         let progress = Arc::new(WorkProgress::default());
         self.map_progress = Some(Arc::clone(&progress));
-        let activations = self.activations.get(&choice.layer).cloned();
+        let activations = self.maps.activations.get(&choice.layer).cloned();
         let label = format!("Computing {} at {}…", choice.method.title(), choice.layer);
         self.submit(
             TaskKind::Explain,
@@ -160,8 +162,7 @@ impl Session {
         self.stop_map_job();
         self.stop_faithfulness();
         self.base = None;
-        self.maps.clear();
-        self.activations.clear();
+        self.maps = ImageMaps::default();
         self.faithfulness = None;
     }
 }
