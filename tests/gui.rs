@@ -17,7 +17,7 @@ use egui_kittest::Harness;
 use egui_kittest::kittest::{NodeT, Queryable};
 
 mod common;
-use common::{click_at, drag, fixtures, launch_with, settle};
+use common::{click_at, drag, fixtures, launch_recorded, launch_with, settle, settle_prefetch};
 
 /// Fixture images copied into a fresh folder, so that saved files land beside them.
 fn scratch(names: &[&str]) -> (tempfile::TempDir, Vec<PathBuf>) {
@@ -364,6 +364,187 @@ fn keys_walk_the_folder_and_the_classes() {
     settle(&mut h);
     assert_eq!(current_image(&h), images[0]);
     assert!(h.state().analysis().is_some());
+}
+
+/// No job of the user's is waiting or running: what is on screen came from memory.
+fn no_work_in_flight(h: &Harness<'_, CamviewApp>) -> bool {
+    use camview::gui::TaskKind;
+    let session = &h.state().session;
+    [TaskKind::Image, TaskKind::Analysis, TaskKind::Explain]
+        .iter()
+        .all(|&k| !session.is_busy(k))
+}
+
+/// The forward pass of `image` run here, with the model the viewer has loaded.
+fn fresh_logits(h: &Harness<'_, CamviewApp>, image: &Path) -> Vec<f32> {
+    let model = Arc::clone(h.state().session.model().unwrap());
+    let source = imaging::open_image(image).unwrap();
+    camview::explain::analyse(&model, &source, &model.preprocessing)
+        .unwrap()
+        .logits
+}
+
+#[test]
+fn right_shows_the_next_image_prepared_in_the_background_without_running_the_network() {
+    let (_dir, images) = scratch(&["gray8.png", "large.png", "rgb24.bmp"]);
+    let mut h = launch(&images[1..2]);
+    settle_prefetch(&mut h);
+    // The previous and the next image are prepared; nothing else.
+    let mut prepared: Vec<ImageOrigin> = h
+        .state()
+        .session
+        .prepared_images()
+        .into_iter()
+        .cloned()
+        .collect();
+    prepared.sort_by_key(|o| o.name());
+    assert_eq!(
+        prepared,
+        [
+            ImageOrigin::File(images[0].clone()),
+            ImageOrigin::File(images[2].clone())
+        ]
+    );
+
+    // Right: the next image and its analysis in the frame that handles the key, no job queued.
+    h.key_press(Key::ArrowRight);
+    h.step();
+    assert_eq!(current_image(&h), images[2]);
+    assert!(no_work_in_flight(&h), "{:?}", h.state().session.activity());
+    let analysis = h.state().analysis().expect("the prepared analysis");
+    assert_eq!(analysis.logits, fresh_logits(&h, &images[2]));
+    assert_eq!(h.state().session.class(), analysis.predicted);
+    assert!(h.state().title().contains("rgb24.bmp"));
+
+    // The image left behind stays prepared: Left shows it at once too.
+    assert!(h.state().session.prepared_images().len() <= 2);
+    h.key_press(Key::ArrowLeft);
+    h.step();
+    assert_eq!(current_image(&h), images[1]);
+    assert!(no_work_in_flight(&h), "{:?}", h.state().session.activity());
+    assert_eq!(
+        h.state().analysis().unwrap().logits,
+        fresh_logits(&h, &images[1])
+    );
+}
+
+#[test]
+fn a_prepared_image_is_not_shown_with_another_choice_of_map_nor_after_its_file_changed() {
+    use camview::explain::{Method, Stage};
+    use camview::gui::TaskKind;
+    let (_dir, images) = scratch(&["gray8.png", "large.png", "rgb24.bmp"]);
+    let mut h = launch(&images[1..2]);
+    settle_prefetch(&mut h);
+
+    // Grad-CAM chosen, then Right before the neighbours were prepared again: the next image's
+    // forward pass is reused, its Grad-CAM maps are computed (the prepared ones are CAM's).
+    h.state_mut()
+        .session
+        .choose_map(Method::GradCam, Stage::Norm5);
+    h.key_press(Key::ArrowRight);
+    h.step();
+    assert_eq!(current_image(&h), images[2]);
+    assert!(!h.state().session.is_busy(TaskKind::Analysis));
+    // (The tiny model's Grad-CAM may be done within that frame already.)
+    let session = &h.state().session;
+    assert!(
+        session.is_busy(TaskKind::Explain) || session.shown_map().method == Method::GradCam,
+        "the prepared CAM is shown for Grad-CAM, and no job computes it"
+    );
+    settle_prefetch(&mut h);
+    assert_eq!(h.state().session.shown_map().method, Method::GradCam);
+
+    // Once they are prepared again with Grad-CAM, Right shows its maps at once (the folder wraps).
+    h.key_press(Key::ArrowRight);
+    h.step();
+    assert_eq!(current_image(&h), images[0]);
+    assert!(no_work_in_flight(&h), "{:?}", h.state().session.activity());
+    assert_eq!(h.state().session.shown_map().method, Method::GradCam);
+    settle_prefetch(&mut h);
+
+    // The next file replaced by another image after it was prepared: it is read again.
+    std::fs::copy(fixtures().join("images/tall.png"), &images[1]).unwrap();
+    h.key_press(Key::ArrowRight);
+    h.step();
+    assert!(
+        h.state().session.is_busy(TaskKind::Image),
+        "the old file was shown"
+    );
+    settle(&mut h);
+    assert_eq!(current_image(&h), images[1]);
+    let tall = imaging::open_image(&fixtures().join("images/tall.png")).unwrap();
+    let source = &h.state().session.image().unwrap().source;
+    assert_eq!(
+        (source.width(), source.height()),
+        (tall.width(), tall.height())
+    );
+    assert_eq!(
+        h.state().analysis().unwrap().logits,
+        fresh_logits(&h, &images[1])
+    );
+}
+
+#[test]
+fn a_large_image_zoomed_out_is_drawn_from_the_pyramid_level_just_above_its_size_on_screen() {
+    // 2000 x 1500, each 4 x 4 block one gray: its box-filtered levels are known exactly.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("blocks.png");
+    let gray = |bx: u32, by: u32| ((bx * 7 + by * 13) % 256) as u8;
+    image::GrayImage::from_fn(2000, 1500, |x, y| image::Luma([gray(x / 4, y / 4)]))
+        .save(&path)
+        .unwrap();
+    let (mut h, textures) = launch_recorded(vec![path], [1280.0, 800.0]);
+    let level_of = |h: &Harness<'_, CamviewApp>| {
+        // The longer side on screen, and the smallest level at least that long.
+        let on_screen = 2000.0 * h.state().view.scale();
+        [2000, 1000, 500, 250, 125]
+            .into_iter()
+            .rev()
+            .find(|&side| side as f32 >= on_screen)
+            .unwrap_or(2000)
+    };
+
+    // Fitted in a pane about 480 pixels wide: the 500 x 375 level, and the full image never
+    // went to the GPU.
+    assert_eq!(level_of(&h), 500);
+    let level = textures
+        .last_of_size([500, 375])
+        .expect("the 500 x 375 level");
+    assert!(
+        textures.last_of_size([2000, 1500]).is_none(),
+        "the full image was uploaded: {:?}",
+        textures.sizes()
+    );
+    for (x, y) in [(0, 0), (123, 45), (499, 374)] {
+        assert_eq!(
+            level.pixels[y * 500 + x].r(),
+            gray(x as u32, y as u32),
+            "({x}, {y})"
+        );
+    }
+
+    // At 0.3 (600 pixels on screen): the 1000 x 750 level, each texel a 2 x 2 block's gray.
+    h.state_mut().view.zoom = 0.3;
+    h.state_mut().view.fit = false;
+    h.run();
+    assert_eq!(level_of(&h), 1000);
+    let level = textures
+        .last_of_size([1000, 750])
+        .expect("the 1000 x 750 level");
+    for (x, y) in [(0, 0), (301, 77), (999, 749)] {
+        let expected = gray(x as u32 / 2, y as u32 / 2);
+        assert_eq!(level.pixels[y * 1000 + x].r(), expected, "({x}, {y})");
+    }
+
+    // Actual pixels: the image itself.
+    let ctx = h.ctx.clone();
+    h.state_mut().run_command(&ctx, Command::ActualPixels);
+    h.run();
+    let full = textures.last_of_size([2000, 1500]).expect("the full image");
+    assert_eq!(
+        full.pixels[1234 * 2000 + 1999].r(),
+        gray(1999 / 4, 1234 / 4)
+    );
 }
 
 #[test]

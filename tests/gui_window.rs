@@ -5,20 +5,19 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // helpers of tests
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::sync::Arc;
 
 use camview::gui::save::ComposeRequest;
 use camview::gui::session::NoticeKind;
-use camview::gui::{CamviewApp, ImageOrigin, Launch, ModelRequest};
+use camview::gui::{CamviewApp, ImageOrigin};
 use camview::imaging::levels::{Voi, Window};
 use camview::render::OverlayStyle;
 use eframe::egui::{self, Event, Key, Modifiers, PointerButton, Pos2, pos2};
+use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
-use egui_kittest::{Harness, TestRenderer};
 
 mod common;
-use common::{fixtures, launch_with, settle};
+use common::{fixtures, launch_recorded, launch_with, settle};
 
 fn dicom(name: &str) -> PathBuf {
     fixtures().join("dicom").join(name)
@@ -30,55 +29,6 @@ fn launch(image: PathBuf) -> Harness<'static, CamviewApp> {
         vec![image],
         [1280.0, 800.0],
     )
-}
-
-/// Keeps every full texture egui uploads, so a test can read what the image pane shows.
-#[derive(Clone, Default)]
-struct TextureRecorder(Arc<Mutex<Vec<Arc<egui::ColorImage>>>>);
-
-impl TestRenderer for TextureRecorder {
-    fn handle_delta(&mut self, delta: &mut egui::TexturesDelta) {
-        for d in delta.set.drain().flat_map(|(_, deltas)| deltas) {
-            if let (egui::ImageData::Color(image), None) = (d.image, d.pos) {
-                self.0.lock().unwrap().push(image);
-            }
-        }
-    }
-
-    fn render(
-        &mut self,
-        _ctx: &egui::Context,
-        _output: &egui::FullOutput,
-    ) -> Result<image::RgbaImage, String> {
-        Err("this recorder does not render".to_string())
-    }
-}
-
-impl TextureRecorder {
-    /// The last full texture of `size` uploaded.
-    fn last_of_size(&self, size: [usize; 2]) -> Option<Arc<egui::ColorImage>> {
-        let uploads = self.0.lock().unwrap();
-        uploads.iter().rev().find(|i| i.size == size).cloned()
-    }
-}
-
-/// The viewer on `image`, its textures recorded.
-fn launch_recorded(image: PathBuf) -> (Harness<'static, CamviewApp>, TextureRecorder) {
-    let recorder = TextureRecorder::default();
-    let launch = Launch {
-        model: ModelRequest::file(fixtures().join("models/tiny.pth")),
-        images: vec![image],
-        method: camview::explain::Method::Cam,
-        layer: camview::explain::Stage::Norm5,
-        started: Instant::now(),
-    };
-    let mut h = Harness::builder()
-        .with_size([1280.0, 800.0])
-        .with_max_steps(50)
-        .renderer(recorder.clone())
-        .build_eframe(|cc| CamviewApp::new(cc, launch).unwrap());
-    settle(&mut h);
-    (h, recorder)
 }
 
 /// A right-button drag on the original pane, one frame per move.
@@ -109,7 +59,7 @@ fn grey_of(image: &image::RgbImage) -> Vec<u8> {
 
 #[test]
 fn a_right_drag_windows_the_displayed_image_and_leaves_the_analysis_alone() {
-    let (mut h, textures) = launch_recorded(dicom("ct_explicit_le.dcm"));
+    let (mut h, textures) = launch_recorded(vec![dicom("ct_explicit_le.dcm")], [1280.0, 800.0]);
     let app = h.state();
     let analysis = Arc::clone(app.session.analysis().expect("the CT was analysed"));
     let generation = app.session.analysis_generation();

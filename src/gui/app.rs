@@ -49,26 +49,43 @@ impl Launch {
     }
 }
 
-/// The time from launch to the first heat map on screen (`CAMVIEW_TIMING=1` prints it; the
-/// screenshot script waits for that line).
-pub(super) struct FirstHeat {
+/// When heat maps reach the screen (`CAMVIEW_TIMING=1` prints it): the first one after launch
+/// (the screenshot script waits for that line), and each image's after it was asked for (at
+/// launch, once the window is up, with Left or Right, or a file opened).
+pub(super) struct HeatTiming {
     started: Instant,
     at: Option<Duration>,
+    /// The image asked for, and when.
+    asked: Option<(ImageOrigin, Instant)>,
     log: bool,
 }
 
-impl FirstHeat {
-    /// A heat map was drawn.
-    pub(super) fn drawn(&mut self) {
-        if self.at.is_some() {
-            return;
+impl HeatTiming {
+    /// The user asked for `image`.
+    pub(super) fn asked(&mut self, image: ImageOrigin) {
+        self.asked = Some((image, Instant::now()));
+    }
+
+    /// The heat map of `image` was drawn.
+    pub(super) fn drawn(&mut self, image: &ImageOrigin) {
+        let ms = |t: Duration| t.as_secs_f64() * 1000.0;
+        if self.at.is_none() {
+            let t = self.started.elapsed();
+            self.at = Some(t);
+            if self.log {
+                eprintln!(
+                    "camview: first heat map on screen {:.0} ms after launch",
+                    ms(t)
+                );
+            }
         }
-        let t = self.started.elapsed();
-        self.at = Some(t);
-        if self.log {
+        if let Some((_, asked)) = self.asked.take_if(|(asked, _)| asked == image)
+            && self.log
+        {
             eprintln!(
-                "camview: first heat map on screen {:.0} ms after launch",
-                t.as_secs_f64() * 1000.0
+                "camview: heat map of {} on screen {:.0} ms after it was asked for",
+                image.name(),
+                ms(asked.elapsed())
             );
         }
     }
@@ -85,7 +102,7 @@ pub struct CamviewApp {
     pub(super) save_dialog: Option<SaveDialog>,
     /// The launch request, started on the first frame (when the GPU's limits are known).
     launch: Option<Launch>,
-    pub(super) first_heat: FirstHeat,
+    pub(super) heat_timing: HeatTiming,
     title: String,
     pub(super) panes: Panes,
     show_keys: bool,
@@ -120,9 +137,10 @@ impl CamviewApp {
             textures: Textures::default(),
             files: FileDialogs::default(),
             save_dialog: None,
-            first_heat: FirstHeat {
+            heat_timing: HeatTiming {
                 started: launch.started,
                 at: None,
+                asked: None,
                 log: std::env::var_os("CAMVIEW_TIMING").is_some(),
             },
             launch: Some(launch),
@@ -146,7 +164,7 @@ impl CamviewApp {
 
     /// How long it took from launch to the first heat map drawn.
     pub fn first_heat_map(&self) -> Option<Duration> {
-        self.first_heat.at
+        self.heat_timing.at
     }
 
     /// Is the save window open?
@@ -173,38 +191,35 @@ impl CamviewApp {
         let Some(launch) = self.launch.take() else {
             return;
         };
-        if let Some(first) = launch.images.first() {
-            self.session
-                .open_image(ImageOrigin::File(first.clone()), side);
+        let first = if let Some(first) = launch.images.first() {
+            ImageOrigin::File(first.clone())
         } else if matches!(launch.model.source, ModelSource::Demo)
             && let Some((name, _)) = super::demo_images().first()
         {
-            self.session.open_image(
-                ImageOrigin::Demo {
-                    index: 0,
-                    name: (*name).to_string(),
-                },
-                side,
-            );
-        }
+            ImageOrigin::Demo {
+                index: 0,
+                name: (*name).to_string(),
+            }
+        } else {
+            return;
+        };
+        self.heat_timing.asked(first.clone());
+        self.session.open_image(first, side);
     }
 
     /// Takes what arrived from outside the widgets: the worker's answers, the file dialogs'
     /// answers, dropped files.
     fn receive(&mut self, ctx: &egui::Context) {
         let arrivals = self.session.poll();
-        if let Some(display) = arrivals.display {
-            let size = self
-                .session
-                .image()
-                .map_or(vec2(display.width() as f32, display.height() as f32), |i| {
-                    vec2(i.source.width() as f32, i.source.height() as f32)
-                });
-            self.textures.set_image(ctx, display, size);
+        if let Some(display) = arrivals.display
+            && let Some(image) = self.session.image()
+        {
+            let size = vec2(image.source.width() as f32, image.source.height() as f32);
+            self.textures.set_image(display, size);
             self.fit_view();
         }
         if let Some(display) = arrivals.redisplay {
-            self.textures.replace_image(ctx, display);
+            self.textures.replace_image(display);
         }
         if let Some(image) = arrivals.clipboard {
             ctx.copy_image(image);
@@ -315,6 +330,7 @@ impl CamviewApp {
         match self.session.neighbour(step) {
             Some(origin) => {
                 self.annotator.commit_note(self.session.annotations_mut());
+                self.heat_timing.asked(origin.clone());
                 self.session.open_image(origin, max_texture_side(ctx));
             }
             None if self.session.image().is_some() => {
@@ -353,8 +369,10 @@ impl eframe::App for CamviewApp {
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
         let ctx = ui.ctx().clone();
         self.start_launch(max_texture_side(&ctx));
-        self.receive(&ctx);
+        // Keys first: an image they open that was prepared in the background arrives with the
+        // answers taken next, so it is drawn in this frame.
         self.handle_keys(&ctx);
+        self.receive(&ctx);
         self.textures
             .update_heat(&ctx, &self.session, self.settings.style());
 

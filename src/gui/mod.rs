@@ -1,14 +1,16 @@
 //! The desktop viewer: an eframe/egui app over the engine.
 //!
 //! - `session`: the one state type (model, image, cached analysis, class, annotations, work in
-//!   flight); `worker`: the named thread that does the slow work and answers over a channel.
+//!   flight); `worker`: the named thread that does the slow work and answers over a channel;
+//!   `prefetch`: the thread that prepares the next and previous images while the user looks.
 //! - `app`: the app over the session, and what each command does; `commands`: the one table of
 //!   commands (text, keys, menu place), from which the keys, the menus and the keys window come.
 //! - `panels`: menu, toolbar, status and error band, side controls, faithfulness; `pane`: the
 //!   original and overlay panes with their tools; `dialogs`: save, keys, file dialogs and the
 //!   Open field, drop preview; `widgets`: small widgets that know nothing of the session.
 //! - `view`: the zoom and pan shared by both panes; `heat`: the heat map as the screen shows it;
-//!   `textures`: the image and heat textures; `annotate`: the annotation tools; `save`: composing
+//!   `pyramid`: the image's half-size levels for zoomed-out views; `textures`: the image and heat
+//!   textures; `annotate`: the annotation tools; `save`: composing
 //!   the full-resolution overlay and writing it; `settings`: what is remembered between runs.
 
 pub mod annotate;
@@ -18,6 +20,8 @@ pub mod dialogs;
 pub mod heat;
 pub mod pane;
 pub mod panels;
+pub mod prefetch;
+pub mod pyramid;
 pub mod save;
 pub mod session;
 pub mod settings;

@@ -100,13 +100,16 @@ impl CamviewApp {
         let painter = ui.painter_at(rect);
         painter.rect_filled(rect, 0.0, Color32::from_gray(12));
 
-        let Some(texture) = self.textures.image().map(|t| t.id()) else {
+        if !self.textures.has_image() {
             self.paint_empty_pane(&painter, rect, pane);
             return;
-        };
+        }
         self.view.pixels_per_point = ctx.pixels_per_point();
         let image_rect = self.view.image_rect(rect, self.textures.image_size());
-        painter.image(texture, image_rect, full_uv(), Color32::WHITE);
+        let on_screen = image_rect.width().max(image_rect.height()) * self.view.pixels_per_point;
+        if let Some((texture, uv)) = self.textures.image_for(&ctx, on_screen) {
+            painter.image(texture, image_rect, uv, Color32::WHITE);
+        }
 
         match pane {
             Pane::Overlay => {
@@ -170,7 +173,9 @@ impl CamviewApp {
             full_uv(),
             Color32::from_white_alpha(alpha),
         );
-        self.first_heat.drawn();
+        if let Some(image) = self.session.image() {
+            self.heat_timing.drawn(&image.origin);
+        }
     }
 
     /// The annotation tools on the overlay pane: a primary drag belongs to the tool when it

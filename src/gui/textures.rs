@@ -1,14 +1,16 @@
-//! The two textures the panes draw: the image, and the heat map drawn over it with the opacity as
-//! its alpha. Each is created once and updated with `TextureHandle::set`; the heat texture is
+//! The textures the panes draw: the image (a level of its pyramid, see `pyramid`), and the heat
+//! map drawn over it with the opacity as its alpha. Each is created once and updated with
+//! `TextureHandle::set`; a pyramid level is uploaded when it is first drawn; the heat texture is
 //! rebuilt only when what it shows changes (never for the opacity), and the normalised heat
 //! behind it is kept while only the colormap or threshold change.
 
-use eframe::egui::{self, ColorImage, TextureHandle, TextureOptions, Vec2};
+use eframe::egui::{self, Rect, TextureHandle, TextureId, TextureOptions, Vec2};
 
 use crate::explain::Normalisation;
 use crate::render::{Colormap, OverlayStyle};
 
 use super::heat::{SCREEN_HEAT_MAX_SIDE, ScreenHeat};
+use super::pyramid::Pyramid;
 use super::session::Session;
 
 /// What the heat texture shows, to rebuild it only when that changes.
@@ -46,9 +48,16 @@ struct NormalisedHeat {
     heat: ScreenHeat,
 }
 
+/// The image's pyramid and the textures of the levels drawn so far.
+struct ImageTextures {
+    pyramid: Pyramid,
+    /// One slot per level, filled when the level is first drawn.
+    uploaded: Vec<Option<TextureHandle>>,
+}
+
 #[derive(Default)]
 pub struct Textures {
-    image: Option<TextureHandle>,
+    image: Option<ImageTextures>,
     /// The image's size in image pixels (the texture may be smaller for huge images).
     image_size: Vec2,
     heat: Option<TextureHandle>,
@@ -73,8 +82,26 @@ pub fn max_texture_side(ctx: &egui::Context) -> usize {
 }
 
 impl Textures {
-    pub fn image(&self) -> Option<&TextureHandle> {
-        self.image.as_ref()
+    /// The texture to draw the image with when it is `on_screen` physical pixels large (its
+    /// longer side), and the part of it that covers the image: the pyramid level just above
+    /// that size, uploaded now if it is the first time it is drawn.
+    pub fn image_for(&mut self, ctx: &egui::Context, on_screen: f32) -> Option<(TextureId, Rect)> {
+        let textures = self.image.as_mut()?;
+        let index = textures.pyramid.level_for(on_screen);
+        let level = &textures.pyramid.levels()[index];
+        let handle = textures.uploaded[index].get_or_insert_with(|| {
+            ctx.load_texture(
+                format!("camview-image-{index}"),
+                std::sync::Arc::clone(&level.image),
+                image_texture_options(),
+            )
+        });
+        Some((handle.id(), level.uv))
+    }
+
+    /// Whether there is an image to draw.
+    pub fn has_image(&self) -> bool {
+        self.image.is_some()
     }
 
     /// The image's size in image pixels.
@@ -90,25 +117,33 @@ impl Textures {
             .filter(|_| self.heat_key.is_some_and(|k| k.analysis == generation))
     }
 
-    /// Shows a new image, `size` image pixels large; the heat is rebuilt for it.
-    pub fn set_image(&mut self, ctx: &egui::Context, display: ColorImage, size: Vec2) {
-        let options = image_texture_options();
-        match &mut self.image {
-            Some(t) => t.set(display, options),
-            None => self.image = Some(ctx.load_texture("camview-image", display, options)),
-        }
+    /// Shows a new image, `size` image pixels large; the heat is rebuilt for it. Its levels
+    /// are uploaded as they are drawn.
+    pub fn set_image(&mut self, display: Pyramid, size: Vec2) {
+        self.image = Some(ImageTextures {
+            uploaded: vec![None; display.levels().len()],
+            pyramid: display,
+        });
         self.image_size = size;
         self.heat_key = None;
         self.normalised = None;
     }
 
-    /// Shows the same image through another display window: the heat stays.
-    pub fn replace_image(&mut self, ctx: &egui::Context, display: ColorImage) {
-        let options = image_texture_options();
-        match &mut self.image {
-            Some(t) => t.set(display, options),
-            None => self.image = Some(ctx.load_texture("camview-image", display, options)),
+    /// Shows the same image through another display window: the heat stays, and so do the
+    /// textures of the levels drawn so far (updated in place).
+    pub fn replace_image(&mut self, display: Pyramid) {
+        let Some(textures) = &mut self.image else {
+            return;
+        };
+        if textures.uploaded.len() != display.levels().len() {
+            textures.uploaded = vec![None; display.levels().len()];
         }
+        for (slot, level) in textures.uploaded.iter_mut().zip(display.levels()) {
+            if let Some(handle) = slot {
+                handle.set(std::sync::Arc::clone(&level.image), image_texture_options());
+            }
+        }
+        textures.pyramid = display;
     }
 
     /// Rebuilds the heat texture when the class, normalisation, colormap or threshold changed

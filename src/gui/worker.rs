@@ -5,8 +5,12 @@
 //! Every job carries a ticket; the session keeps the ticket of the latest request of each kind
 //! and ignores an answer whose ticket it no longer expects, so a slow answer to an old request
 //! never replaces a newer one.
+//!
+//! A second thread, `camview-prefetch` (`prefetch`), prepares the images next to the one on
+//! screen. It has its own queue, so what the user asks for never waits behind it, and it starts
+//! each of its steps only while this worker has nothing to do.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, Sender, TryRecvError, channel};
@@ -21,6 +25,8 @@ use crate::imaging::{self, SourceImage};
 use crate::model_request::ModelRequest;
 use crate::network::Classifier;
 
+use super::prefetch::{self, PrefetchJob, Prepared};
+use super::pyramid::Pyramid;
 use super::save::{self, ComposeRequest, SavedFiles};
 
 /// Where an image comes from.
@@ -45,19 +51,56 @@ impl ImageOrigin {
         }
     }
 
-    pub fn path(&self) -> Option<&std::path::Path> {
+    pub fn path(&self) -> Option<&Path> {
         match self {
             Self::File(p) => Some(p),
             Self::Demo { .. } => None,
         }
     }
+
+    /// What the file is now (`None` for a demo image, which cannot change, or a file that
+    /// cannot be read).
+    pub fn identity(&self) -> Option<FileIdentity> {
+        let meta = std::fs::metadata(self.path()?).ok()?;
+        Some(FileIdentity {
+            len: meta.len(),
+            modified: meta.modified().ok(),
+        })
+    }
 }
 
-/// A decoded image with the copy the screen shows (shrunk only if the GPU cannot hold it).
+/// A file's size and modification time: a prepared image is shown only while its file still
+/// has the identity it had when it was read (a changed file is read again).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileIdentity {
+    len: u64,
+    modified: Option<std::time::SystemTime>,
+}
+
+/// A decoded image with the copy the screen shows (shrunk only if the GPU cannot hold it), as a
+/// pyramid of levels.
+#[derive(Clone)]
 pub struct LoadedImage {
     pub origin: ImageOrigin,
+    /// The file's identity just before it was read.
+    pub identity: Option<FileIdentity>,
+    /// The largest texture side it was made for.
+    pub max_texture_side: usize,
     pub source: Arc<SourceImage>,
-    pub display: ColorImage,
+    pub display: Pyramid,
+}
+
+/// An image opened on the worker, with its forward pass when a model came with the request.
+pub struct Opened {
+    pub image: LoadedImage,
+    pub analysis: Option<Analysed>,
+}
+
+/// A forward pass, the model that ran it and how long it took.
+pub struct Analysed {
+    pub classifier: Arc<Classifier>,
+    pub result: Result<Analysis, String>,
+    pub elapsed: Duration,
 }
 
 /// What a composed overlay is for.
@@ -87,6 +130,8 @@ pub enum Work {
         max_texture_side: usize,
         /// The window to show it through (`None`: the file's own).
         display: Option<DisplayWindow>,
+        /// The model to analyse it with, beside building its texture (`None`: no model yet).
+        classifier: Option<Arc<Classifier>>,
     },
     /// The image shown through another display window (large images: small ones are rendered
     /// in the frame).
@@ -166,9 +211,9 @@ pub struct Outcome {
 
 pub enum Answer {
     Model(Result<Box<Classifier>, String>),
-    Image(Result<LoadedImage, String>),
+    Image(Result<Opened, String>),
     /// The image texture through a new display window.
-    Display(Result<ColorImage, String>),
+    Display(Result<Pyramid, String>),
     Analysis(Result<Analysis, String>),
     Saved(Result<SavedFiles, String>),
     Clipboard(Result<ColorImage, String>),
@@ -177,24 +222,48 @@ pub enum Answer {
         result: Result<ExplainedMaps, String>,
     },
     Faithfulness(Result<Faithfulness, String>),
+    /// A neighbour prepared by the prefetch thread (its errors are the user's only once they
+    /// open it themselves).
+    Prepared(Result<Box<Prepared>, String>),
 }
 
 pub struct Worker {
     jobs: Sender<Job>,
+    prefetch_jobs: Sender<PrefetchJob>,
     outcomes: Receiver<Outcome>,
+    /// Jobs submitted and not answered yet: the prefetch thread waits while there are any.
+    pending: Arc<AtomicUsize>,
     next_ticket: u64,
 }
 
 impl Worker {
-    /// Starts the thread; `wake` is called after each answer (the UI's `request_repaint`).
-    pub fn spawn(wake: impl Fn() + Send + 'static) -> std::io::Result<Self> {
+    /// Starts the threads; `wake` is called after each answer (the UI's `request_repaint`).
+    pub fn spawn(wake: impl Fn() + Send + Sync + 'static) -> std::io::Result<Self> {
         let (jobs, job_rx) = channel::<Job>();
+        let (prefetch_jobs, prefetch_rx) = channel::<PrefetchJob>();
         let (outcome_tx, outcomes) = channel();
+        let pending = Arc::new(AtomicUsize::new(0));
+        let wake = Arc::new(wake);
+        let (answers, done, wake_ui) =
+            (outcome_tx.clone(), Arc::clone(&pending), Arc::clone(&wake));
         std::thread::Builder::new()
             .name("camview-worker".into())
             .spawn(move || {
                 while let Ok(job) = job_rx.recv() {
                     let outcome = run_job(job);
+                    done.fetch_sub(1, Ordering::SeqCst);
+                    if answers.send(outcome).is_err() {
+                        break;
+                    }
+                    wake_ui();
+                }
+            })?;
+        let busy = Arc::clone(&pending);
+        std::thread::Builder::new()
+            .name("camview-prefetch".into())
+            .spawn(move || {
+                while let Ok(job) = prefetch_rx.recv() {
+                    let outcome = prefetch::run(job, &busy);
                     if outcome_tx.send(outcome).is_err() {
                         break;
                     }
@@ -203,7 +272,9 @@ impl Worker {
             })?;
         Ok(Self {
             jobs,
+            prefetch_jobs,
             outcomes,
+            pending,
             next_ticket: 1,
         })
     }
@@ -217,7 +288,17 @@ impl Worker {
 
     /// Queues a job; false if the worker has stopped.
     pub fn submit(&self, job: Job) -> bool {
-        self.jobs.send(job).is_ok()
+        self.pending.fetch_add(1, Ordering::SeqCst);
+        let sent = self.jobs.send(job).is_ok();
+        if !sent {
+            self.pending.fetch_sub(1, Ordering::SeqCst);
+        }
+        sent
+    }
+
+    /// Queues a job for the prefetch thread; false if it has stopped.
+    pub fn prefetch(&self, job: PrefetchJob) -> bool {
+        self.prefetch_jobs.send(job).is_ok()
     }
 
     /// The answers that arrived since the last call; `Err` once the worker has stopped.
@@ -246,8 +327,10 @@ fn run_job(job: Job) -> Outcome {
             frame,
             max_texture_side,
             display,
+            classifier,
         } => Answer::Image(guard(&origin.name(), || {
-            open_image(origin.clone(), frame, max_texture_side, display.as_ref())
+            let display = display.as_ref();
+            open_image(origin.clone(), frame, max_texture_side, display, classifier)
         })),
         Work::RenderDisplay {
             image,
@@ -256,7 +339,9 @@ fn run_job(job: Job) -> Outcome {
         } => Answer::Display(guard(&image.name, || {
             Ok(display_texture(&image, display.as_ref(), max_texture_side))
         })),
-        Work::Analyse { classifier, image } => analyse(&classifier, &image),
+        Work::Analyse { classifier, image } => {
+            Answer::Analysis(guard(&image.name, || analyse(&classifier, &image)))
+        }
         Work::Compose { request, purpose } => compose(&request, purpose),
         Work::Explain {
             classifier,
@@ -265,14 +350,19 @@ fn run_job(job: Job) -> Outcome {
             classes,
             activations,
             progress,
-        } => explain_maps(
-            &classifier,
-            &analysis,
-            choice,
-            &classes,
-            activations,
-            &progress,
-        ),
+        } => {
+            let result = guard(choice.method.title(), || {
+                explain_maps(
+                    &classifier,
+                    &analysis,
+                    &choice,
+                    &classes,
+                    activations,
+                    &progress,
+                )
+            });
+            Answer::Maps { choice, result }
+        }
         Work::Faithfulness {
             classifier,
             analysis,
@@ -294,10 +384,9 @@ fn load_model(request: &ModelRequest) -> Answer {
     }))
 }
 
-fn analyse(classifier: &Classifier, image: &SourceImage) -> Answer {
-    Answer::Analysis(guard(&image.name, || {
-        explain::analyse(classifier, image, &classifier.preprocessing).map_err(|e| e.to_string())
-    }))
+/// The forward pass (CAM at norm5 comes with it).
+fn analyse(classifier: &Classifier, image: &SourceImage) -> Result<Analysis, String> {
+    explain::analyse(classifier, image, &classifier.preprocessing).map_err(|e| e.to_string())
 }
 
 /// Composes the overlay with the engine, then writes it or hands it over for the clipboard.
@@ -318,26 +407,18 @@ fn compose(request: &ComposeRequest, purpose: Purpose) -> Answer {
     }
 }
 
-fn explain_maps(
+/// Every class's map for `choice`: the viewer's one call into `explain::methods` (the user's
+/// jobs and the prefetch thread both come here).
+pub(super) fn explain_maps(
     classifier: &Classifier,
     analysis: &Analysis,
-    choice: MapChoice,
+    choice: &MapChoice,
     classes: &Classes,
     activations: Option<Arc<LayerActivations>>,
     progress: &WorkProgress,
-) -> Answer {
-    let result = guard(choice.method.title(), || {
-        explain::methods::explain_maps(
-            classifier,
-            analysis,
-            &choice,
-            classes,
-            activations,
-            progress,
-        )
+) -> Result<ExplainedMaps, String> {
+    explain::methods::explain_maps(classifier, analysis, choice, classes, activations, progress)
         .map_err(|e| e.to_string())
-    });
-    Answer::Maps { choice, result }
 }
 
 fn score_faithfulness(
@@ -356,7 +437,7 @@ fn score_faithfulness(
     }))
 }
 
-fn guard<T>(what: &str, f: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
+pub(super) fn guard<T>(what: &str, f: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|_| {
         Err(format!(
             "{what}: camview hit an internal error (see the terminal for details)"
@@ -364,12 +445,16 @@ fn guard<T>(what: &str, f: impl FnOnce() -> Result<T, String>) -> Result<T, Stri
     })
 }
 
-fn open_image(
+/// Decodes an image, runs `classifier`'s forward pass on it and builds its texture levels, in
+/// one job: the image and its heat map arrive together, with no round trip through the UI.
+pub(super) fn open_image(
     origin: ImageOrigin,
     frame: u32,
     max_texture_side: usize,
     display: Option<&DisplayWindow>,
-) -> Result<LoadedImage, String> {
+    classifier: Option<Arc<Classifier>>,
+) -> Result<Opened, String> {
+    let identity = origin.identity();
     let source = match &origin {
         ImageOrigin::File(path) => imaging::open_image_frame(path, frame),
         ImageOrigin::Demo { index, name } => {
@@ -381,22 +466,39 @@ fn open_image(
         }
     }
     .map_err(|e| e.to_string())?;
+    // One after the other: run side by side (on rayon or on a thread of their own), the
+    // forward pass took 1.5-4 times as long in the viewer (both allocate hundreds of MB of fresh
+    // memory at once) and the heat map came later, not sooner.
+    let analysis = classifier.map(|classifier| {
+        let started = Instant::now();
+        let result = analyse(&classifier, &source);
+        Analysed {
+            classifier,
+            result,
+            elapsed: started.elapsed(),
+        }
+    });
     let display = display_texture(&source, display, max_texture_side);
-    Ok(LoadedImage {
-        origin,
-        source: Arc::new(source),
-        display,
+    Ok(Opened {
+        image: LoadedImage {
+            origin,
+            identity,
+            max_texture_side,
+            source: Arc::new(source),
+            display,
+        },
+        analysis,
     })
 }
 
-/// The image through `display` as a texture (what `SourceImage::displayed` shows, which is
-/// also the base of a saved overlay).
+/// The image through `display` as the screen draws it (what `SourceImage::displayed` shows,
+/// which is also the base of a saved overlay), with its smaller levels.
 pub fn display_texture(
     image: &SourceImage,
     display: Option<&DisplayWindow>,
     max_side: usize,
-) -> ColorImage {
-    display_copy(&image.displayed(display), max_side)
+) -> Pyramid {
+    Pyramid::build(display_copy(&image.displayed(display), max_side))
 }
 
 /// The image as a texture: itself, or shrunk to what the GPU can hold.

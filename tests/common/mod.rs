@@ -2,11 +2,12 @@
 #![allow(clippy::unwrap_used, dead_code)] // each test crate uses a different subset
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use camview::gui::{CamviewApp, Launch, ModelRequest};
-use eframe::egui::{Event, Modifiers, PointerButton, Pos2};
-use egui_kittest::Harness;
+use eframe::egui::{self, Event, Modifiers, PointerButton, Pos2};
+use egui_kittest::{Harness, HarnessBuilder, TestRenderer};
 
 pub fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
@@ -18,6 +19,29 @@ pub fn launch_with(
     images: Vec<PathBuf>,
     size: [f32; 2],
 ) -> Harness<'static, CamviewApp> {
+    launch_built(builder(size), model, images)
+}
+
+/// The viewer with the tiny model on `images`, its textures recorded.
+pub fn launch_recorded(
+    images: Vec<PathBuf>,
+    size: [f32; 2],
+) -> (Harness<'static, CamviewApp>, TextureRecorder) {
+    let recorder = TextureRecorder::default();
+    let builder = builder(size).renderer(recorder.clone());
+    let harness = launch_built(builder, fixtures().join("models/tiny.pth"), images);
+    (harness, recorder)
+}
+
+fn builder(size: [f32; 2]) -> HarnessBuilder<CamviewApp> {
+    Harness::builder().with_size(size).with_max_steps(50)
+}
+
+fn launch_built(
+    builder: HarnessBuilder<CamviewApp>,
+    model: PathBuf,
+    images: Vec<PathBuf>,
+) -> Harness<'static, CamviewApp> {
     let launch = Launch {
         model: ModelRequest::file(model),
         images,
@@ -25,12 +49,58 @@ pub fn launch_with(
         layer: camview::explain::Stage::Norm5,
         started: Instant::now(),
     };
-    let mut harness = Harness::builder()
-        .with_size(size)
-        .with_max_steps(50)
-        .build_eframe(|cc| CamviewApp::new(cc, launch).unwrap());
+    let mut harness = builder.build_eframe(|cc| CamviewApp::new(cc, launch).unwrap());
     settle(&mut harness);
     harness
+}
+
+/// Keeps every full texture egui uploads, so a test can read what the image pane shows.
+#[derive(Clone, Default)]
+pub struct TextureRecorder(Arc<Mutex<Vec<Arc<egui::ColorImage>>>>);
+
+impl TestRenderer for TextureRecorder {
+    fn handle_delta(&mut self, delta: &mut egui::TexturesDelta) {
+        for d in delta.set.drain().flat_map(|(_, deltas)| deltas) {
+            if let (egui::ImageData::Color(image), None) = (d.image, d.pos) {
+                self.0.lock().unwrap().push(image);
+            }
+        }
+    }
+
+    fn render(
+        &mut self,
+        _ctx: &egui::Context,
+        _output: &egui::FullOutput,
+    ) -> Result<image::RgbaImage, String> {
+        Err("this recorder does not render".to_string())
+    }
+}
+
+impl TextureRecorder {
+    /// The last full texture of `size` uploaded.
+    pub fn last_of_size(&self, size: [usize; 2]) -> Option<Arc<egui::ColorImage>> {
+        let uploads = self.0.lock().unwrap();
+        uploads.iter().rev().find(|i| i.size == size).cloned()
+    }
+
+    /// The sizes of every full texture uploaded so far, in order.
+    pub fn sizes(&self) -> Vec<[usize; 2]> {
+        self.0.lock().unwrap().iter().map(|i| i.size).collect()
+    }
+}
+
+/// Runs frames until the images next to the one on screen are prepared too (after `settle`).
+pub fn settle_prefetch(harness: &mut Harness<'_, CamviewApp>) {
+    settle(harness);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while harness.state().session.is_prefetching() {
+        assert!(
+            Instant::now() < deadline,
+            "the neighbours are still being prepared"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+        harness.step();
+    }
 }
 
 /// Runs frames until the worker has nothing left to do, then until the UI is still.

@@ -14,6 +14,7 @@ use crate::model_request::ModelRequest;
 use crate::gui::app::CamviewApp;
 use crate::gui::session::folder_images;
 use crate::gui::textures::max_texture_side;
+use crate::gui::worker::ImageOrigin;
 
 /// File extensions taken as models when a file is dropped or typed: `.tar` for the
 /// `model.pth.tar` / `checkpoint.pth.tar` names of many training scripts (CheXNet's among them).
@@ -206,6 +207,7 @@ impl CamviewApp {
         } else {
             path
         };
+        self.heat_timing.asked(ImageOrigin::File(path.clone()));
         self.session.open_image_file(path, max_texture_side(ctx));
     }
 

@@ -13,29 +13,26 @@ use crate::network::{Activation, Classifier};
 
 use super::{Arrivals, CurrentImage, ScoredMap, Session, TaskKind, model_name};
 use crate::gui::save::SavedFiles;
-use crate::gui::worker::{Answer, ImageOrigin, LoadedImage, Outcome};
+use crate::gui::worker::{Analysed, Answer, ImageOrigin, LoadedImage, Opened, Outcome};
 
 impl Session {
-    /// Takes the worker's answers; returns what the UI must do.
+    /// Takes the worker's answers; returns what the UI must do (with what arrived since the last
+    /// poll without the worker: a prepared image, a texture rendered in the frame).
     pub fn poll(&mut self) -> Arrivals {
-        let mut arrivals = Arrivals {
-            redisplay: self.redisplay.take(),
-            ..Arrivals::default()
-        };
-        let outcomes = match self.worker.poll() {
-            Ok(o) => o,
+        match self.worker.poll() {
+            Ok(outcomes) => {
+                for outcome in outcomes {
+                    self.take(outcome);
+                }
+            }
             Err(e) => {
                 if !self.tasks.is_empty() {
                     self.tasks.clear();
                     self.error(e);
                 }
-                return arrivals;
             }
-        };
-        for outcome in outcomes {
-            self.take(outcome, &mut arrivals);
         }
-        arrivals
+        std::mem::take(&mut self.arrived)
     }
 
     /// Whether `ticket` answers the latest request of `kind`; if so, that request is done.
@@ -48,7 +45,7 @@ impl Session {
         }
     }
 
-    fn take(&mut self, outcome: Outcome, arrivals: &mut Arrivals) {
+    fn take(&mut self, outcome: Outcome) {
         let Outcome {
             ticket,
             elapsed,
@@ -63,16 +60,22 @@ impl Session {
             Answer::Clipboard(_) => TaskKind::Clipboard,
             Answer::Maps { .. } => TaskKind::Explain,
             Answer::Faithfulness(_) => TaskKind::Faithfulness,
+            Answer::Prepared(_) => {
+                if let Answer::Prepared(result) = result {
+                    self.take_prepared(ticket, result);
+                }
+                return;
+            }
         };
         if !self.expects(kind, ticket) {
             return;
         }
         match result {
-            Answer::Model(result) => self.take_model(result, arrivals),
-            Answer::Image(result) => self.take_image(result, arrivals),
+            Answer::Model(result) => self.take_model(result),
+            Answer::Image(result) => self.take_image(result),
             Answer::Display(result) => {
                 match result {
-                    Ok(texture) => arrivals.redisplay = Some(texture),
+                    Ok(texture) => self.arrived.redisplay = Some(texture),
                     Err(e) => self.error(e),
                 }
                 if let Some(side) = self.render_again.take() {
@@ -80,20 +83,22 @@ impl Session {
                 }
             }
             Answer::Analysis(result) => self.take_analysis(result, elapsed),
-            Answer::Saved(result) => self.take_saved(result, arrivals),
-            Answer::Clipboard(result) => self.take_clipboard(result, arrivals),
+            Answer::Saved(result) => self.take_saved(result),
+            Answer::Clipboard(result) => self.take_clipboard(result),
             Answer::Maps { choice, result } => self.take_maps(choice, result),
             Answer::Faithfulness(result) => self.take_faithfulness(result),
+            Answer::Prepared(_) => {}
         }
     }
 
     /// A new model: the image is analysed again with it, at the chosen layer if it has one.
-    fn take_model(&mut self, result: Result<Box<Classifier>, String>, arrivals: &mut Arrivals) {
+    fn take_model(&mut self, result: Result<Box<Classifier>, String>) {
         let classifier = match result {
             Ok(classifier) => classifier,
             Err(e) => {
                 self.pending_model = None;
                 self.error(e);
+                self.open_image_after_model();
                 return;
             }
         };
@@ -102,7 +107,7 @@ impl Session {
             ..
         }) = self.pending_model.take()
         {
-            arrivals.model_file = Some(path);
+            self.arrived.model_file = Some(path);
         }
         let mut notes: Vec<String> = classifier.info.other_networks_note().into_iter().collect();
         if self.method == Method::Cam && !classifier.info.cam_is_exact() {
@@ -124,18 +129,54 @@ impl Session {
             self.layer = Stage::Norm5;
         }
         self.model = Some(Arc::new(*classifier));
+        self.forget_prepared();
         self.analysis = None;
         self.forget_maps();
         self.class = 0;
-        self.analyse();
+        if self.image_after_model.is_some() {
+            self.open_image_after_model();
+        } else {
+            self.analyse();
+        }
     }
 
-    /// A new image: the marks of the one before are kept for when it comes back.
-    fn take_image(&mut self, result: Result<LoadedImage, String>, arrivals: &mut Arrivals) {
-        let loaded = match result {
-            Ok(loaded) => loaded,
+    /// Opens the image asked for while the first model loaded, if there is one.
+    fn open_image_after_model(&mut self) {
+        if let Some((origin, side)) = self.image_after_model.take() {
+            self.open_image(origin, side);
+        }
+    }
+
+    /// A new image, with its forward pass if it was run with the model on screen (otherwise
+    /// that runs now).
+    fn take_image(&mut self, result: Result<Opened, String>) {
+        let Opened { image, analysis } = match result {
+            Ok(opened) => opened,
             Err(e) => return self.error(e),
         };
+        self.install_image(image);
+        match analysis {
+            Some(Analysed {
+                classifier,
+                result,
+                elapsed,
+            }) if self
+                .model
+                .as_ref()
+                .is_some_and(|m| Arc::ptr_eq(m, &classifier)) =>
+            {
+                self.take_analysis(result, elapsed);
+            }
+            _ => self.analyse(),
+        }
+        if self.model.is_none() && !self.is_busy(TaskKind::Model) {
+            self.info("Open a model (Open model…) to see its class activation maps");
+        }
+    }
+
+    /// Puts a new image on screen, without its analysis: the marks of the one before are kept
+    /// for when it comes back, and so is the one before itself, prepared (`stash_prepared`).
+    pub(super) fn install_image(&mut self, loaded: LoadedImage) {
         // Another frame of the same file keeps the window the user chose (the worker rendered
         // it through that); another image starts at its file's.
         let same_file = self
@@ -145,29 +186,29 @@ impl Session {
         if !same_file {
             self.display = None;
         }
-        self.redisplay = None;
+        self.arrived.redisplay = None;
         self.render_again = None;
         self.tasks.remove(&TaskKind::Render);
+        self.stash_prepared(&loaded.origin);
         if let Some(old) = self.image.take() {
             let marks = std::mem::take(&mut self.annotations);
             self.stash.insert(old.origin, marks);
         }
         self.annotations = self.stash.remove(&loaded.origin).unwrap_or_default();
         if let ImageOrigin::File(p) = &loaded.origin {
-            arrivals.image_file = Some(p.clone());
+            self.arrived.image_file = Some(p.clone());
         }
-        arrivals.display = Some(loaded.display);
+        self.arrived.display = Some(loaded.display.clone());
         self.image = Some(CurrentImage {
             origin: loaded.origin,
             source: loaded.source,
+            identity: loaded.identity,
+            max_texture_side: loaded.max_texture_side,
+            opened_display: loaded.display,
         });
         self.analysis = None;
         self.forget_maps();
         self.tasks.remove(&TaskKind::Analysis);
-        self.analyse();
-        if self.model.is_none() && !self.is_busy(TaskKind::Model) {
-            self.info("Open a model (Open model…) to see its class activation maps");
-        }
     }
 
     /// The forward pass: its CAM is shown at once, then the chosen method if it is another.
@@ -176,16 +217,20 @@ impl Session {
             Ok(analysis) => analysis,
             Err(e) => return self.error(e),
         };
-        self.class = analysis.predicted;
         self.forget_maps();
-        let analysis = Arc::new(analysis);
-        self.base = Some(Arc::clone(&analysis));
-        self.display(analysis);
-        self.last_analysis = Some(elapsed);
+        self.adopt_analysis(Arc::new(analysis), elapsed);
         self.show_choice();
     }
 
-    fn take_saved(&mut self, result: Result<SavedFiles, String>, arrivals: &mut Arrivals) {
+    /// `analysis` becomes the forward pass of the image on screen, with its predicted class.
+    pub(super) fn adopt_analysis(&mut self, analysis: Arc<Analysis>, elapsed: Duration) {
+        self.class = analysis.predicted;
+        self.base = Some(Arc::clone(&analysis));
+        self.display(analysis);
+        self.last_analysis = Some(elapsed);
+    }
+
+    fn take_saved(&mut self, result: Result<SavedFiles, String>) {
         match result {
             Ok(SavedFiles { overlay, sidecar }) => {
                 self.info(format!(
@@ -195,13 +240,13 @@ impl Session {
                         .file_name()
                         .map_or(String::new(), |n| n.to_string_lossy().into_owned())
                 ));
-                arrivals.saved = Some(overlay);
+                self.arrived.saved = Some(overlay);
             }
             Err(e) => self.error(e),
         }
     }
 
-    fn take_clipboard(&mut self, result: Result<ColorImage, String>, arrivals: &mut Arrivals) {
+    fn take_clipboard(&mut self, result: Result<ColorImage, String>) {
         match result {
             Ok(image) => {
                 self.info(format!(
@@ -209,7 +254,7 @@ impl Session {
                     image.width(),
                     image.height()
                 ));
-                arrivals.clipboard = Some(image);
+                self.arrived.clipboard = Some(image);
             }
             Err(e) => self.error(e),
         }
@@ -222,14 +267,7 @@ impl Session {
         self.map_job = None;
         match result {
             Ok(e) => {
-                self.activations.insert(choice.layer, e.activations);
-                let cached = self.maps.entry(choice).or_default();
-                for map in e.maps {
-                    if !cached.iter().any(|m| m.class == map.class) {
-                        cached.push(map);
-                    }
-                }
-                cached.sort_by_key(|m| m.class);
+                self.maps.insert(choice, e);
                 self.show_choice();
             }
             Err(e) => {

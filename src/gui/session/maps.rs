@@ -6,7 +6,7 @@ use std::sync::Arc;
 use crate::explain::faithfulness::FaithfulnessOptions;
 use crate::explain::{Analysis, Classes, MapChoice, Method, Stage};
 
-use super::{FaithfulnessKey, PendingScores, Session, TaskKind};
+use super::{FaithfulnessKey, ImageMaps, PendingScores, Session, TaskKind};
 use crate::gui::worker::{Work, WorkProgress};
 
 impl Session {
@@ -75,21 +75,23 @@ impl Session {
         if base.shows(&choice) {
             self.stop_map_job();
             self.display(base);
+            self.prefetch_neighbours();
             return;
         }
-        let cached = self.maps.get(&choice);
+        let cached = self.maps.maps.get(&choice);
         let has_class = cached.is_some_and(|maps| maps.iter().any(|m| m.class == self.class));
         let missing: Vec<usize> = (0..base.logits.len())
             .filter(|&c| !cached.is_some_and(|maps| maps.iter().any(|m| m.class == c)))
             .collect();
         if has_class {
-            let maps = &self.maps[&choice];
+            let maps = &self.maps.maps[&choice];
             if self.analysis.as_ref().map(|a| &a.maps) != Some(maps) {
                 let shown = base.showing(maps.clone());
                 self.display(Arc::new(shown));
             }
             if missing.is_empty() {
                 self.stop_map_job();
+                self.prefetch_neighbours();
             } else if self.map_job.as_ref().map(|(c, _)| c) != Some(&choice) {
                 self.start_map_job(base, choice, missing);
             }
@@ -112,7 +114,7 @@ impl Session {
         self.stop_map_job();
         let progress = Arc::new(WorkProgress::default());
         self.map_progress = Some(Arc::clone(&progress));
-        let activations = self.activations.get(&choice.layer).cloned();
+        let activations = self.maps.activations.get(&choice.layer).cloned();
         let label = if classes == [self.class] {
             format!("Computing {} at {}…", choice.method.title(), choice.layer)
         } else {
@@ -197,8 +199,7 @@ impl Session {
         self.stop_map_job();
         self.stop_faithfulness();
         self.base = None;
-        self.maps.clear();
-        self.activations.clear();
+        self.maps = ImageMaps::default();
         self.faithfulness = None;
     }
 }

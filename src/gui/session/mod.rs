@@ -7,10 +7,12 @@
 //! - this file: the state, what the UI reads, and the requests it makes;
 //! - `maps`: the method and layer on screen, the maps cached for them, the faithfulness scores;
 //! - `answers`: taking the worker's answers, one method per kind;
-//! - `window`: the display window of an image with gray levels, and its frames.
+//! - `window`: the display window of an image with gray levels, and its frames;
+//! - `neighbours`: the images before and after the current one, prepared in the background.
 
 mod answers;
 mod maps;
+mod neighbours;
 mod window;
 
 use crate::export::ProvenanceDetail;
@@ -22,15 +24,18 @@ use std::time::Duration;
 use eframe::egui::ColorImage;
 
 use crate::explain::faithfulness::Faithfulness;
-use crate::explain::{Analysis, ClassActivationMap, LayerActivations, MapChoice, Method, Stage};
+use crate::explain::{Analysis, MapChoice, Method, Stage};
 use crate::imaging::SourceImage;
 use crate::model_request::ModelRequest;
 use crate::network::Classifier;
 use crate::render::OverlayStyle;
 
 use super::annotate::AnnotationLayer;
+use super::prefetch::{ImageMaps, Prepared};
+use super::pyramid::Pyramid;
 use super::save::ComposeRequest;
-use super::worker::{ImageOrigin, Job, Purpose, Work, WorkProgress, Worker};
+use super::worker::{FileIdentity, ImageOrigin, Job, Purpose, Work, WorkProgress, Worker};
+use neighbours::Prefetching;
 
 /// The kinds of work in flight; a new request of a kind replaces the one before.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -94,6 +99,12 @@ pub struct Notice {
 pub struct CurrentImage {
     pub origin: ImageOrigin,
     pub source: Arc<SourceImage>,
+    /// The file's identity when it was read.
+    identity: Option<FileIdentity>,
+    /// The largest texture side it was opened for.
+    max_texture_side: usize,
+    /// The texture levels it was opened with (kept to prepare it again when the user moves on).
+    opened_display: Pyramid,
 }
 
 /// The method and layer of the maps on screen (what a saved overlay shows), which may differ
@@ -108,10 +119,10 @@ pub struct ShownMap {
 #[derive(Default)]
 pub struct Arrivals {
     /// A new image to upload as the image texture.
-    pub display: Option<ColorImage>,
+    pub display: Option<Pyramid>,
     /// The same image through another display window: the texture changes, the view and the
     /// heat map stay.
-    pub redisplay: Option<ColorImage>,
+    pub redisplay: Option<Pyramid>,
     /// A composed overlay for the clipboard.
     pub clipboard: Option<ColorImage>,
     /// An overlay was saved here.
@@ -127,6 +138,8 @@ pub struct Session {
     model: Option<Arc<Classifier>>,
     /// The request being loaded.
     pending_model: Option<ModelRequest>,
+    /// An image asked for while the first model loads, opened once it is there.
+    image_after_model: Option<(ImageOrigin, usize)>,
     image: Option<CurrentImage>,
     /// What is on screen: the forward pass's analysis with the maps of the chosen method and
     /// layer once they are computed (until then, those of the method before).
@@ -140,14 +153,12 @@ pub struct Session {
     layer: Stage,
     /// Score-CAM over every channel (exact, slow on large models) instead of the strongest 64.
     score_cam_all_channels: bool,
-    /// Maps computed for the current image, by method, layer and options, in class order (the
-    /// class on screen is computed first, the others after it): switching back costs nothing.
-    maps: HashMap<MapChoice, Vec<ClassActivationMap>>,
+    /// Maps computed for the current image, by method, layer and options (switching back costs
+    /// nothing; the class on screen is computed first, the others after it), and its
+    /// activations by layer.
+    maps: ImageMaps,
     /// What the running map job computes: the choice and the classes.
     map_job: Option<(MapChoice, Vec<usize>)>,
-    /// Activations computed for the current image, by layer: a new method at a layer already
-    /// seen runs no forward pass up to it.
-    activations: HashMap<Stage, Arc<LayerActivations>>,
     /// Progress of the maps being computed.
     map_progress: Option<Arc<WorkProgress>>,
     /// The latest faithfulness scores and what they are of.
@@ -161,6 +172,11 @@ pub struct Session {
     stash: HashMap<ImageOrigin, AnnotationLayer>,
     /// Images opened together (on the command line, dropped): next/previous walk these.
     playlist: Vec<PathBuf>,
+    /// The neighbours of the image on screen, prepared in the background: at most
+    /// `neighbours::PREPARED_IMAGES` (the previous and the next image).
+    prepared: Vec<Prepared>,
+    /// The neighbours being prepared.
+    prefetching: Vec<Prefetching>,
     tasks: HashMap<TaskKind, Task>,
     notice: Option<Notice>,
     /// How long the last analysis took.
@@ -169,8 +185,9 @@ pub struct Session {
     analysis_generation: u64,
     /// The display window the user chose for the image (`None`: the file's own).
     display: Option<crate::imaging::DisplayWindow>,
-    /// The image texture rendered in the frame through a new display window, for the next poll.
-    redisplay: Option<ColorImage>,
+    /// What arrived since the last poll (answers taken, a prepared image shown, the image
+    /// rendered in the frame through a new display window), for the UI to act on.
+    arrived: Arrivals,
     /// The display window changed while the worker rendered the one before: render again (with
     /// this texture size limit) when it is done.
     render_again: Option<usize>,
@@ -182,6 +199,7 @@ impl Session {
             worker,
             model: None,
             pending_model: None,
+            image_after_model: None,
             image: None,
             analysis: None,
             base: None,
@@ -189,9 +207,8 @@ impl Session {
             method: Method::Cam,
             layer: Stage::Norm5,
             score_cam_all_channels: false,
-            maps: HashMap::new(),
+            maps: ImageMaps::default(),
             map_job: None,
-            activations: HashMap::new(),
             map_progress: None,
             faithfulness: None,
             faithfulness_pending: None,
@@ -199,12 +216,14 @@ impl Session {
             annotations: AnnotationLayer::default(),
             stash: HashMap::new(),
             playlist: Vec::new(),
+            prepared: Vec::new(),
+            prefetching: Vec::new(),
             tasks: HashMap::new(),
             notice: None,
             last_analysis: None,
             analysis_generation: 0,
             display: None,
-            redisplay: None,
+            arrived: Arrivals::default(),
             render_again: None,
         }
     }
@@ -370,8 +389,19 @@ impl Session {
         self.submit(TaskKind::Model, label, Work::LoadModel(request));
     }
 
-    /// Starts opening an image; the current one stays until the new one is ready.
+    /// Opens an image: at once if it was prepared in the background (and its file, the model
+    /// and the texture size are still what it was prepared with), otherwise on the worker (the
+    /// current one stays until the new one is ready). While the first model loads (at launch),
+    /// the request waits for it, so that the image is analysed while its texture is built: the
+    /// worker would load the model first anyway.
     pub fn open_image(&mut self, origin: ImageOrigin, max_texture_side: usize) {
+        if self.show_prepared(&origin, max_texture_side) {
+            return;
+        }
+        if self.model.is_none() && self.pending_model.is_some() {
+            self.image_after_model = Some((origin, max_texture_side));
+            return;
+        }
         let label = format!("Opening {}…", origin.name());
         self.submit(
             TaskKind::Image,
@@ -381,6 +411,7 @@ impl Session {
                 frame: 1,
                 max_texture_side,
                 display: None,
+                classifier: self.model.clone(),
             },
         );
     }
@@ -404,9 +435,16 @@ impl Session {
     /// The image `step` places after (or before) the current one: in the list opened together,
     /// in the current image's folder, or among the demo images.
     pub fn neighbour(&self, step: i64) -> Option<ImageOrigin> {
-        let current = &self.image.as_ref()?.origin;
-        let wrap =
-            |i: usize, n: usize| -> usize { (i as i64 + step).rem_euclid(n as i64) as usize };
+        self.neighbours(&[step]).pop().flatten()
+    }
+
+    /// The images each of `steps` places after (or before) the current one, from one listing of
+    /// the folder.
+    fn neighbours(&self, steps: &[i64]) -> Vec<Option<ImageOrigin>> {
+        let Some(current) = self.image.as_ref().map(|i| &i.origin) else {
+            return vec![None; steps.len()];
+        };
+        let wrap = |i: usize, n: usize, step: i64| (i as i64 + step).rem_euclid(n as i64) as usize;
         match current {
             ImageOrigin::File(path) => {
                 let list = if self.playlist.len() > 1 {
@@ -417,19 +455,28 @@ impl Session {
                 let same = |p: &PathBuf| {
                     p == path || std::fs::canonicalize(p).ok() == std::fs::canonicalize(path).ok()
                 };
-                let i = list.iter().position(same)?;
-                (list.len() > 1).then(|| ImageOrigin::File(list[wrap(i, list.len())].clone()))
+                let at = list.iter().position(same).filter(|_| list.len() > 1);
+                steps
+                    .iter()
+                    .map(|&step| {
+                        at.map(|i| ImageOrigin::File(list[wrap(i, list.len(), step)].clone()))
+                    })
+                    .collect()
             }
             ImageOrigin::Demo { index, .. } => {
                 let demos = super::demo_images();
-                if demos.len() < 2 {
-                    return None;
-                }
-                let i = wrap(*index, demos.len());
-                Some(ImageOrigin::Demo {
-                    index: i,
-                    name: demos[i].0.to_string(),
-                })
+                steps
+                    .iter()
+                    .map(|&step| {
+                        (demos.len() > 1).then(|| {
+                            let i = wrap(*index, demos.len(), step);
+                            ImageOrigin::Demo {
+                                index: i,
+                                name: demos[i].0.to_string(),
+                            }
+                        })
+                    })
+                    .collect()
             }
         }
     }

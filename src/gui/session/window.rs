@@ -117,7 +117,7 @@ impl Session {
         if pixels <= RENDER_IN_FRAME_PIXELS {
             self.tasks.remove(&TaskKind::Render);
             let texture = display_texture(&source, self.display.as_ref(), max_texture_side);
-            self.redisplay = Some(texture);
+            self.arrived.redisplay = Some(texture);
         } else if self.is_busy(TaskKind::Render) {
             // A drag asks every frame: render the latest window once the one in flight is done.
             self.render_again = Some(max_texture_side);
@@ -161,6 +161,7 @@ impl Session {
         let origin = ImageOrigin::File(path);
         let label = format!("Opening {}, frame {frame}…", origin.name());
         let display = self.display.clone();
+        let classifier = self.model.clone();
         self.submit(
             TaskKind::Image,
             label,
@@ -169,6 +170,7 @@ impl Session {
                 frame,
                 max_texture_side,
                 display,
+                classifier,
             },
         );
     }
@@ -193,7 +195,7 @@ mod tests {
     use crate::gui::worker::Worker;
 
     /// Polls until the session is idle; the last texture that arrived for the same image.
-    fn settle(session: &mut Session) -> Option<eframe::egui::ColorImage> {
+    fn settle(session: &mut Session) -> Option<crate::gui::pyramid::Pyramid> {
         let deadline = Instant::now() + Duration::from_secs(60);
         let mut texture = None;
         loop {
@@ -231,7 +233,8 @@ mod tests {
         session.set_window(last, 4096);
         let texture = settle(&mut session).expect("no texture arrived");
         let expected = levels.render(&Voi::Window(last), false);
-        let shown: Vec<u8> = texture.pixels.iter().map(|c| c.r()).collect();
+        let full = &texture.levels()[0].image;
+        let shown: Vec<u8> = full.pixels.iter().map(|c| c.r()).collect();
         assert_eq!(
             shown, expected,
             "the texture is not the image through {last}"
