@@ -274,15 +274,19 @@ pub fn decode_image_frame(name: &str, bytes: &[u8], frame: u32) -> Result<Source
 /// clipping, palette lookup and alpha dropping as to RGB, and the luma of a grey pixel is the
 /// grey itself.
 pub fn to_luma_like_pil(rgb: &RgbImage) -> GrayImage {
+    use rayon::prelude::*;
+    const PIXELS_PER_PIECE: usize = 64 * 1024;
     let (w, h) = rgb.dimensions();
-    let luma = rgb
-        .pixels()
-        .map(|p| {
-            let [r, g, b] = p.0.map(u32::from);
-            // Convert.c: L24(rgb) >> 16
-            ((r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16) as u8
-        })
-        .collect();
+    let mut luma = vec![0u8; w as usize * h as usize];
+    luma.par_chunks_mut(PIXELS_PER_PIECE)
+        .zip(rgb.as_raw().par_chunks(3 * PIXELS_PER_PIECE))
+        .for_each(|(out, pixels)| {
+            for (o, p) in out.iter_mut().zip(pixels.chunks_exact(3)) {
+                let [r, g, b] = [p[0], p[1], p[2]].map(u32::from);
+                // Convert.c: L24(rgb) >> 16
+                *o = ((r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16) as u8;
+            }
+        });
     GrayImage::from_raw(w, h, luma).unwrap_or_default()
 }
 

@@ -11,6 +11,7 @@
 //! or several (RGB), so one pass serves every band count.
 
 use image::{ImageBuffer, Pixel};
+use rayon::prelude::*;
 
 const PRECISION_BITS: u32 = 32 - 8 - 2;
 
@@ -67,16 +68,17 @@ fn clip8(v: i32) -> u8 {
 }
 
 /// An interleaved 8-bit buffer of `width x height` pixels of `bands` values each.
-struct Planes {
-    data: Vec<u8>,
+struct Planes<'a> {
+    data: std::borrow::Cow<'a, [u8]>,
     width: usize,
     height: usize,
     bands: usize,
 }
 
 /// One separable pass (`horizontal` resizes rows, otherwise columns), rounding back to 8 bits
-/// as Pillow does.
-fn pass(src: &Planes, c: &Coefficients, horizontal: bool) -> Planes {
+/// as Pillow does. Output rows are computed in parallel (each pixel is its own sum, so the
+/// result does not depend on the split).
+fn pass(src: &Planes, c: &Coefficients, horizontal: bool) -> Planes<'static> {
     let (width, bands) = (src.width, src.bands);
     let (out_w, out_h) = if horizontal {
         (c.bounds.len(), src.height)
@@ -85,30 +87,31 @@ fn pass(src: &Planes, c: &Coefficients, horizontal: bool) -> Planes {
     };
     let round = 1i32 << (PRECISION_BITS - 1);
     let mut out = vec![0u8; out_w * out_h * bands];
-    let mut ss = vec![0i32; bands];
-    for y in 0..out_h {
-        for x in 0..out_w {
-            let (i, fixed_index) = if horizontal { (x, y) } else { (y, x) };
-            let (start, count) = c.bounds[i];
-            ss.fill(round);
-            for (t, &w) in c.weights[i].iter().enumerate().take(count) {
-                let o = if horizontal {
-                    (fixed_index * width + start + t) * bands
-                } else {
-                    ((start + t) * width + fixed_index) * bands
-                };
-                for (s, &v) in ss.iter_mut().zip(&src.data[o..o + bands]) {
-                    *s += i32::from(v) * w;
+    out.par_chunks_mut((out_w * bands).max(1))
+        .enumerate()
+        .for_each(|(y, row)| {
+            let mut ss = vec![0i32; bands];
+            for x in 0..out_w {
+                let (i, fixed_index) = if horizontal { (x, y) } else { (y, x) };
+                let (start, count) = c.bounds[i];
+                ss.fill(round);
+                for (t, &w) in c.weights[i].iter().enumerate().take(count) {
+                    let o = if horizontal {
+                        (fixed_index * width + start + t) * bands
+                    } else {
+                        ((start + t) * width + fixed_index) * bands
+                    };
+                    for (s, &v) in ss.iter_mut().zip(&src.data[o..o + bands]) {
+                        *s += i32::from(v) * w;
+                    }
+                }
+                for (d, &s) in row[x * bands..(x + 1) * bands].iter_mut().zip(&ss) {
+                    *d = clip8(s);
                 }
             }
-            let o = (y * out_w + x) * bands;
-            for (d, &s) in out[o..o + bands].iter_mut().zip(&ss) {
-                *d = clip8(s);
-            }
-        }
-    }
+        });
     Planes {
-        data: out,
+        data: std::borrow::Cow::Owned(out),
         width: out_w,
         height: out_h,
         bands,
@@ -130,7 +133,7 @@ pub fn resize_bilinear_like_pil<P: Pixel<Subpixel = u8>>(
     let (out_w, out_h) = (width as usize, height as usize);
     let vertical_first = out_h < in_h && (in_h - out_h) as i64 > 2 * (in_w as i64 - out_w as i64);
     let mut planes = Planes {
-        data: src.as_raw().clone(),
+        data: std::borrow::Cow::Borrowed(src.as_raw().as_slice()),
         width: in_w,
         height: in_h,
         bands: usize::from(P::CHANNEL_COUNT),
@@ -146,7 +149,7 @@ pub fn resize_bilinear_like_pil<P: Pixel<Subpixel = u8>>(
             planes = pass(&planes, &coefficients(planes.height, out_h), false);
         }
     }
-    ImageBuffer::from_raw(width, height, planes.data).unwrap_or_default()
+    ImageBuffer::from_raw(width, height, planes.data.into_owned()).unwrap_or_default()
 }
 
 #[cfg(test)]
