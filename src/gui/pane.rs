@@ -260,18 +260,23 @@ impl CamviewApp {
         if self.session.is_busy(TaskKind::Analysis) {
             paint_busy_badge(painter, rect, "Running the network…");
         } else if self.session.is_busy(TaskKind::Explain) {
-            let shown = self.session.shown_map();
-            paint_busy_badge(
-                painter,
-                rect,
-                &format!(
-                    "Computing {} at {}… (showing {} at {})",
-                    self.session.method().title(),
-                    self.session.layer(),
-                    shown.method.title(),
-                    shown.layer
+            // the map of the class on screen: the chosen one (the job computes the other
+            // classes': nothing to say here), another method's, or none yet
+            let (method, layer) = (self.session.method(), self.session.layer());
+            let shown = self
+                .session
+                .analysis()
+                .and_then(|a| a.map(self.session.class()));
+            let computing = format!("Computing {} at {layer}…", method.title());
+            match shown {
+                Some(m) if m.method == method && m.layer == layer => {}
+                Some(m) => paint_busy_badge(
+                    painter,
+                    rect,
+                    &format!("{computing} (showing {} at {})", m.method.title(), m.layer),
                 ),
-            );
+                None => paint_busy_badge(painter, rect, &computing),
+            }
         }
         if !self.settings.show_overlay {
             let keys = Command::ToggleOverlay.shortcut_text();
