@@ -71,3 +71,21 @@ pub(crate) fn random_tensors(
         })
         .collect()
 }
+
+/// A small DenseNet of 3 input channels and 3 classes: growth rate, blocks, initial features,
+/// bottleneck size.
+pub(crate) fn custom(
+    growth: usize,
+    blocks: &[usize],
+    init: usize,
+    bn_size: usize,
+) -> DenseNetConfig {
+    DenseNetConfig {
+        in_channels: 3,
+        growth_rate: growth,
+        block_config: blocks.to_vec(),
+        num_init_features: init,
+        bn_size,
+        num_classes: 3,
+    }
+}

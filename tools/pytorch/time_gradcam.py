@@ -28,7 +28,9 @@ THREADS sets torch's threads.
 import argparse
 import os
 import statistics
+import sys
 import time
+from pathlib import Path
 
 # Score-CAM draws a tqdm progress bar per batch; keep the output to the timings.
 os.environ.setdefault("TQDM_DISABLE", "1")
@@ -36,11 +38,14 @@ os.environ.setdefault("TQDM_DISABLE", "1")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
 import torchvision  # noqa: E402
 from pytorch_grad_cam import (EigenCAM, GradCAM, GradCAMPlusPlus, HiResCAM,  # noqa: E402
                               LayerCAM, ScoreCAM, XGradCAM)
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget  # noqa: E402
+
+# The hooked model is the parity fixtures' own (norm5's ReLU as a module, not in place).
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests" / "fixtures"))
+from make_gradcam_fixtures import PostReluDenseNet  # noqa: E402
 
 # camview's method names (src/explain/method.rs) -> pytorch-grad-cam's classes.
 METHODS = {
@@ -55,22 +60,6 @@ METHODS = {
 DEFAULT_METHODS = "gradcam,gradcam++,xgradcam,hirescam,layercam,eigencam"
 DEFAULT_LAYERS = ("denseblock1,transition1,denseblock2,transition2,"
                   "denseblock3,transition3,denseblock4,norm5")
-
-
-class PostReluDenseNet(nn.Module):
-    """torchvision's DenseNet.forward with its final ReLU as a module (not in place), as in
-    tests/fixtures/make_gradcam_fixtures.py."""
-
-    def __init__(self, net: torchvision.models.DenseNet):
-        super().__init__()
-        self.features = net.features
-        self.relu5 = nn.ReLU()
-        self.classifier = net.classifier
-
-    def forward(self, x):
-        out = self.relu5(self.features(x))
-        out = F.adaptive_avg_pool2d(out, (1, 1))
-        return self.classifier(torch.flatten(out, 1))
 
 
 def layer_module(model: PostReluDenseNet, layer: str) -> nn.Module:

@@ -376,7 +376,7 @@ mod tests {
     use super::*;
     use crate::network::DifferentiableDenseNet;
     use crate::network::config::DenseNetConfig;
-    use crate::network::test_support::{normal, random_tensors};
+    use crate::network::test_support::{custom, normal, random_tensors};
     use candle_core::{DType, Device, Tensor, Var};
     use candle_nn::VarBuilder;
 
@@ -432,21 +432,10 @@ mod tests {
         }
     }
 
-    fn custom(growth: usize, blocks: &[usize], init: usize, bn_size: usize) -> DenseNetConfig {
-        DenseNetConfig {
-            in_channels: 3,
-            growth_rate: growth,
-            block_config: blocks.to_vec(),
-            num_init_features: init,
-            bn_size,
-            num_classes: 3,
-        }
-    }
-
     /// Sizes whose maps are even wherever a transition pools: candle's average-pool backward
     /// upsamples the gradient to the input's size (nearest), which is PyTorch's gradient only
     /// when no row or column is dropped; odd sizes are checked against PyTorch itself
-    /// (`tests/parity.rs`, `gradients_equal_pytorchs_at_odd_sizes`).
+    /// (`gradients_equal_pytorchs_at_odd_sizes`, below).
     #[test]
     fn gradients_equal_candles_autograd_at_every_stage() {
         check(&custom(4, &[1, 2, 1], 8, 3), DType::F32, (64, 64), 21);

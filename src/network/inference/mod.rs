@@ -685,7 +685,7 @@ fn sum_of_shifted_taps(taps: &[f32], growth: usize, o: usize, h: usize, w: usize
 mod tests {
     use super::*;
     use crate::network::DifferentiableDenseNet;
-    use crate::network::test_support::{max_abs_diff, normal, random_tensors};
+    use crate::network::test_support::{custom, max_abs_diff, normal, random_tensors};
     use candle_nn::VarBuilder;
 
     fn max_abs(a: &Tensor) -> f32 {
@@ -710,17 +710,6 @@ mod tests {
                 "{config:?} {dtype:?} {:?}: {what} differ by {diff} (largest value {scale})",
                 x.dims()
             );
-        }
-    }
-
-    fn custom(growth: usize, blocks: &[usize], init: usize, bn_size: usize) -> DenseNetConfig {
-        DenseNetConfig {
-            in_channels: 3,
-            growth_rate: growth,
-            block_config: blocks.to_vec(),
-            num_init_features: init,
-            bn_size,
-            num_classes: 3,
         }
     }
 
