@@ -31,9 +31,7 @@ use super::config::{BN_EPS, DenseNetConfig, ForwardOutput};
 use super::head::{Head, HeadRows};
 
 mod backward;
-mod winograd;
 pub use backward::{ActivationView, Trace};
-use winograd::Winograd3x3;
 
 /// Parallel element-wise passes split work into pieces of at least this many values.
 const MIN_PIECE: usize = 16 * 1024;
@@ -41,13 +39,6 @@ const MIN_PIECE: usize = 16 * 1024;
 /// The input pixels one engine batch holds at most (8 images of 224 x 224): block 1's buffer is
 /// then about 100 MB for DenseNet-121; larger batches run in pieces this size.
 const BATCH_PIXELS: usize = 8 * 224 * 224;
-
-fn winograd_pixels() -> usize {
-    std::env::var("WINO")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(usize::MAX)
-}
 
 /// How many maps of `size` values make a piece of parallel work (at least one).
 fn maps_per_piece(size: usize) -> usize {
@@ -124,8 +115,6 @@ struct Layer {
     conv1: Matrix,
     bias1: Vec<f32>,
     conv2: Matrix,
-    /// conv2 for Winograd's F(2x2, 3x3), used on maps of at least `WINOGRAD_PIXELS`.
-    conv2_winograd: Winograd3x3,
 }
 
 struct Transition {
@@ -265,7 +254,6 @@ impl InferenceEngine {
                     norm1: w.norm(&format!("{p}.norm1"))?,
                     conv1,
                     bias1: norm2.shift,
-                    conv2_winograd: Winograd3x3::from_taps(&taps, growth, inner)?,
                     conv2: Matrix::new(taps, 9 * growth, inner)?,
                 });
             }
@@ -510,14 +498,10 @@ impl Layer {
         // conv1 (+ norm2 folded) + relu2
         let (mut bottleneck, scratch) = self.conv1.times(scratch, row)?;
         bias_relu(&mut bottleneck, &self.bias1, row);
-        let out = &mut buffer[channels * row..(channels + growth) * row];
-        if hw >= winograd_pixels() {
-            self.conv2_winograd.convolve(&bottleneck, grid, out)?;
-            return Ok((scratch, bottleneck));
-        }
         // conv2: all nine taps at once, then the shifted sum into the feature buffer; the
         // planes of tap t are `[growth, n]` maps, so map `o * n + i` of output `o`, image `i`
         let (taps, bottleneck) = self.conv2.times(bottleneck, row)?;
+        let out = &mut buffer[channels * row..(channels + growth) * row];
         out.par_chunks_mut(hw)
             .enumerate()
             .with_min_len(maps_per_piece(9 * hw))
