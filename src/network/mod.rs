@@ -8,6 +8,7 @@ mod head;
 pub mod inference;
 mod locate;
 pub mod output;
+pub mod randomise;
 mod sidecar;
 #[cfg(test)]
 pub(crate) mod test_support;
@@ -132,6 +133,9 @@ impl ModelInfo {
 #[derive(Debug, Clone)]
 pub struct Classifier {
     engine: Arc<InferenceEngine>,
+    /// The validated tensors under their canonical names, as read (the sanity checks redraw
+    /// some of them: `randomise`).
+    weights: Arc<std::collections::HashMap<String, Tensor>>,
     /// CAM's weights, when the head is one linear map: `[classes, features]` and `[classes]`.
     cam: Option<(Tensor, Option<Tensor>)>,
     pub info: ModelInfo,
@@ -258,6 +262,7 @@ impl Classifier {
         };
         Ok(Self {
             engine: Arc::new(engine),
+            weights: Arc::new(map),
             cam,
             info,
             labels,
