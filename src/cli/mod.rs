@@ -11,6 +11,7 @@ mod batch;
 mod faithfulness;
 mod predict;
 mod render;
+mod sanity;
 mod training;
 mod view;
 
@@ -67,6 +68,9 @@ pub enum Command {
     /// How faithful a map is to the model: deletion and insertion curves and their AUC,
     /// Average Drop and Increase in Confidence.
     Faithfulness(faithfulness::FaithfulnessArgs),
+    /// Does the map depend on what the model learned? Randomises the model module by module
+    /// and compares each map with the trained model's (Adebayo et al. 2018).
+    Sanity(sanity::SanityArgs),
 }
 
 /// Entry point of the binary: every failure is one line on stderr and a non-zero exit.
@@ -82,6 +86,7 @@ pub fn main() -> ExitCode {
         Some(Command::Train(args)) => training::train_command(&args),
         Some(Command::Eval(args)) => training::eval_command(&args),
         Some(Command::Faithfulness(args)) => faithfulness::faithfulness_command(&args),
+        Some(Command::Sanity(args)) => sanity::sanity_command(&args),
     };
     match result {
         Ok(code) => code,

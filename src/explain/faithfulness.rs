@@ -23,7 +23,6 @@ use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::{ClassActivationMap, ExplainError, Progress};
-use crate::imaging::Region;
 use crate::network::Classifier;
 
 /// Something that gives class probabilities for a batch of normalised inputs `[n, C, H, W]`.
@@ -97,7 +96,11 @@ pub fn faithfulness(
     progress: &dyn Progress,
 ) -> Result<Faithfulness, ExplainError> {
     let (_, channels, h, w) = input.dims4()?;
-    let saliency = on_input_grid(map, w, h);
+    let saliency: Vec<f32> = map
+        .on_input_grid(w, h)
+        .into_iter()
+        .map(|v| if v.is_nan() { f32::NEG_INFINITY } else { v })
+        .collect();
     let order = salience_order(&saliency);
     let steps = options.steps.max(1);
     let pixels = w * h;
@@ -182,17 +185,6 @@ pub fn faithfulness(
         },
         increase: o > y,
     })
-}
-
-/// The map bilinearly upsampled onto the `w x h` input grid.
-fn on_input_grid(map: &ClassActivationMap, w: usize, h: usize) -> Vec<f32> {
-    let mut on_input = map.in_network_orientation();
-    on_input.region = Region::whole(w as u32, h as u32);
-    on_input
-        .upsample(&on_input.values, w as u32, h as u32)
-        .into_iter()
-        .map(|v| if v.is_nan() { f32::NEG_INFINITY } else { v })
-        .collect()
 }
 
 /// Pixel indices from the most to the least salient (stable: ties keep row-major order).
@@ -281,6 +273,7 @@ impl FaithfulnessSummary {
 mod tests {
     use super::*;
     use crate::explain::{Method, NoProgress, Stage};
+    use crate::imaging::Region;
 
     /// A "model" that looks only at the mean of the top-left quarter of the first channel:
     /// p(class 1) = sigmoid(4 * mean).

@@ -74,6 +74,14 @@ impl ClassActivationMap {
             .collect()
     }
 
+    /// The map bilinearly upsampled onto the network's `w x h` input grid, in the network's
+    /// orientation (what the faithfulness scores and the sanity checks compare).
+    pub fn on_input_grid(&self, w: usize, h: usize) -> Vec<f32> {
+        let mut on_input = self.in_network_orientation();
+        on_input.region = Region::whole(w as u32, h as u32);
+        on_input.upsample(&on_input.values, w as u32, h as u32)
+    }
+
     /// Bilinear upsampling (PyTorch's `F.interpolate(.., mode="bilinear", align_corners=False)`)
     /// of `values` onto a `width x height` image, placed over `self.region`. Pixels whose centre
     /// is outside the region are NaN (no heat there). Computed separably: each map row is

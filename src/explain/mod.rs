@@ -6,6 +6,7 @@ pub mod faithfulness;
 mod map;
 mod method;
 pub mod methods;
+pub mod sanity;
 pub mod similarity;
 
 pub use crate::network::Stage;
