@@ -933,6 +933,94 @@ fn method_and_layer_pickers_reuse_the_forward_pass_and_faithfulness_plots_the_cu
     );
 }
 
+/// The sanity panel runs the model randomisation test of the map on screen on the worker: the
+/// report is of this map and class, with a step per module of the model, shown as a strip and
+/// curves; the same seed gives the same report as the library; Stop halts it until asked again.
+#[test]
+fn the_sanity_panel_randomises_the_model_in_the_background_and_stops() {
+    use camview::explain::sanity::{Randomisation, sanity_check};
+    use camview::explain::{MapChoice, Method, NoProgress, Stage};
+    use camview::gui::TaskKind;
+    let (_dir, images) = scratch(&["large.png"]);
+    // tall enough for the whole panel at the bottom of the controls
+    let model = fixtures().join("models/tiny.pth");
+    let mut h = launch_with(model, images.clone(), [1280.0, 1300.0]);
+    h.get_by_label("Randomise the model (sanity check)").click();
+    h.step();
+    settle(&mut h);
+    let session = &h.state().session;
+    let (key, report) = session.sanity().expect("a report");
+    assert_eq!(key.generation, session.analysis_generation());
+    assert_eq!(
+        (key.class, key.mode, key.seed),
+        (session.class(), Randomisation::Cascading, 0)
+    );
+    let model = session.model().unwrap();
+    assert_eq!(report.steps.len(), model.modules().len());
+    let source = &session.image().unwrap().source;
+    let expected = sanity_check(
+        model,
+        source,
+        &MapChoice::new(Method::Cam, Stage::Norm5),
+        key.class,
+        Randomisation::Cascading,
+        0,
+        &NoProgress,
+    )
+    .unwrap();
+    for (shown, fresh) in report.steps.iter().zip(&expected.steps) {
+        assert_eq!(shown.map.values, fresh.map.values);
+        assert_eq!(shown.similarity, fresh.similarity);
+    }
+    // the strip and the curves
+    for label in ["trained", "head", "norm5", "conv0"] {
+        assert!(
+            h.query_by_label(label).is_some(),
+            "{label} not in the strip"
+        );
+    }
+    assert!(h.query_by_label("Seed").is_some());
+
+    // One module at a time: another report; then Stop straight after asking halts it.
+    h.get_by_label("One at a time").click();
+    h.step();
+    settle(&mut h);
+    let (key, _) = h.state().session.sanity().unwrap();
+    assert_eq!(key.mode, Randomisation::Independent);
+    // (the panel closed: it asks for its own mode and seed every frame)
+    h.get_by_label("Randomise the model (sanity check)").click();
+    h.run();
+    assert!(
+        h.query_by_label("Seed").is_none(),
+        "the panel is still open"
+    );
+    h.state_mut()
+        .session
+        .want_sanity(Randomisation::Cascading, 9);
+    assert!(h.state().session.is_busy(TaskKind::Sanity));
+    h.state_mut().session.stop_sanity();
+    assert!(!h.state().session.is_busy(TaskKind::Sanity));
+    h.state_mut()
+        .session
+        .want_sanity(Randomisation::Cascading, 9);
+    assert!(
+        !h.state().session.is_busy(TaskKind::Sanity),
+        "started again"
+    );
+    assert!(h.state().session.sanity_halted(Randomisation::Cascading, 9));
+    h.state_mut()
+        .session
+        .rerun_sanity(Randomisation::Cascading, 9);
+    assert!(h.state().session.is_busy(TaskKind::Sanity));
+    settle(&mut h);
+    assert_eq!(
+        h.state().session.sanity().unwrap().0.seed,
+        9,
+        "{:?}",
+        h.state().session.notice()
+    );
+}
+
 /// The one analysis path: for every method (CAM at norm5, the others at a layer that is not the
 /// default), `camview render`, `camview batch`, and the viewer's Save and Copy give the same
 /// pixels, and render, batch and Save the same sidecar, which names the method and layer that

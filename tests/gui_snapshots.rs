@@ -118,6 +118,20 @@ fn grad_cam_at_a_finer_layer_with_the_faithfulness_curves() {
     snapshot(&mut h, "main_screen_gradcam_faithfulness");
 }
 
+#[test]
+fn the_sanity_panel_shows_the_maps_as_the_model_is_randomised_and_the_curves() {
+    // Taller, so the sanity panel at the bottom of the controls is in view.
+    let mut h = launch_with(
+        fixtures().join("models/tiny.pth"),
+        vec![fixtures().join("images/large.png")],
+        [1280.0, 1100.0],
+    );
+    h.get_by_label("Randomise the model (sanity check)").click();
+    common::settle(&mut h);
+    assert!(h.state().session.sanity().is_some());
+    snapshot(&mut h, "main_screen_sanity");
+}
+
 /// The first and last pixel of row `y` within columns `xs` of `colour` (solid fills are
 /// exact; the tolerance keeps anti-aliased text from counting).
 fn span_of(

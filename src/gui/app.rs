@@ -16,8 +16,8 @@ use super::dialogs::open::{DialogPurpose, FileDialogs};
 use super::dialogs::save::SaveDialog;
 use super::dialogs::{drop_preview_ui, keys_window_ui};
 use super::pane::{Pane, Panes};
-use super::panels::FaithfulnessPanel;
 use super::panels::status::{error_band_ui, status_ui};
+use super::panels::{FaithfulnessPanel, SanityPanel};
 use super::session::{Session, model_name};
 use super::settings::Settings;
 use super::textures::{Textures, max_texture_side};
@@ -107,6 +107,7 @@ pub struct CamviewApp {
     pub(super) panes: Panes,
     show_keys: bool,
     pub(super) faithfulness: FaithfulnessPanel,
+    pub(super) sanity: SanityPanel,
 }
 
 impl CamviewApp {
@@ -148,6 +149,7 @@ impl CamviewApp {
             panes: Panes::default(),
             show_keys: false,
             faithfulness: FaithfulnessPanel::default(),
+            sanity: SanityPanel::default(),
         };
         if let Some(side) = max_side {
             app.start_launch(side);

@@ -61,13 +61,26 @@ impl ScreenHeat {
         image_height: u32,
         max_side: u32,
     ) -> Self {
+        let range = analysis.range(map, normalisation);
+        Self::of_map(map, range, image_width, image_height, max_side)
+    }
+
+    /// `map` scaled by `range` to `[0, 1]` and upsampled onto the screen grid of a
+    /// `image_width x image_height` image.
+    pub fn of_map(
+        map: &ClassActivationMap,
+        range: (f32, f32),
+        image_width: u32,
+        image_height: u32,
+        max_side: u32,
+    ) -> Self {
         let (width, height) = heat_size(image_width, image_height, max_side);
         let cam = rescaled(
             map,
             f64::from(width) / f64::from(image_width.max(1)),
             f64::from(height) / f64::from(image_height.max(1)),
         );
-        let heat = Heat::of_map(&cam, analysis.range(map, normalisation), width, height);
+        let heat = Heat::of_map(&cam, range, width, height);
         Self {
             width,
             height,

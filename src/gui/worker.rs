@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use eframe::egui::ColorImage;
 
 use crate::explain::faithfulness::{self, Faithfulness, FaithfulnessOptions};
+use crate::explain::sanity::{Randomisation, SanityReport, sanity_check};
 use crate::explain::{self, Analysis, Classes, ExplainedMaps, LayerActivations, MapChoice};
 use crate::imaging::levels::DisplayWindow;
 use crate::imaging::{self, SourceImage};
@@ -166,6 +167,16 @@ pub enum Work {
         options: FaithfulnessOptions,
         progress: Arc<WorkProgress>,
     },
+    /// The model randomisation test of one class's map by `choice`.
+    Sanity {
+        classifier: Arc<Classifier>,
+        image: Arc<SourceImage>,
+        choice: MapChoice,
+        class: usize,
+        mode: Randomisation,
+        seed: u64,
+        progress: Arc<WorkProgress>,
+    },
 }
 
 /// Progress of a long job, shared with the UI, which can also cancel it.
@@ -222,6 +233,7 @@ pub enum Answer {
         result: Result<ExplainedMaps, String>,
     },
     Faithfulness(Result<Faithfulness, String>),
+    Sanity(Result<SanityReport, String>),
     /// A neighbour prepared by the prefetch thread (its errors are the user's only once they
     /// open it themselves).
     Prepared(Result<Box<Prepared>, String>),
@@ -370,6 +382,18 @@ fn run_job(job: Job) -> Outcome {
             options,
             progress,
         } => score_faithfulness(&classifier, &analysis, class, &options, &progress),
+        Work::Sanity {
+            classifier,
+            image,
+            choice,
+            class,
+            mode,
+            seed,
+            progress,
+        } => Answer::Sanity(guard("the sanity check", || {
+            sanity_check(&classifier, &image, &choice, class, mode, seed, &*progress)
+                .map_err(|e| e.to_string())
+        })),
     };
     Outcome {
         ticket: job.ticket,

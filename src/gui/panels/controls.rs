@@ -71,6 +71,11 @@ impl CamviewApp {
         ui.add_space(8.0);
         section_ui(ui, "Faithfulness");
         self.faithfulness.ui(ui, &mut self.session);
+
+        ui.add_space(8.0);
+        section_ui(ui, "Sanity");
+        self.sanity
+            .ui(ui, &mut self.session, self.settings.colormap);
     }
 }
 

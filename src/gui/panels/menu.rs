@@ -26,6 +26,10 @@ impl CamviewApp {
                 ui.add_space(8.0);
                 section_ui(ui, "Faithfulness");
                 self.faithfulness.ui(ui, &mut self.session);
+                ui.add_space(8.0);
+                section_ui(ui, "Sanity");
+                self.sanity
+                    .ui(ui, &mut self.session, self.settings.colormap);
                 ui.separator();
                 self.menu_group_ui(ui, Menu::View, 1);
                 self.menu_group_ui(ui, Menu::View, 2);

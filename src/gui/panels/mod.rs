@@ -10,6 +10,7 @@ pub mod controls;
 pub mod faithfulness;
 pub mod legend;
 pub mod menu;
+pub mod sanity;
 pub mod status;
 pub mod toolbar;
 pub mod window;
@@ -17,6 +18,7 @@ pub mod window;
 use eframe::egui;
 
 pub use faithfulness::FaithfulnessPanel;
+pub use sanity::SanityPanel;
 
 use super::session::Session;
 

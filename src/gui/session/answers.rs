@@ -60,6 +60,7 @@ impl Session {
             Answer::Clipboard(_) => TaskKind::Clipboard,
             Answer::Maps { .. } => TaskKind::Explain,
             Answer::Faithfulness(_) => TaskKind::Faithfulness,
+            Answer::Sanity(_) => TaskKind::Sanity,
             Answer::Prepared(_) => {
                 if let Answer::Prepared(result) = result {
                     self.take_prepared(ticket, result);
@@ -87,6 +88,7 @@ impl Session {
             Answer::Clipboard(result) => self.take_clipboard(result),
             Answer::Maps { choice, result } => self.take_maps(choice, result),
             Answer::Faithfulness(result) => self.take_faithfulness(result),
+            Answer::Sanity(result) => self.take_sanity(result),
             Answer::Prepared(_) => {}
         }
     }

@@ -198,6 +198,7 @@ impl Session {
     pub(super) fn forget_maps(&mut self) {
         self.stop_map_job();
         self.stop_faithfulness();
+        self.stop_sanity();
         self.base = None;
         self.maps = ImageMaps::default();
         self.faithfulness = None;

@@ -13,6 +13,8 @@
 mod answers;
 mod maps;
 mod neighbours;
+mod trust;
+pub use trust::SanityKey;
 mod window;
 
 use crate::export::ProvenanceDetail;
@@ -48,6 +50,8 @@ pub enum TaskKind {
     /// A method's maps (Grad-CAM and the rest).
     Explain,
     Faithfulness,
+    /// The model randomisation test of the map on screen.
+    Sanity,
     /// The image texture through a new display window (large images).
     Render,
 }
@@ -167,6 +171,7 @@ pub struct Session {
     /// Scores that could not be computed: the error was shown once and they are not asked
     /// for again (the panel asks every frame).
     faithfulness_failed: Option<FaithfulnessKey>,
+    sanity: trust::SanityState,
     annotations: AnnotationLayer,
     /// Marks of images shown before, so going back to an image brings its marks back.
     stash: HashMap<ImageOrigin, AnnotationLayer>,
@@ -213,6 +218,7 @@ impl Session {
             faithfulness: None,
             faithfulness_pending: None,
             faithfulness_failed: None,
+            sanity: trust::SanityState::default(),
             annotations: AnnotationLayer::default(),
             stash: HashMap::new(),
             playlist: Vec::new(),
@@ -333,6 +339,7 @@ impl Session {
             TaskKind::Analysis,
             TaskKind::Explain,
             TaskKind::Faithfulness,
+            TaskKind::Sanity,
             TaskKind::Save,
             TaskKind::Clipboard,
         ];
