@@ -108,6 +108,159 @@ fn demo_data_then_eval_on_the_folder_and_on_the_fly_agree() {
     assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
 }
 
+/// `camview eval --json` of the tiny model on a demo-data folder, with `extra` arguments.
+fn eval_folder(data: &Path, masks: &Path, extra: &[&str]) -> serde_json::Value {
+    let model = tiny_model();
+    let mut args = vec![
+        "eval",
+        "--model",
+        model.to_str().unwrap(),
+        "--images",
+        data.to_str().unwrap(),
+        "--masks",
+        masks.to_str().unwrap(),
+        "--steps",
+        "0",
+        "--json",
+    ];
+    args.extend_from_slice(extra);
+    let o = camview(&args);
+    ok(&o);
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+fn number(v: &serde_json::Value, key: &str) -> f64 {
+    v[key]
+        .as_f64()
+        .unwrap_or_else(|| panic!("{key} is not a number in {v}"))
+}
+
+#[test]
+fn eval_intervals_follow_the_seed_and_hold_the_estimate() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    ok(&demo_data(&data, 12, 5));
+    let masks = data.join("masks");
+    let seeded = |seed: &str| {
+        eval_folder(
+            &data,
+            &masks,
+            &["--bootstrap", "300", "--bootstrap-seed", seed],
+        )
+    };
+    let a = seeded("3");
+    assert!(a["positives"].as_u64().unwrap() > 0 && a["positives"].as_u64().unwrap() < 12);
+    let intervals = &a["intervals"];
+    assert_eq!(intervals["resamples"], 300);
+    assert_eq!(intervals["seed"], 3);
+    assert_eq!(intervals["confidence"], 0.95);
+    for (key, field) in [
+        ("pointing_game", "pointing_game"),
+        ("mean_iou", "mean_iou"),
+        ("roc_auc", "roc_auc"),
+    ] {
+        let i = &intervals[key];
+        let (value, low, high) = (number(i, "value"), number(i, "low"), number(i, "high"));
+        assert!(low <= value && value <= high, "{key}: {i}");
+        assert!(
+            (0.0..=1.0).contains(&low) && (0.0..=1.0).contains(&high),
+            "{key}: {i}"
+        );
+        assert!(
+            (value - number(&a, field)).abs() < 1e-6,
+            "{key}: {i} against {a}"
+        );
+    }
+    // The same seed, the same intervals; another seed, other resamples.
+    assert_eq!(a["intervals"], seeded("3")["intervals"]);
+    assert_ne!(a["intervals"], seeded("4")["intervals"]);
+    // --bootstrap 0: no intervals
+    let none = eval_folder(&data, &masks, &["--bootstrap", "0"]);
+    assert!(none["intervals"].is_null(), "{none}");
+}
+
+#[test]
+fn eval_threshold_and_min_probability_change_what_is_hot() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    ok(&demo_data(&data, 8, 5));
+    let masks = data.join("masks");
+    let at_20 = eval_folder(&data, &masks, &["--bootstrap", "0"]);
+    assert_eq!(at_20["threshold"], serde_json::json!({"fraction": 0.2}));
+    assert_eq!(at_20["mean_iou"], at_20["mean_iou_at_20"]);
+    let dice = number(&at_20, "mean_dice");
+    assert!(dice >= number(&at_20, "mean_iou") && dice <= 1.0, "{at_20}");
+    let otsu = eval_folder(&data, &masks, &["--bootstrap", "0", "--threshold", "otsu"]);
+    assert_eq!(otsu["threshold"], "otsu");
+    assert_ne!(
+        otsu["mean_iou"], at_20["mean_iou"],
+        "Otsu cut where 20% did"
+    );
+    // the 20% column is still the 20% one, and nothing else moved
+    for key in [
+        "mean_iou_at_20",
+        "pointing_game",
+        "energy_inside_mask",
+        "mask_share",
+        "roc_auc",
+    ] {
+        assert_eq!(otsu[key], at_20[key], "{key}");
+    }
+    // No image reaches a probability above 1: every lesion scan is an empty map.
+    let none = eval_folder(
+        &data,
+        &masks,
+        &["--bootstrap", "0", "--min-probability", "1.01"],
+    );
+    assert_eq!(none["below_min_probability"], none["positives"]);
+    for key in [
+        "pointing_game",
+        "mean_iou",
+        "mean_dice",
+        "mean_iou_at_20",
+        "energy_inside_mask",
+    ] {
+        assert_eq!(none[key], 0.0, "{key}");
+    }
+    assert_eq!(none["mask_share"], at_20["mask_share"]);
+    assert_eq!(
+        none["roc_auc"], at_20["roc_auc"],
+        "classification is not localisation"
+    );
+    let bad = camview(&["eval", "--synthetic", "2", "--threshold", "1.5"]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("'otsu'"));
+}
+
+#[test]
+fn masks_written_by_camview_score_as_the_originals() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    ok(&demo_data(&data, 8, 5));
+    let originals = data.join("masks");
+    let rewritten = dir.path().join("rewritten");
+    std::fs::create_dir(&rewritten).unwrap();
+    let mut lesions = 0;
+    for entry in std::fs::read_dir(&originals).unwrap() {
+        let path = entry.unwrap().path();
+        let known = image::open(&path).unwrap().to_luma8();
+        let bits: Vec<bool> = known.pixels().map(|p| p.0[0] > 127).collect();
+        lesions += usize::from(bits.contains(&true));
+        let dest = rewritten.join(path.file_name().unwrap());
+        let (w, h) = known.dimensions();
+        camview::export::write_mask_png(&dest, w, h, &bits, false).unwrap();
+    }
+    assert!(lesions > 0);
+    let a = eval_folder(&data, &originals, &["--bootstrap", "50"]);
+    let b = eval_folder(&data, &rewritten, &["--bootstrap", "50"]);
+    assert_eq!(a["positives"], lesions);
+    let seconds = |mut v: serde_json::Value| {
+        v.as_object_mut().unwrap().remove("seconds");
+        v
+    };
+    assert_eq!(seconds(a), seconds(b));
+}
+
 #[test]
 fn train_writes_a_model_the_loader_accepts() {
     let dir = tempfile::tempdir().unwrap();

@@ -1172,6 +1172,7 @@ fn add_mark(h: &mut Harness<'_, CamviewApp>) {
             },
             colour: [255, 255, 255],
             width: 1.5,
+            finding: false,
         });
 }
 

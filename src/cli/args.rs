@@ -9,6 +9,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use clap::builder::PossibleValue;
 use clap::{Args, ValueEnum};
 
+use crate::explain::agreement::Threshold;
 use crate::explain::{self, Classes, MapChoice, Method, MethodOptions, Normalisation, Stage};
 use crate::export::ProvenanceDetail;
 use crate::imaging::{self, DisplayWindow, Geometry, NetworkWindow, SourceImage};
@@ -250,6 +251,16 @@ impl StyleArgs {
             normalisation: self.normalisation,
         }
     }
+}
+
+/// `--threshold` of `eval`: a fraction of the map's range, or `otsu`.
+pub fn parse_threshold(s: &str) -> Result<Threshold, String> {
+    if s.eq_ignore_ascii_case("otsu") {
+        return Ok(Threshold::Otsu);
+    }
+    unit_interval(s)
+        .map(Threshold::Fraction)
+        .map_err(|e| format!("{e}: give a fraction of the map's range or 'otsu'"))
 }
 
 fn unit_interval(s: &str) -> Result<f32, String> {

@@ -13,14 +13,15 @@ use clap::Args;
 use image::{GrayImage, RgbImage};
 use serde::Serialize;
 
-use super::args::{MapArgs, ModelArgs, image_inputs};
+use super::args::{MapArgs, ModelArgs, image_inputs, parse_threshold};
 use super::faithfulness::print_faithfulness_summary;
+use crate::explain::agreement::{Agreement, Threshold};
 use crate::explain::faithfulness::{self, FaithfulnessOptions, FaithfulnessSummary};
 use crate::explain::{self, Classes, NoProgress};
 use crate::export;
 use crate::imaging::{self, Geometry, SourceImage};
 use crate::network::{Classifier, ModelSidecar};
-use crate::training::scores;
+use crate::training::scores::{self, Interval};
 use crate::training::synth::{self, ScanGenerator};
 use crate::training::train::{self, LabelledImage, TrainConfig, Trainer};
 
@@ -341,6 +342,23 @@ pub struct EvalArgs {
     /// The class whose maps are scored, by index or name.
     #[arg(long, default_value = "1", value_name = "INDEX|NAME")]
     pub positive_class: String,
+    /// Where the map is cut into hot pixels for the IoU and Dice: a share of its range, 0 to 1
+    /// (0.2: the CAM paper's rule), or otsu (Otsu's threshold of the scaled map, CheXlocalize's
+    /// rule).
+    #[arg(long, default_value = "0.2", value_name = "FRACTION|otsu", value_parser = parse_threshold)]
+    pub threshold: Threshold,
+    /// A positive image whose probability of the positive class is below P is scored as an
+    /// empty map (no hot pixel: IoU 0, the pointing game missed), CheXlocalize's rule: a finding
+    /// the model does not report is not localised.
+    #[arg(long, default_value_t = 0.0, value_name = "P", value_parser = non_negative)]
+    pub min_probability: f64,
+    /// Bootstrap resamples for the 95% confidence intervals of the pointing game, the mean IoU
+    /// and the ROC AUC; 0 skips them.
+    #[arg(long, default_value_t = 1000, value_name = "N")]
+    pub bootstrap: usize,
+    /// The seed of the bootstrap's resampling (the same seed, the same intervals).
+    #[arg(long, default_value_t = 0, value_name = "S")]
+    pub bootstrap_seed: u64,
     /// One JSON object instead of text.
     #[arg(long)]
     pub json: bool,
@@ -361,17 +379,47 @@ pub struct EvalReport {
     pub roc_auc: Option<f64>,
     /// Over positive images: the map's maximum inside a lesion.
     pub pointing_game: f32,
-    /// Over positive images: IoU of the map above 20% of its range with the mask.
+    /// Over positive images: IoU of the map above 20% of its range with the mask, whatever
+    /// `threshold` is (kept for the scripts that read it; `mean_iou` is at `threshold`).
     pub mean_iou_at_20: f32,
+    /// The cut of `mean_iou` and `mean_dice`: `{"fraction": F}` or `"otsu"`.
+    pub threshold: Threshold,
+    /// Over positive images: IoU of the map's hot pixels (by `threshold`) with the mask.
+    pub mean_iou: f32,
+    /// Over positive images: Dice of the map's hot pixels (by `threshold`) with the mask.
+    pub mean_dice: f32,
     /// Over positive images: share of the map's mass inside the mask.
     pub energy_inside_mask: f32,
     /// Over positive images: share of the image the mask covers (the energy a map spread
     /// evenly would score).
     pub mask_share: f32,
+    /// Positive images whose probability was below this were scored as empty maps.
+    pub min_probability: f64,
+    /// How many positive images that was.
+    pub below_min_probability: usize,
+    /// 95% bootstrap confidence intervals (absent with --bootstrap 0).
+    pub intervals: Option<Intervals>,
     /// Over positive images, for the positive class's map: deletion and insertion AUC,
     /// Average Drop, Increase in Confidence (absent with --steps 0).
     pub faithfulness: Option<FaithfulnessSummary>,
     pub seconds: f32,
+}
+
+/// Confidence intervals of `eval`'s headline scores: each `{"value", "low", "high"}`, the
+/// value being the score on the data as it is (absent when the score is: no positive image,
+/// or no ROC AUC without both labels).
+#[derive(Debug, Serialize)]
+pub struct Intervals {
+    /// 0.95.
+    pub confidence: f64,
+    /// "percentile, stratified": the 2.5th and 97.5th percentiles of the scores of resamples
+    /// that keep the numbers of positive and negative images.
+    pub method: &'static str,
+    pub resamples: usize,
+    pub seed: u64,
+    pub pointing_game: Option<Interval>,
+    pub mean_iou: Option<Interval>,
+    pub roc_auc: Option<Interval>,
 }
 
 /// One evaluation item: an image and, when it is positive, its lesion mask.
@@ -425,6 +473,45 @@ fn folder_items(images: &Path, masks: &Path) -> Result<Vec<Item>> {
         .collect()
 }
 
+/// What one image scored: its probability of the positive class and, for a positive image,
+/// its map's agreement with the mask.
+struct Scored {
+    probability: f32,
+    localised: Option<Localised>,
+}
+
+struct Localised {
+    /// At `--threshold`.
+    agreement: Agreement,
+    /// At 20% of the range, for `mean_iou_at_20`.
+    at_20: Agreement,
+}
+
+/// The mean of `score` over the positive images among `sample` (indices into `scored`);
+/// `None` without one.
+fn positive_mean(
+    scored: &[Scored],
+    sample: &[usize],
+    score: impl Fn(&Localised) -> f32,
+) -> Option<f64> {
+    let (sum, n) = (sample.iter())
+        .filter_map(|&i| scored[i].localised.as_ref())
+        .fold((0f64, 0usize), |(sum, n), l| {
+            (sum + f64::from(score(l)), n + 1)
+        });
+    (n > 0).then(|| sum / n as f64)
+}
+
+/// The ROC AUC of the probabilities of `sample` (indices into `scored`).
+fn sample_auc(scored: &[Scored], sample: &[usize]) -> Option<f64> {
+    let probabilities: Vec<f32> = sample.iter().map(|&i| scored[i].probability).collect();
+    let labels: Vec<bool> = sample
+        .iter()
+        .map(|&i| scored[i].localised.is_some())
+        .collect();
+    scores::roc_auc(&probabilities, &labels)
+}
+
 /// Classification and localisation scores of `classifier` over `items`.
 fn evaluate(
     classifier: &Classifier,
@@ -441,8 +528,7 @@ fn evaluate(
     };
     let start = Instant::now();
     let bar = indicatif::ProgressBar::new(total as u64);
-    let (mut probabilities, mut labels, mut right) = (Vec::new(), Vec::new(), 0usize);
-    let (mut pointing, mut iou, mut energy, mut share) = (0f32, 0f32, 0f32, 0f32);
+    let (mut scored, mut right, mut below) = (Vec::new(), 0usize, 0usize);
     for item in items {
         let item = item?;
         let a = explain::explain_image(
@@ -452,19 +538,27 @@ fn evaluate(
             &Classes::Only(vec![positive]),
             &NoProgress,
         )?;
-        let is_positive = item.mask.is_some();
-        probabilities.push(a.probabilities[positive]);
-        labels.push(is_positive);
-        right += usize::from((a.predicted == positive) == is_positive);
+        let probability = a.probabilities[positive];
+        right += usize::from((a.predicted == positive) == item.mask.is_some());
+        let mut localised = None;
         if let Some(mask) = &item.mask {
             let cam = a
                 .map(positive)
                 .ok_or_else(|| anyhow::anyhow!("{}: the map was not computed", item.image.name))?;
             let map = cam.upsample(&cam.values, item.image.width(), item.image.height());
-            pointing += f32::from(u8::from(scores::pointing_game(&map, mask)));
-            iou += scores::iou_at(&map, mask, 0.2);
-            energy += scores::energy_inside(&map, mask);
-            share += mask.iter().filter(|m| **m).count() as f32 / mask.len() as f32;
+            localised = Some(if f64::from(probability) < args.min_probability {
+                below += 1;
+                let empty = Agreement::empty(&map, mask);
+                Localised {
+                    agreement: empty,
+                    at_20: empty,
+                }
+            } else {
+                Localised {
+                    agreement: Agreement::of(&map, mask, args.threshold),
+                    at_20: Agreement::of(&map, mask, Threshold::Fraction(0.2)),
+                }
+            });
             if args.steps > 0 {
                 faithful.push(
                     faithfulness::faithfulness(
@@ -478,27 +572,57 @@ fn evaluate(
                 );
             }
         }
+        scored.push(Scored {
+            probability,
+            localised,
+        });
         bar.inc(1);
     }
     bar.finish_and_clear();
-    let n = labels.len();
-    let positives = labels.iter().filter(|p| **p).count();
-    let per_positive = |v: f32| {
-        if positives > 0 {
-            v / positives as f32
-        } else {
-            0.0
+    let all: Vec<usize> = (0..scored.len()).collect();
+    let (positives, negatives): (Vec<usize>, Vec<usize>) =
+        all.iter().partition(|&&i| scored[i].localised.is_some());
+    let pointing = |l: &Localised| f32::from(u8::from(l.agreement.pointing));
+    let iou = |l: &Localised| l.agreement.iou;
+    let mean = |score: &dyn Fn(&Localised) -> f32| positive_mean(&scored, &all, score);
+    let intervals = (args.bootstrap > 0).then(|| {
+        let resamples = scores::stratified_resamples(
+            &[positives.clone(), negatives],
+            args.bootstrap,
+            args.bootstrap_seed,
+        );
+        let interval = |value: Option<f64>, statistic: &dyn Fn(&[usize]) -> Option<f64>| {
+            let samples: Vec<f64> = (resamples.iter())
+                .map(|s| statistic(s).unwrap_or(f64::NAN))
+                .collect();
+            value.and_then(|v| scores::percentile_interval(v, &samples, 0.95))
+        };
+        Intervals {
+            confidence: 0.95,
+            method: "percentile, stratified",
+            resamples: args.bootstrap,
+            seed: args.bootstrap_seed,
+            pointing_game: interval(mean(&pointing), &|s| positive_mean(&scored, s, pointing)),
+            mean_iou: interval(mean(&iou), &|s| positive_mean(&scored, s, iou)),
+            roc_auc: interval(sample_auc(&scored, &all), &|s| sample_auc(&scored, s)),
         }
-    };
+    });
+    let per_positive = |score: &dyn Fn(&Localised) -> f32| mean(score).unwrap_or(0.0) as f32;
     Ok(EvalReport {
-        images: n,
-        positives,
-        accuracy: right as f32 / n.max(1) as f32,
-        roc_auc: scores::roc_auc(&probabilities, &labels),
-        pointing_game: per_positive(pointing),
-        mean_iou_at_20: per_positive(iou),
-        energy_inside_mask: per_positive(energy),
-        mask_share: per_positive(share),
+        images: scored.len(),
+        positives: positives.len(),
+        accuracy: right as f32 / scored.len().max(1) as f32,
+        roc_auc: sample_auc(&scored, &all),
+        pointing_game: per_positive(&pointing),
+        mean_iou_at_20: per_positive(&|l| l.at_20.iou),
+        threshold: args.threshold,
+        mean_iou: per_positive(&iou),
+        mean_dice: per_positive(&|l| l.agreement.dice),
+        energy_inside_mask: per_positive(&|l| l.agreement.energy_inside),
+        mask_share: per_positive(&|l| l.agreement.area_share),
+        min_probability: args.min_probability,
+        below_min_probability: below,
+        intervals,
         faithfulness: (args.steps > 0).then(|| FaithfulnessSummary::of(&faithful)),
         seconds: start.elapsed().as_secs_f32(),
     })
@@ -544,24 +668,63 @@ pub fn eval_command(args: &EvalArgs) -> Result<ExitCode> {
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
     } else {
-        let auc = report
-            .roc_auc
-            .map_or("n/a".to_string(), |a| format!("{a:.4}"));
-        println!(
-            "images           {} ({} with lesions)",
-            report.images, report.positives
-        );
-        println!("accuracy         {:.4}", report.accuracy);
-        println!("ROC AUC          {auc}");
-        println!("pointing game    {:.4}", report.pointing_game);
-        println!("IoU at 20%       {:.4}", report.mean_iou_at_20);
-        println!(
-            "energy in mask   {:.4} (mask covers {:.4} of the image)",
-            report.energy_inside_mask, report.mask_share
-        );
-        if let Some(f) = &report.faithfulness {
-            print_faithfulness_summary(f);
-        }
+        print_eval_report(&report);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `eval`'s text output.
+fn print_eval_report(report: &EvalReport) {
+    let intervals = report.intervals.as_ref();
+    let with_interval = |value: String, interval: Option<Interval>| match interval {
+        Some(i) => format!("{value} (95% CI {:.4} to {:.4})", i.low, i.high),
+        None => value,
+    };
+    let auc = report
+        .roc_auc
+        .map_or("n/a".to_string(), |a| format!("{a:.4}"));
+    println!(
+        "images           {} ({} with lesions)",
+        report.images, report.positives
+    );
+    println!("accuracy         {:.4}", report.accuracy);
+    println!(
+        "ROC AUC          {}",
+        with_interval(auc, intervals.and_then(|i| i.roc_auc))
+    );
+    println!(
+        "pointing game    {}",
+        with_interval(
+            format!("{:.4}", report.pointing_game),
+            intervals.and_then(|i| i.pointing_game)
+        )
+    );
+    println!(
+        "mean IoU         {} at {}",
+        with_interval(
+            format!("{:.4}", report.mean_iou),
+            intervals.and_then(|i| i.mean_iou)
+        ),
+        report.threshold
+    );
+    println!("mean Dice        {:.4}", report.mean_dice);
+    println!(
+        "energy in mask   {:.4} (mask covers {:.4} of the image)",
+        report.energy_inside_mask, report.mask_share
+    );
+    if report.min_probability > 0.0 {
+        println!(
+            "below P          {} lesion images scored as empty maps (probability below {})",
+            report.below_min_probability, report.min_probability
+        );
+    }
+    if let Some(i) = intervals {
+        println!(
+            "intervals        {} bootstrap resamples (stratified, seed {})",
+            i.resamples, i.seed
+        );
+    }
+    if let Some(f) = &report.faithfulness {
+        print_faithfulness_summary(f);
+    }
 }

@@ -1,6 +1,7 @@
 //! The explanation maths: one forward pass gives an `Analysis`; class activation maps for any
 //! class, by any method at any layer, come from it (`explain_image`, the one analysis path).
 
+pub mod agreement;
 mod analysis;
 pub mod faithfulness;
 mod map;

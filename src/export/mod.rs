@@ -1,10 +1,12 @@
-//! Writing overlays, raw maps and their provenance: atomically, never over the source image,
-//! never over an existing file unless asked.
+//! Writing overlays, raw maps, region masks and their provenance: atomically, never over the
+//! source image, never over an existing file unless asked.
 
+mod mask;
 mod overlay;
 mod provenance;
 pub mod secondary_capture;
 
+pub use mask::{save_mask_png, write_mask_png};
 pub use overlay::OverlayRequest;
 pub use provenance::{
     ClassRecord, ImageDetails, ImageRecord, Provenance, ProvenanceDetail, UidRecord,
@@ -29,6 +31,15 @@ pub enum ExportError {
     Io { file: String, reason: String },
     #[error("{file}: the map of class '{label}' has not been computed")]
     NoMap { file: String, label: String },
+    #[error("{file}: a mask is written as PNG: name it .png")]
+    MaskNotPng { file: String },
+    #[error("{file}: the mask has {pixels} pixels, not {width} x {height}")]
+    MaskSize {
+        file: String,
+        width: u32,
+        height: u32,
+        pixels: usize,
+    },
 }
 
 /// The default overlay name: `<image stem>_<method>_<class label>.png` beside the image, with

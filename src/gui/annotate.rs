@@ -312,6 +312,7 @@ impl Annotator {
                 shape: Shape::Freehand { points: vec![p] },
                 colour: self.colour,
                 width: at.line_width(),
+                finding: false,
             }),
             Tool::Arrow | Tool::Ellipse => {}
         }
@@ -331,6 +332,7 @@ impl Annotator {
                 shape,
                 colour: self.colour,
                 width: at.line_width(),
+                finding: false,
             })
         };
         match self.tool {
@@ -378,7 +380,7 @@ impl Annotator {
                         a.shape = ellipse_between(start, now);
                     }
                 }
-                Shape::Freehand { points } => {
+                Shape::Freehand { points } | Shape::Polygon { points } => {
                     let far_enough = points
                         .last()
                         .is_none_or(|l| (l[0] - now[0]).hypot(l[1] - now[1]) * at.zoom() >= 1.5);
@@ -470,6 +472,7 @@ impl Annotator {
                     },
                     colour: self.colour,
                     width: draft.size / 8.0,
+                    finding: false,
                 });
             }
         }
@@ -573,6 +576,7 @@ mod tests {
             },
             colour: [1, 2, 3],
             width: 1.0,
+            finding: false,
         }
     }
 

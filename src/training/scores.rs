@@ -1,79 +1,10 @@
-//! How well maps localise and how well the classifier classifies: the scores `camview eval`
-//! reports. All take a map already upsampled onto the image (row-major, NaN where the network
-//! saw nothing) and a mask of the same size.
+//! How well the classifier classifies, and how sure `camview eval` can be of its scores: ROC
+//! AUC and bootstrap confidence intervals. How well a map localises is
+//! `explain::agreement`, which the viewer shares.
 
-/// The map's values scaled to `[0, 1]` by its own min..max, NaN kept (no heat).
-fn unit_scaled(map: &[f32]) -> Vec<f32> {
-    let (lo, hi) = map
-        .iter()
-        .filter(|v| !v.is_nan())
-        .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| {
-            (lo.min(v), hi.max(v))
-        });
-    let span = hi - lo;
-    map.iter()
-        .map(|&v| {
-            if v.is_nan() {
-                f32::NAN
-            } else if span > 0.0 {
-                (v - lo) / span
-            } else {
-                0.0
-            }
-        })
-        .collect()
-}
-
-/// Pointing game (Zhang et al. 2016): is the map's maximum inside the mask?
-/// Ties are resolved by the first maximum in row-major order.
-pub fn pointing_game(map: &[f32], mask: &[bool]) -> bool {
-    let best = map.iter().enumerate().filter(|(_, v)| !v.is_nan()).fold(
-        None::<(usize, f32)>,
-        |best, (i, &v)| match best {
-            Some((_, b)) if b >= v => best,
-            _ => Some((i, v)),
-        },
-    );
-    best.is_some_and(|(i, _)| mask.get(i).copied().unwrap_or(false))
-}
-
-/// IoU of the mask with the map thresholded at `fraction` of its range (the CAM paper's
-/// bounding rule uses 20%): pixels whose min-max scaled value is at least `fraction`.
-pub fn iou_at(map: &[f32], mask: &[bool], fraction: f32) -> f32 {
-    let scaled = unit_scaled(map);
-    let (mut inter, mut union) = (0usize, 0usize);
-    for (&v, &m) in scaled.iter().zip(mask) {
-        let hot = v >= fraction; // NaN compares false: no heat
-        inter += usize::from(hot && m);
-        union += usize::from(hot || m);
-    }
-    if union == 0 {
-        0.0
-    } else {
-        inter as f32 / union as f32
-    }
-}
-
-/// Energy-based pointing game (Score-CAM, Wang et al. 2020): the share of the min-max scaled
-/// map's mass that falls inside the mask.
-pub fn energy_inside(map: &[f32], mask: &[bool]) -> f32 {
-    let scaled = unit_scaled(map);
-    let (mut inside, mut total) = (0f64, 0f64);
-    for (&v, &m) in scaled.iter().zip(mask) {
-        if v.is_nan() {
-            continue;
-        }
-        total += f64::from(v);
-        if m {
-            inside += f64::from(v);
-        }
-    }
-    if total > 0.0 {
-        (inside / total) as f32
-    } else {
-        0.0
-    }
-}
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
 
 /// Area under the ROC curve of `scores` for the `positive` labels (Mann-Whitney U, ties
 /// counted half). `None` when one class is absent.
@@ -115,43 +46,63 @@ pub fn roc_auc(scores: &[f32], positive: &[bool]) -> Option<f64> {
     Some((rank_sum_pos - np * (np + 1.0) / 2.0) / (np * nn))
 }
 
+/// A score with its confidence interval.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Interval {
+    /// The score on the data as it is.
+    pub value: f64,
+    pub low: f64,
+    pub high: f64,
+}
+
+/// `resamples` bootstrap resamples of items in `groups` (indices into the caller's items),
+/// each group drawn with replacement to its own size (a stratified bootstrap, as pROC's
+/// `ci.auc` does by default: every resample keeps the numbers of positive and negative images,
+/// so a ROC AUC is always defined). One ChaCha8 stream from `seed`: the same seed gives the
+/// same resamples.
+pub fn stratified_resamples(groups: &[Vec<usize>], resamples: usize, seed: u64) -> Vec<Vec<usize>> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    (0..resamples)
+        .map(|_| {
+            groups
+                .iter()
+                .filter(|g| !g.is_empty())
+                .flat_map(|g| {
+                    (0..g.len())
+                        .map(|_| g[rng.random_range(0..g.len())])
+                        .collect::<Vec<_>>()
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// The percentile interval holding `confidence` (e.g. 0.95) of the resampled `samples` of a
+/// score whose value is `value` (NaN samples, from resamples where the score is undefined,
+/// are left out). The percentiles interpolate linearly between order statistics, as
+/// `numpy.percentile` does by default. `None` without a sample.
+pub fn percentile_interval(value: f64, samples: &[f64], confidence: f64) -> Option<Interval> {
+    let mut sorted: Vec<f64> = samples.iter().copied().filter(|s| !s.is_nan()).collect();
+    if sorted.is_empty() {
+        return None;
+    }
+    sorted.sort_by(f64::total_cmp);
+    let percentile = |q: f64| {
+        let at = q * (sorted.len() - 1) as f64;
+        let (below, above) = (at.floor() as usize, at.ceil() as usize);
+        sorted[below] + (sorted[above] - sorted[below]) * (at - below as f64)
+    };
+    let tail = (1.0 - confidence) / 2.0;
+    Some(Interval {
+        value,
+        low: percentile(tail),
+        high: percentile(1.0 - tail),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    // A 4x4 image whose mask is the top-left 2x2 block.
-    fn mask() -> Vec<bool> {
-        (0..16).map(|i| i % 4 < 2 && i / 4 < 2).collect()
-    }
-
-    #[test]
-    fn a_map_on_the_mask_scores_perfectly_and_its_inverse_fails() {
-        let on: Vec<f32> = mask().iter().map(|&m| if m { 1.0 } else { 0.0 }).collect();
-        let off: Vec<f32> = on.iter().map(|v| 1.0 - v).collect();
-        assert!(pointing_game(&on, &mask()));
-        assert!(!pointing_game(&off, &mask()));
-        assert_eq!(iou_at(&on, &mask(), 0.2), 1.0);
-        assert_eq!(iou_at(&off, &mask(), 0.2), 0.0);
-        assert_eq!(energy_inside(&on, &mask()), 1.0);
-        assert_eq!(energy_inside(&off, &mask()), 0.0);
-    }
-
-    #[test]
-    fn known_partial_answers() {
-        // Values 0..15: the maximum (15) is at the bottom-right, outside the mask.
-        let ramp: Vec<f32> = (0..16).map(|i| i as f32).collect();
-        assert!(!pointing_game(&ramp, &mask()));
-        // Scaled values i/15 >= 0.2 for i >= 3: 13 hot pixels; the mask {0,1,4,5} shares {4,5}.
-        // Union = 13 + 2 (pixels 0 and 1) = 15 -> IoU 2/15.
-        assert!((iou_at(&ramp, &mask(), 0.2) - 2.0 / 15.0).abs() < 1e-6);
-        // Energy: (0+1+4+5)/15 over (0+..+15)/15 = 10/120.
-        assert!((energy_inside(&ramp, &mask()) - 10.0 / 120.0).abs() < 1e-6);
-        // NaN pixels carry no heat and are never the maximum.
-        let mut partial = vec![f32::NAN; 16];
-        partial[5] = 2.0;
-        partial[15] = 1.0;
-        assert!(pointing_game(&partial, &mask()));
-    }
 
     #[test]
     fn auc_known_values() {
@@ -170,5 +121,35 @@ mod tests {
             Some(0.75)
         );
         assert_eq!(roc_auc(&[0.1], &[true]), None);
+    }
+
+    #[test]
+    fn resamples_keep_each_groups_size_and_follow_the_seed() {
+        let groups = vec![vec![0, 1, 2], vec![3, 4], Vec::new()];
+        let a = stratified_resamples(&groups, 50, 7);
+        assert_eq!(a.len(), 50);
+        for sample in &a {
+            assert_eq!(sample.len(), 5);
+            assert!(sample[..3].iter().all(|i| *i < 3), "{sample:?}");
+            assert!(sample[3..].iter().all(|i| (3..5).contains(i)), "{sample:?}");
+        }
+        assert_eq!(a, stratified_resamples(&groups, 50, 7));
+        assert_ne!(a, stratified_resamples(&groups, 50, 8));
+    }
+
+    #[test]
+    fn percentiles_interpolate_like_numpy() {
+        // numpy.percentile(range(11), [2.5, 97.5]) = [0.25, 9.75]
+        let samples: Vec<f64> = (0..11).map(f64::from).collect();
+        let i = percentile_interval(5.0, &samples, 0.95).unwrap();
+        assert_eq!(i.value, 5.0);
+        assert!(
+            (i.low - 0.25).abs() < 1e-12 && (i.high - 9.75).abs() < 1e-12,
+            "{i:?}"
+        );
+        // NaN samples are left out; none left: no interval.
+        let i = percentile_interval(1.0, &[f64::NAN, 1.0, 3.0], 0.5).unwrap();
+        assert_eq!((i.low, i.high), (1.5, 2.5));
+        assert_eq!(percentile_interval(1.0, &[f64::NAN], 0.95), None);
     }
 }
