@@ -1021,6 +1021,124 @@ fn the_sanity_panel_randomises_the_model_in_the_background_and_stops() {
     );
 }
 
+/// A clinician outlines a finding with the Region tool; the Agreement panel scores the map on
+/// screen against it (the library's numbers, on the image's own grid); the finding exported as
+/// a mask (Ctrl+M) is the finding's pixels, and `camview eval --masks` on it gives the panel's
+/// pointing game and IoU. Another class updates the scores with no network pass.
+#[test]
+fn a_region_drawn_as_a_finding_is_scored_and_exported_as_a_mask_eval_reads() {
+    use camview::explain::agreement::{Agreement, Threshold};
+    use camview::render::annotation::region_mask;
+    let (dir, images) = scratch(&["large.png"]);
+    let model = fixtures().join("models/tiny.pth");
+    let mut h = launch_with(model.clone(), images.clone(), [1280.0, 1100.0]);
+    assert!(h.query_by_label_contains("Outline a finding").is_some());
+
+    // P, then four corners and the first one again
+    h.key_press(Key::P);
+    h.run();
+    let c = h.get_by_label("Overlay image").rect().center();
+    let corners = [
+        c + egui::vec2(-70.0, -50.0),
+        c + egui::vec2(40.0, -60.0),
+        c + egui::vec2(60.0, 30.0),
+        c + egui::vec2(-50.0, 50.0),
+        c + egui::vec2(-70.0, -50.0),
+    ];
+    for p in corners {
+        click_at(&h, p);
+        h.run();
+    }
+    let marks = h.state().session.annotations().items.clone();
+    assert_eq!(marks.len(), 1, "{marks:?}");
+    assert!(marks[0].finding);
+    let Shape::Polygon { points } = &marks[0].shape else {
+        panic!("not a polygon: {:?}", marks[0].shape)
+    };
+    assert_eq!(points.len(), 4);
+
+    // the panel's scores are the library's on the image's grid
+    let expected = |h: &Harness<'_, CamviewApp>| {
+        let session = &h.state().session;
+        let analysis = session.analysis().unwrap();
+        let map = analysis.map(session.class()).unwrap();
+        let source = &session.image().unwrap().source;
+        let (w, hh) = (source.width(), source.height());
+        let values = map.upsample(&map.values, w, hh);
+        let mask = region_mask(&session.annotations().findings(), w, hh);
+        (
+            Agreement::of(&values, &mask, Threshold::Fraction(0.2)),
+            Agreement::of(&values, &mask, Threshold::Otsu),
+            mask,
+        )
+    };
+    let (at_20, at_otsu, mask) = expected(&h);
+    assert!(mask.iter().any(|&m| m) && !mask.iter().all(|&m| m));
+    for text in [format!("{:.3}", at_20.iou), format!("{:.3}", at_otsu.dice)] {
+        assert!(h.query_by_label(&text).is_some(), "{text} not shown");
+    }
+    let pointing = if at_20.pointing { "hit" } else { "miss" };
+    assert!(h.query_by_label(pointing).is_some());
+
+    // another class: new scores within the frame, no job
+    let forward = h.state().session.last_analysis();
+    let other = h.state().analysis().unwrap().ranked()[1];
+    h.get_by_label(&format!("class {other}")).click();
+    h.run();
+    assert!(h.state().session.is_idle());
+    assert_eq!(
+        h.state().session.last_analysis(),
+        forward,
+        "the network ran"
+    );
+    let (other_20, _, _) = expected(&h);
+    assert!(h.query_by_label(&format!("{:.3}", other_20.iou)).is_some());
+
+    // Ctrl+M writes masks/large.png beside the image: the finding's pixels
+    h.key_press_modifiers(Modifiers::COMMAND, Key::M);
+    h.step();
+    settle(&mut h);
+    let written = dir.path().join("masks/large.png");
+    let png = image::open(&written).unwrap().to_luma8();
+    let read: Vec<bool> = png.pixels().map(|p| p.0[0] > 127).collect();
+    assert_eq!(read, mask);
+    assert!(
+        h.state()
+            .session
+            .notice()
+            .unwrap()
+            .text
+            .contains("masks/large.png")
+    );
+
+    // eval on the folder with that mask: the panel's pointing game and IoU at 20% (class shown)
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_camview"))
+        .args(["eval", "--json", "--steps", "0", "--bootstrap", "0"])
+        .args(["--model", model.to_str().unwrap()])
+        .args(["--images", dir.path().to_str().unwrap()])
+        .args(["--masks", dir.path().join("masks").to_str().unwrap()])
+        .args(["--positive-class", &other.to_string()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["positives"], 1);
+    assert_eq!(
+        report["pointing_game"].as_f64().unwrap(),
+        f64::from(u8::from(other_20.pointing))
+    );
+    let iou = report["mean_iou_at_20"].as_f64().unwrap();
+    assert!(
+        (iou - f64::from(other_20.iou)).abs() < 1e-6,
+        "{iou} against {}",
+        other_20.iou
+    );
+}
+
 /// The one analysis path: for every method (CAM at norm5, the others at a layer that is not the
 /// default), `camview render`, `camview batch`, and the viewer's Save and Copy give the same
 /// pixels, and render, batch and Save the same sidecar, which names the method and layer that
@@ -1176,6 +1294,22 @@ fn add_mark(h: &mut Harness<'_, CamviewApp>) {
         });
 }
 
+/// Adds a selected ellipse, a finding or not.
+fn add_closed_mark(h: &mut Harness<'_, CamviewApp>, finding: bool) {
+    h.state_mut()
+        .session
+        .annotations_mut()
+        .push(camview::render::Annotation {
+            shape: Shape::Ellipse {
+                centre: [20.0, 20.0],
+                radii: [8.0, 6.0],
+            },
+            colour: [255, 255, 255],
+            width: 1.5,
+            finding,
+        });
+}
+
 /// Presses `shortcut` in a viewer on `images[1]` (a folder of three) after setting up what
 /// `command` changes, and checks that it changed as the command says. The `match` has no
 /// catch-all arm: a new command does not compile here until its keys are tested.
@@ -1230,6 +1364,8 @@ fn key_does_what_its_command_does(
             }
         }
         Command::DeleteMark | Command::Undo => add_mark(&mut h),
+        Command::ToggleFinding => add_closed_mark(&mut h, false),
+        Command::ExportMask => add_closed_mark(&mut h, true),
         Command::Deselect => {
             add_mark(&mut h);
             h.state_mut().annotator.tool = Tool::Arrow;
@@ -1295,6 +1431,14 @@ fn key_does_what_its_command_does(
             assert_eq!(app.annotator.tool, Tool::Select, "{what}");
         }
         Command::Redo => assert_eq!(marks.items.len(), 1, "{what}"),
+        Command::ToggleFinding => assert!(marks.items[0].finding, "{what}"),
+        Command::ExportMask => {
+            let stem = images[1].file_stem().unwrap().to_string_lossy();
+            let mask = images[1]
+                .with_file_name("masks")
+                .join(format!("{stem}.png"));
+            assert!(mask.is_file(), "{what}: no {}", mask.display());
+        }
         Command::SaveOverlay => assert!(app.save_dialog_open(), "{what}"),
         Command::CopyOverlay => {
             let notice = app.session.notice().cloned().unwrap();

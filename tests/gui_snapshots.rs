@@ -132,6 +132,30 @@ fn the_sanity_panel_shows_the_maps_as_the_model_is_randomised_and_the_curves() {
     snapshot(&mut h, "main_screen_sanity");
 }
 
+#[test]
+fn a_finding_outlined_with_the_region_tool_and_the_agreement_panel() {
+    let mut h = launch_with(
+        fixtures().join("models/tiny.pth"),
+        vec![fixtures().join("images/large.png")],
+        [1280.0, 1000.0],
+    );
+    h.key_press(Key::P);
+    h.run();
+    let c = h.get_by_label("Overlay image").rect().center();
+    for (dx, dy) in [
+        (-90.0, -70.0),
+        (60.0, -80.0),
+        (90.0, 40.0),
+        (-60.0, 80.0),
+        (-90.0, -70.0),
+    ] {
+        click_at(&h, c + vec2(dx, dy));
+        h.run();
+    }
+    assert_eq!(h.state().session.annotations().findings().len(), 1);
+    snapshot(&mut h, "main_screen_agreement");
+}
+
 /// The first and last pixel of row `y` within columns `xs` of `colour` (solid fills are
 /// exact; the tolerance keeps anti-aliased text from counting).
 fn span_of(

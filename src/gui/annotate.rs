@@ -21,15 +21,18 @@ pub enum Tool {
     Arrow,
     Ellipse,
     Draw,
+    /// A polygon outlining a finding, corner by corner.
+    Region,
 }
 
 impl Tool {
-    pub const ALL: [Tool; 5] = [
+    pub const ALL: [Tool; 6] = [
         Tool::Select,
         Tool::Note,
         Tool::Arrow,
         Tool::Ellipse,
         Tool::Draw,
+        Tool::Region,
     ];
 
     pub fn label(self) -> &'static str {
@@ -39,6 +42,7 @@ impl Tool {
             Self::Arrow => "Arrow",
             Self::Ellipse => "Ellipse",
             Self::Draw => "Draw",
+            Self::Region => "Region",
         }
     }
 
@@ -51,6 +55,10 @@ impl Tool {
             Self::Arrow => "Drag from the tail to the point of the arrow",
             Self::Ellipse => "Drag across the area to circle",
             Self::Draw => "Drag to draw freehand",
+            Self::Region => {
+                "Click the corners of a finding's region; click the first corner again (or \
+                 double-click, or press Enter) to close it; Escape drops it"
+            }
         }
     }
 }
@@ -131,6 +139,31 @@ impl AnnotationLayer {
             .map(|(i, _)| i)
     }
 
+    /// The selected mark, if it is closed (it can be a finding).
+    pub fn selected_closed(&self) -> Option<&Annotation> {
+        self.selected
+            .and_then(|i| self.items.get(i))
+            .filter(|a| a.outline().is_some())
+    }
+
+    /// Flags the selected closed mark as a finding, or not.
+    pub fn set_selected_finding(&mut self, finding: bool) {
+        if let Some(i) = self.selected
+            && self
+                .items
+                .get(i)
+                .is_some_and(|a| a.outline().is_some() && a.finding != finding)
+        {
+            self.checkpoint();
+            self.items[i].finding = finding;
+        }
+    }
+
+    /// The marks flagged as findings.
+    pub fn findings(&self) -> Vec<Annotation> {
+        self.items.iter().filter(|a| a.finding).cloned().collect()
+    }
+
     /// Recolours the selected mark.
     pub fn recolour_selected(&mut self, colour: [u8; 3]) {
         if let Some(i) = self.selected
@@ -170,6 +203,10 @@ pub struct Annotator {
     pub colour: [u8; 3],
     gesture: Gesture,
     pub note: Option<NoteDraft>,
+    /// The corners of the region being outlined (the Region tool), in image pixels.
+    region: Vec<Point>,
+    /// Where the pointer is on the image (the region's next side follows it).
+    hover: Option<Point>,
 }
 
 /// Line width and note height as they look on screen, in screen points.
@@ -234,6 +271,8 @@ impl Annotator {
             colour,
             gesture: Gesture::Idle,
             note: None,
+            region: Vec::new(),
+            hover: None,
         }
     }
 
@@ -257,6 +296,15 @@ impl Annotator {
         let current = response.interact_pointer_pos().or(response.hover_pos());
         if let Some(hover) = response.hover_pos() {
             ctx.set_cursor_icon(self.cursor(layer, &at, hover));
+            self.hover = Some(at.to_image(hover));
+        } else {
+            self.hover = None;
+        }
+        if self.tool == Tool::Region
+            && self.region.len() >= 3
+            && ctx.input(|i| i.key_pressed(Key::Enter))
+        {
+            self.close_region(layer, at.line_width());
         }
         if response.clicked_by(PointerButton::Primary)
             && let Some(clicked) = current
@@ -314,8 +362,46 @@ impl Annotator {
                 width: at.line_width(),
                 finding: false,
             }),
+            Tool::Region => self.add_corner(layer, at, p),
             Tool::Arrow | Tool::Ellipse => {}
         }
+    }
+
+    /// A corner of the region being outlined; a click on its first corner (with three or more)
+    /// or on its last one (a double click) closes it.
+    fn add_corner(&mut self, layer: &mut AnnotationLayer, at: &PaneGeometry<'_>, p: Point) {
+        let near = |q: &Point| (q[0] - p[0]).hypot(q[1] - p[1]) <= at.pick_tolerance();
+        let closes = self.region.len() >= 3
+            && (self.region.first().is_some_and(near) || self.region.last().is_some_and(near));
+        if closes {
+            self.close_region(layer, at.line_width());
+        } else if !self.region.last().is_some_and(near) {
+            self.region.push(p);
+        }
+    }
+
+    /// Closes the region being outlined into a finding (with three corners or more); drops it
+    /// otherwise.
+    pub fn close_region(&mut self, layer: &mut AnnotationLayer, width: f32) {
+        let points = std::mem::take(&mut self.region);
+        if points.len() >= 3 {
+            layer.push(Annotation {
+                shape: Shape::Polygon { points },
+                colour: self.colour,
+                width,
+                finding: true,
+            });
+        }
+    }
+
+    /// Drops the region being outlined (Escape, another tool).
+    pub fn drop_region(&mut self) {
+        self.region.clear();
+    }
+
+    /// Whether a region is being outlined.
+    pub fn outlining(&self) -> bool {
+        !self.region.is_empty()
     }
 
     /// A primary drag begins at `start` (now at `now`): it moves the mark under it (Select) or
@@ -344,7 +430,7 @@ impl Annotator {
                 }
                 None => Gesture::Idle,
             },
-            Tool::Note => Gesture::Idle,
+            Tool::Note | Tool::Region => Gesture::Idle,
             Tool::Arrow => drawing(Shape::Arrow {
                 from: start,
                 to: now,
@@ -499,6 +585,21 @@ impl Annotator {
         }
         if let Gesture::Drawing(a) = &self.gesture {
             paint_annotation(painter, a, view, pane);
+        }
+        if !self.region.is_empty() {
+            let colour = colour32(self.colour);
+            let mut points: Vec<Pos2> = self
+                .region
+                .iter()
+                .map(|p| view.to_screen(pane, pos(*p)))
+                .collect();
+            for &corner in &points {
+                painter.circle_filled(corner, 3.5, colour);
+            }
+            if let Some(hover) = self.hover {
+                points.push(view.to_screen(pane, pos(hover)));
+            }
+            painter.add(egui::Shape::line(points, Stroke::new(LINE_POINTS, colour)));
         }
     }
 }

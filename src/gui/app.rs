@@ -17,7 +17,7 @@ use super::dialogs::save::SaveDialog;
 use super::dialogs::{drop_preview_ui, keys_window_ui};
 use super::pane::{Pane, Panes};
 use super::panels::status::{error_band_ui, status_ui};
-use super::panels::{FaithfulnessPanel, SanityPanel};
+use super::panels::{AgreementPanel, FaithfulnessPanel, SanityPanel};
 use super::session::{Session, model_name};
 use super::settings::Settings;
 use super::textures::{Textures, max_texture_side};
@@ -108,6 +108,7 @@ pub struct CamviewApp {
     show_keys: bool,
     pub(super) faithfulness: FaithfulnessPanel,
     pub(super) sanity: SanityPanel,
+    pub(super) agreement: AgreementPanel,
 }
 
 impl CamviewApp {
@@ -150,6 +151,7 @@ impl CamviewApp {
             show_keys: false,
             faithfulness: FaithfulnessPanel::default(),
             sanity: SanityPanel::default(),
+            agreement: AgreementPanel::default(),
         };
         if let Some(side) = max_side {
             app.start_launch(side);
@@ -271,12 +273,27 @@ impl CamviewApp {
             Command::WindowPreset(index) => self.apply_preset(ctx, usize::from(index)),
             Command::ResetWindow => self.session.reset_window(None, max_texture_side(ctx)),
             Command::InvertWindow => self.session.toggle_invert(max_texture_side(ctx)),
-            Command::UseTool(tool) => self.annotator.tool = tool,
+            Command::UseTool(tool) => {
+                if tool != Tool::Region {
+                    self.annotator.drop_region();
+                }
+                self.annotator.tool = tool;
+            }
+            Command::ToggleFinding => {
+                let layer = self.session.annotations_mut();
+                match layer.selected_closed().map(|a| a.finding) {
+                    Some(finding) => layer.set_selected_finding(!finding),
+                    None => self.session.info(
+                        "Select a closed mark (an ellipse, a region, a closed stroke) to make it a finding",
+                    ),
+                }
+            }
             Command::DeleteMark => {
                 self.session.annotations_mut().delete_selected();
             }
             Command::Deselect => {
                 self.session.annotations_mut().selected = None;
+                self.annotator.drop_region();
                 self.annotator.tool = Tool::Select;
             }
             Command::Undo => {
@@ -289,6 +306,10 @@ impl CamviewApp {
             Command::OpenModel => self.show_file_dialog(ctx, DialogPurpose::OpenModel),
             Command::SaveOverlay => self.open_save_dialog(),
             Command::CopyOverlay => self.copy_overlay(),
+            Command::ExportMask => {
+                let fallback = self.fallback_folder();
+                self.session.export_mask(&fallback);
+            }
             Command::Quit => ctx.send_viewport_cmd(egui::ViewportCommand::Close),
             Command::ToggleKeys => self.show_keys = !self.show_keys,
         }
@@ -300,6 +321,12 @@ impl CamviewApp {
         match command {
             Command::ToggleOverlay => Some(self.settings.show_overlay),
             Command::InvertWindow => Some(self.session.display_inverted()),
+            Command::ToggleFinding => Some(
+                self.session
+                    .annotations()
+                    .selected_closed()
+                    .is_some_and(|a| a.finding),
+            ),
             _ => None,
         }
     }

@@ -30,6 +30,8 @@ pub enum Command {
     ResetWindow,
     InvertWindow,
     UseTool(Tool),
+    /// Flags the selected closed mark as a finding (or no longer).
+    ToggleFinding,
     DeleteMark,
     /// Drops the selection and goes back to the Select tool.
     Deselect,
@@ -39,6 +41,8 @@ pub enum Command {
     OpenModel,
     SaveOverlay,
     CopyOverlay,
+    /// Writes the image's findings as a mask PNG for `camview eval --masks`.
+    ExportMask,
     Quit,
     ToggleKeys,
 }
@@ -80,7 +84,7 @@ const fn place(menu: Menu, group: u8) -> Option<MenuPlace> {
 
 impl Command {
     /// Every command, in the order the keys window and the README list them.
-    pub const ALL: [Command; 33] = [
+    pub const ALL: [Command; 36] = [
         Command::PreviousClass,
         Command::NextClass,
         Command::PreviousImage,
@@ -104,6 +108,8 @@ impl Command {
         Command::UseTool(Tool::Arrow),
         Command::UseTool(Tool::Ellipse),
         Command::UseTool(Tool::Draw),
+        Command::UseTool(Tool::Region),
+        Command::ToggleFinding,
         Command::DeleteMark,
         Command::Deselect,
         Command::Undo,
@@ -112,6 +118,7 @@ impl Command {
         Command::OpenModel,
         Command::SaveOverlay,
         Command::CopyOverlay,
+        Command::ExportMask,
         Command::Quit,
         Command::ToggleKeys,
     ];
@@ -132,6 +139,7 @@ impl Command {
             Self::ResetWindow => "Reset to the file's window",
             Self::InvertWindow => "Invert",
             Self::UseTool(tool) => tool.label(),
+            Self::ToggleFinding => "Finding",
             Self::DeleteMark => "Delete",
             Self::Deselect => "Deselect",
             Self::Undo => "Undo",
@@ -140,6 +148,7 @@ impl Command {
             Self::OpenModel => "Open model…",
             Self::SaveOverlay => "Save overlay…",
             Self::CopyOverlay => "Copy overlay",
+            Self::ExportMask => "Export findings as mask",
             Self::Quit => "Quit",
             Self::ToggleKeys => "Keyboard shortcuts",
         }
@@ -171,6 +180,10 @@ impl Command {
             Self::UseTool(Tool::Arrow) => "Draw an arrow (the Arrow tool)",
             Self::UseTool(Tool::Ellipse) => "Circle an area (the Ellipse tool)",
             Self::UseTool(Tool::Draw) => "Draw freehand (the Draw tool)",
+            Self::UseTool(Tool::Region) => "Outline a finding corner by corner (the Region tool)",
+            Self::ToggleFinding => {
+                "Mark the selected closed mark as a finding (the region the map is scored against), or not"
+            }
             Self::DeleteMark => "Delete the selected mark",
             Self::Deselect => "Drop the selection and go back to the Select tool",
             Self::Undo => "Undo the last change to the marks",
@@ -179,6 +192,9 @@ impl Command {
             Self::OpenModel => "A DenseNet checkpoint: .pth, .pt, .pth.tar, .ckpt or .safetensors",
             Self::SaveOverlay => "Save the overlay with its annotations and provenance",
             Self::CopyOverlay => "Copy the overlay (as it would be saved) to the clipboard",
+            Self::ExportMask => {
+                "Write the image's findings as a mask PNG (masks/<image name>.png beside the image), for camview eval --masks"
+            }
             Self::Quit => "Quit camview",
             Self::ToggleKeys => "Show or hide the list of keys",
         }
@@ -210,6 +226,8 @@ impl Command {
             Self::UseTool(Tool::Arrow) => &const { [key(Key::A)] },
             Self::UseTool(Tool::Ellipse) => &const { [key(Key::E)] },
             Self::UseTool(Tool::Draw) => &const { [key(Key::D)] },
+            Self::UseTool(Tool::Region) => &const { [key(Key::P)] },
+            Self::ToggleFinding => &const { [key(Key::M)] },
             Self::DeleteMark => &const { [key(Key::Delete), key(Key::Backspace)] },
             Self::Deselect => &const { [key(Key::Escape)] },
             Self::Undo => &const { [ctrl(Key::Z)] },
@@ -218,6 +236,7 @@ impl Command {
             Self::OpenModel => &[],
             Self::SaveOverlay => &const { [ctrl(Key::S)] },
             Self::CopyOverlay => &const { [ctrl_shift(Key::C)] },
+            Self::ExportMask => &const { [ctrl(Key::M)] },
             Self::Quit => &const { [ctrl(Key::Q)] },
             Self::ToggleKeys => &const { [key(Key::F1)] },
         }
@@ -227,7 +246,7 @@ impl Command {
     pub fn menu(self) -> Option<MenuPlace> {
         match self {
             Self::OpenImage | Self::OpenModel => place(Menu::File, 0),
-            Self::SaveOverlay | Self::CopyOverlay => place(Menu::File, 1),
+            Self::SaveOverlay | Self::CopyOverlay | Self::ExportMask => place(Menu::File, 1),
             Self::Quit => place(Menu::File, 2),
             Self::Fit | Self::ActualPixels | Self::ToggleOverlay => place(Menu::View, 0),
             Self::PreviousImage | Self::NextImage => place(Menu::View, 1),
@@ -238,6 +257,7 @@ impl Command {
             Self::PreviousClass
             | Self::NextClass
             | Self::UseTool(_)
+            | Self::ToggleFinding
             | Self::DeleteMark
             | Self::Deselect
             | Self::Undo
@@ -249,7 +269,11 @@ impl Command {
     /// whose every key has Ctrl may: a plain key belongs to the text being typed.
     pub fn works_while_typing(self) -> bool {
         match self {
-            Self::OpenImage | Self::SaveOverlay | Self::CopyOverlay | Self::Quit => true,
+            Self::OpenImage
+            | Self::SaveOverlay
+            | Self::CopyOverlay
+            | Self::ExportMask
+            | Self::Quit => true,
             Self::PreviousClass
             | Self::NextClass
             | Self::PreviousImage
@@ -263,6 +287,7 @@ impl Command {
             | Self::ResetWindow
             | Self::InvertWindow
             | Self::UseTool(_)
+            | Self::ToggleFinding
             | Self::DeleteMark
             | Self::Deselect
             | Self::Undo

@@ -314,6 +314,10 @@ impl CamviewApp {
                 let button = egui::Button::new(command.label());
                 self.command_button_ui(ui, enabled, button, command);
             }
+            let closed = self.session.annotations().selected_closed().is_some();
+            ui.add_enabled_ui(closed, |ui| {
+                self.command_checkbox_ui(ui, Command::ToggleFinding);
+            });
         });
     }
 

@@ -21,10 +21,12 @@ use eframe::egui::ColorImage;
 use crate::explain::faithfulness::{self, Faithfulness, FaithfulnessOptions};
 use crate::explain::sanity::{Randomisation, SanityReport, sanity_check};
 use crate::explain::{self, Analysis, Classes, ExplainedMaps, LayerActivations, MapChoice};
+use crate::export::save_mask_png;
 use crate::imaging::levels::DisplayWindow;
 use crate::imaging::{self, SourceImage};
 use crate::model_request::ModelRequest;
 use crate::network::Classifier;
+use crate::render::annotation::{Annotation, region_mask};
 
 use super::prefetch::{self, PrefetchJob, Prepared};
 use super::pyramid::Pyramid;
@@ -167,6 +169,15 @@ pub enum Work {
         options: FaithfulnessOptions,
         progress: Arc<WorkProgress>,
     },
+    /// The findings of an image as a mask PNG (`dest`'s folder is made if missing; never over
+    /// `source`, the image).
+    SaveMask {
+        dest: PathBuf,
+        source: Option<PathBuf>,
+        width: u32,
+        height: u32,
+        findings: Vec<Annotation>,
+    },
     /// The model randomisation test of one class's map by `choice`.
     Sanity {
         classifier: Arc<Classifier>,
@@ -234,6 +245,7 @@ pub enum Answer {
     },
     Faithfulness(Result<Faithfulness, String>),
     Sanity(Result<SanityReport, String>),
+    MaskSaved(Result<PathBuf, String>),
     /// A neighbour prepared by the prefetch thread (its errors are the user's only once they
     /// open it themselves).
     Prepared(Result<Box<Prepared>, String>),
@@ -382,6 +394,15 @@ fn run_job(job: Job) -> Outcome {
             options,
             progress,
         } => score_faithfulness(&classifier, &analysis, class, &options, &progress),
+        Work::SaveMask {
+            dest,
+            source,
+            width,
+            height,
+            findings,
+        } => Answer::MaskSaved(guard(&dest.display().to_string(), || {
+            save_mask(&dest, source.as_deref(), width, height, &findings)
+        })),
         Work::Sanity {
             classifier,
             image,
@@ -443,6 +464,29 @@ pub(super) fn explain_maps(
 ) -> Result<ExplainedMaps, String> {
     explain::methods::explain_maps(classifier, analysis, choice, classes, activations, progress)
         .map_err(|e| e.to_string())
+}
+
+/// Writes the findings' mask to `dest`, making its folder.
+fn save_mask(
+    dest: &Path,
+    source: Option<&Path>,
+    width: u32,
+    height: u32,
+    findings: &[Annotation],
+) -> Result<PathBuf, String> {
+    if let Some(folder) = dest.parent() {
+        std::fs::create_dir_all(folder).map_err(|e| {
+            format!(
+                "{}: cannot make the folder: {}",
+                folder.display(),
+                crate::describe_io_error(&e)
+            )
+        })?;
+    }
+    let mask = region_mask(findings, width, height);
+    let sources: Vec<&Path> = source.into_iter().collect();
+    save_mask_png(dest, width, height, &mask, true, &sources).map_err(|e| e.to_string())?;
+    Ok(dest.to_path_buf())
 }
 
 fn score_faithfulness(

@@ -144,20 +144,36 @@ impl Annotation {
 
     /// The mark moved by `(dx, dy)` image pixels.
     pub fn translate(&mut self, dx: f32, dy: f32) {
-        let shift = |p: &mut Point| {
+        self.each_point(|p| {
             p[0] += dx;
             p[1] += dy;
-        };
+        });
+    }
+
+    /// The mark on an image `sx` x `sy` times the size (an ellipse's radii and the line width
+    /// follow; a note's text keeps its size).
+    pub fn scale(&mut self, sx: f32, sy: f32) {
+        self.each_point(|p| {
+            p[0] *= sx;
+            p[1] *= sy;
+        });
+        if let Shape::Ellipse { radii, .. } = &mut self.shape {
+            radii[0] *= sx;
+            radii[1] *= sy;
+        }
+        self.width *= (sx * sy).sqrt();
+    }
+
+    /// Applies `f` to every point that places the mark.
+    fn each_point(&mut self, mut f: impl FnMut(&mut Point)) {
         match &mut self.shape {
-            Shape::Note { at, .. } => shift(at),
+            Shape::Note { at, .. } => f(at),
             Shape::Arrow { from, to } => {
-                shift(from);
-                shift(to);
+                f(from);
+                f(to);
             }
-            Shape::Ellipse { centre, .. } => shift(centre),
-            Shape::Freehand { points } | Shape::Polygon { points } => {
-                points.iter_mut().for_each(shift)
-            }
+            Shape::Ellipse { centre, .. } => f(centre),
+            Shape::Freehand { points } | Shape::Polygon { points } => points.iter_mut().for_each(f),
         }
     }
 }

@@ -230,6 +230,16 @@ fn saved_style(settings: &Settings) -> OverlayStyle {
 }
 
 impl CamviewApp {
+    /// Where files about an image that has no file of its own (a demo image) go: the last
+    /// folder used, or the working directory.
+    pub(in crate::gui) fn fallback_folder(&self) -> PathBuf {
+        self.settings
+            .last_folder
+            .clone()
+            .or_else(|| std::env::current_dir().ok())
+            .unwrap_or_else(|| PathBuf::from("."))
+    }
+
     /// Opens the save window on the suggested destination, once there is an overlay. With the
     /// window already open (Ctrl+S pressed again), saves to the path typed there, as its Save
     /// button does, rather than start over and lose what was typed.
@@ -253,12 +263,7 @@ impl CamviewApp {
             .get(self.session.class())
             .cloned()
             .unwrap_or_default();
-        let fallback = self
-            .settings
-            .last_folder
-            .clone()
-            .or_else(|| std::env::current_dir().ok())
-            .unwrap_or_else(|| PathBuf::from("."));
+        let fallback = self.fallback_folder();
         let dest = save::default_destination(
             image.origin.path(),
             &image.origin.name(),

@@ -69,6 +69,10 @@ impl CamviewApp {
         ui.checkbox(&mut self.settings.colour_bar, "Colour bar with its scale");
 
         ui.add_space(8.0);
+        section_ui(ui, "Agreement with the findings");
+        self.agreement.ui(ui, &self.session);
+
+        ui.add_space(8.0);
         section_ui(ui, "Faithfulness");
         self.faithfulness.ui(ui, &mut self.session);
 

@@ -6,6 +6,7 @@
 //! command may touch any part of the app, and running it at once keeps the effects in the frame
 //! and order they had. The others take only the state they draw.
 
+pub mod agreement;
 pub mod controls;
 pub mod faithfulness;
 pub mod legend;
@@ -17,6 +18,7 @@ pub mod window;
 
 use eframe::egui;
 
+pub use agreement::AgreementPanel;
 pub use faithfulness::FaithfulnessPanel;
 pub use sanity::SanityPanel;
 

@@ -61,6 +61,7 @@ impl Session {
             Answer::Maps { .. } => TaskKind::Explain,
             Answer::Faithfulness(_) => TaskKind::Faithfulness,
             Answer::Sanity(_) => TaskKind::Sanity,
+            Answer::MaskSaved(_) => TaskKind::Save,
             Answer::Prepared(_) => {
                 if let Answer::Prepared(result) = result {
                     self.take_prepared(ticket, result);
@@ -89,6 +90,7 @@ impl Session {
             Answer::Maps { choice, result } => self.take_maps(choice, result),
             Answer::Faithfulness(result) => self.take_faithfulness(result),
             Answer::Sanity(result) => self.take_sanity(result),
+            Answer::MaskSaved(result) => self.take_mask(result),
             Answer::Prepared(_) => {}
         }
     }

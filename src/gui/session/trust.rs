@@ -1,6 +1,7 @@
 //! The sanity check of the map on screen (`explain::sanity`): asked for every frame while its
 //! panel is open, computed on the worker with progress and Stop, kept with what it tested.
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::explain::sanity::{Randomisation, SanityError, SanityReport};
@@ -129,6 +130,55 @@ impl Session {
                     self.error(e);
                 }
             }
+        }
+    }
+}
+
+impl Session {
+    /// Writes the image's findings as a mask PNG of the image's size, `masks/<image stem>.png`
+    /// beside the image (in `fallback` for an image without a file), the layout
+    /// `camview eval --images DIR --masks DIR/masks` reads; replaces the image's earlier mask.
+    pub fn export_mask(&mut self, fallback: &Path) {
+        let Some(image) = &self.image else {
+            return self.info("Open an image and outline a finding first");
+        };
+        let findings = self.annotations.findings();
+        if findings.is_empty() {
+            return self.info(
+                "No findings on this image: outline one with the Region tool (P), or select a \
+                 closed mark and make it a finding (M)",
+            );
+        }
+        let name = image.origin.name();
+        let (folder, source) = match image.origin.path() {
+            Some(path) => (
+                path.parent().unwrap_or(Path::new(".")).to_path_buf(),
+                Some(path.to_path_buf()),
+            ),
+            None => (fallback.to_path_buf(), None),
+        };
+        let stem = Path::new(&name)
+            .file_stem()
+            .map_or_else(|| name.clone(), |s| s.to_string_lossy().into_owned());
+        let dest: PathBuf = folder.join("masks").join(format!("{stem}.png"));
+        let work = Work::SaveMask {
+            dest,
+            source,
+            width: image.source.width(),
+            height: image.source.height(),
+            findings,
+        };
+        self.submit(
+            TaskKind::Save,
+            format!("Writing the findings mask of {name}…"),
+            work,
+        );
+    }
+
+    pub(super) fn take_mask(&mut self, result: Result<PathBuf, String>) {
+        match result {
+            Ok(path) => self.info(format!("Saved the findings mask to {}", path.display())),
+            Err(e) => self.error(e),
         }
     }
 }
