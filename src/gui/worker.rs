@@ -160,6 +160,7 @@ pub enum Work {
         classes: Classes,
         activations: Option<Arc<LayerActivations>>,
         progress: Arc<WorkProgress>,
+        purpose: MapPurpose,
     },
     /// The faithfulness scores of one class's map.
     Faithfulness {
@@ -188,6 +189,14 @@ pub enum Work {
         seed: u64,
         progress: Arc<WorkProgress>,
     },
+}
+
+/// What a map job is for: the maps on screen, or the Compare window (answered apart, so
+/// neither replaces the other's job).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MapPurpose {
+    Shown,
+    Compare,
 }
 
 /// Progress of a long job, shared with the UI, which can also cancel it.
@@ -242,6 +251,7 @@ pub enum Answer {
     Maps {
         choice: MapChoice,
         result: Result<ExplainedMaps, String>,
+        purpose: MapPurpose,
     },
     Faithfulness(Result<Faithfulness, String>),
     Sanity(Result<SanityReport, String>),
@@ -374,6 +384,7 @@ fn run_job(job: Job) -> Outcome {
             classes,
             activations,
             progress,
+            purpose,
         } => {
             let result = guard(choice.method.title(), || {
                 explain_maps(
@@ -385,7 +396,11 @@ fn run_job(job: Job) -> Outcome {
                     &progress,
                 )
             });
-            Answer::Maps { choice, result }
+            Answer::Maps {
+                choice,
+                result,
+                purpose,
+            }
         }
         Work::Faithfulness {
             classifier,

@@ -13,7 +13,9 @@ use crate::network::{Activation, Classifier};
 
 use super::{Arrivals, CurrentImage, ScoredMap, Session, TaskKind, model_name};
 use crate::gui::save::SavedFiles;
-use crate::gui::worker::{Analysed, Answer, ImageOrigin, LoadedImage, Opened, Outcome};
+use crate::gui::worker::{
+    Analysed, Answer, ImageOrigin, LoadedImage, MapPurpose, Opened, Outcome,
+};
 
 impl Session {
     /// Takes the worker's answers; returns what the UI must do (with what arrived since the last
@@ -58,7 +60,14 @@ impl Session {
             Answer::Analysis(_) => TaskKind::Analysis,
             Answer::Saved(_) => TaskKind::Save,
             Answer::Clipboard(_) => TaskKind::Clipboard,
-            Answer::Maps { .. } => TaskKind::Explain,
+            Answer::Maps {
+                purpose: MapPurpose::Shown,
+                ..
+            } => TaskKind::Explain,
+            Answer::Maps {
+                purpose: MapPurpose::Compare,
+                ..
+            } => TaskKind::Compare,
             Answer::Faithfulness(_) => TaskKind::Faithfulness,
             Answer::Sanity(_) => TaskKind::Sanity,
             Answer::MaskSaved(_) => TaskKind::Save,
@@ -87,7 +96,16 @@ impl Session {
             Answer::Analysis(result) => self.take_analysis(result, elapsed),
             Answer::Saved(result) => self.take_saved(result),
             Answer::Clipboard(result) => self.take_clipboard(result),
-            Answer::Maps { choice, result } => self.take_maps(choice, result),
+            Answer::Maps {
+                choice,
+                result,
+                purpose: MapPurpose::Shown,
+            } => self.take_maps(choice, result),
+            Answer::Maps {
+                choice,
+                result,
+                purpose: MapPurpose::Compare,
+            } => self.take_compared(choice, result),
             Answer::Faithfulness(result) => self.take_faithfulness(result),
             Answer::Sanity(result) => self.take_sanity(result),
             Answer::MaskSaved(result) => self.take_mask(result),

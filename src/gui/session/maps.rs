@@ -7,7 +7,7 @@ use crate::explain::faithfulness::FaithfulnessOptions;
 use crate::explain::{Analysis, Classes, MapChoice, Method, Stage};
 
 use super::{FaithfulnessKey, ImageMaps, PendingScores, Session, TaskKind};
-use crate::gui::worker::{Work, WorkProgress};
+use crate::gui::worker::{MapPurpose, Work, WorkProgress};
 
 impl Session {
     /// Shows `method` at `layer`: at once if its maps are cached (or came with the forward pass),
@@ -135,6 +135,7 @@ impl Session {
                 classes: Classes::Only(classes),
                 activations,
                 progress,
+                purpose: MapPurpose::Shown,
             },
         );
     }
@@ -199,6 +200,7 @@ impl Session {
         self.stop_map_job();
         self.stop_faithfulness();
         self.stop_sanity();
+        self.forget_compare();
         self.base = None;
         self.maps = ImageMaps::default();
         self.faithfulness = None;

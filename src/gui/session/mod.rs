@@ -11,9 +11,11 @@
 //! - `neighbours`: the images before and after the current one, prepared in the background.
 
 mod answers;
+mod compare;
 mod maps;
 mod neighbours;
 mod trust;
+pub use compare::CompareTile;
 pub use trust::SanityKey;
 mod window;
 
@@ -52,6 +54,8 @@ pub enum TaskKind {
     Faithfulness,
     /// The model randomisation test of the map on screen.
     Sanity,
+    /// A map of the Compare window.
+    Compare,
     /// The image texture through a new display window (large images).
     Render,
 }
@@ -172,6 +176,7 @@ pub struct Session {
     /// for again (the panel asks every frame).
     faithfulness_failed: Option<FaithfulnessKey>,
     sanity: trust::SanityState,
+    compare: compare::CompareState,
     annotations: AnnotationLayer,
     /// Marks of images shown before, so going back to an image brings its marks back.
     stash: HashMap<ImageOrigin, AnnotationLayer>,
@@ -219,6 +224,7 @@ impl Session {
             faithfulness_pending: None,
             faithfulness_failed: None,
             sanity: trust::SanityState::default(),
+            compare: compare::CompareState::default(),
             annotations: AnnotationLayer::default(),
             stash: HashMap::new(),
             playlist: Vec::new(),
@@ -340,6 +346,7 @@ impl Session {
             TaskKind::Explain,
             TaskKind::Faithfulness,
             TaskKind::Sanity,
+            TaskKind::Compare,
             TaskKind::Save,
             TaskKind::Clipboard,
         ];
