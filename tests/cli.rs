@@ -956,3 +956,205 @@ fn batch_appends_the_positive_findings_to_predictions_csv() {
         serde_json::json!([1, 2, 3])
     );
 }
+
+/// The sidecar of an output, as JSON.
+fn sidecar_of(output: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(format!("{}.json", output.display())).unwrap()).unwrap()
+}
+
+#[test]
+fn render_method_all_lays_out_every_method_each_tile_as_its_own_render() {
+    let (dir, src) = scratch("gray8.png");
+    let grid_path = dir.path().join("grid.png");
+    let o = camview(&[
+        "render",
+        "--model",
+        &model(),
+        src.to_str().unwrap(),
+        "--method",
+        "all",
+        "--class",
+        "2",
+        "--out",
+        grid_path.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let sidecar = sidecar_of(&grid_path);
+    // Every method, in Method's order, four a row; none left out for a one-layer head.
+    let methods: Vec<&str> = (sidecar["tiles"].as_array().unwrap().iter())
+        .map(|t| t["method"].as_str().unwrap())
+        .collect();
+    let names: Vec<&str> = camview::explain::Method::ALL
+        .iter()
+        .map(|m| m.name())
+        .collect();
+    assert_eq!(methods, names);
+    assert_eq!(sidecar["skipped"], serde_json::json!([]));
+    let layout = &sidecar["layout"];
+    assert_eq!(
+        (layout["columns"].as_u64(), layout["rows"].as_u64()),
+        (Some(4), Some(2))
+    );
+    let (cell_w, cell_h) = (
+        layout["cell_width"].as_u64().unwrap() as u32,
+        layout["cell_height"].as_u64().unwrap() as u32,
+    );
+    // A tile is the image (80 x 60) over a band naming its method.
+    assert_eq!(cell_w, 80);
+    assert!(cell_h > 60, "no band under the tiles: {cell_h}");
+    let grid = image::open(&grid_path).unwrap().to_rgb8();
+    assert_eq!(
+        grid.dimensions(),
+        (4 * cell_w, 2 * cell_h),
+        "the grid is its layout"
+    );
+    // Grad-CAM's tile (column 1, row 0) is `render --method gradcam`, pixel for pixel.
+    let gradcam_tile = &sidecar["tiles"][1];
+    assert_eq!(
+        (
+            gradcam_tile["column"].as_u64(),
+            gradcam_tile["row"].as_u64()
+        ),
+        (Some(1), Some(0))
+    );
+    let single = dir.path().join("gradcam.png");
+    let o = camview(&[
+        "render",
+        "--model",
+        &model(),
+        src.to_str().unwrap(),
+        "--method",
+        "gradcam",
+        "--class",
+        "2",
+        "--out",
+        single.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let single_image = image::open(&single).unwrap().to_rgb8();
+    let tile = image::imageops::crop_imm(&grid, cell_w, 0, 80, 60).to_image();
+    assert_eq!(tile.dimensions(), single_image.dimensions());
+    let differing = (tile.pixels().zip(single_image.pixels()))
+        .filter(|(a, b)| a != b)
+        .count();
+    assert_eq!(
+        differing, 0,
+        "pixels of the Grad-CAM tile differ from its own render"
+    );
+    // The tile's provenance is the single render's, but for where the file went.
+    let single_sidecar = sidecar_of(&single);
+    for key in [
+        "method",
+        "layer",
+        "class",
+        "map_range",
+        "logits",
+        "opacity",
+        "colormap",
+    ] {
+        assert_eq!(gradcam_tile[key], single_sidecar[key], "{key}");
+    }
+    // Its band holds the method's name: light text pixels below the image.
+    let text = (60..cell_h)
+        .flat_map(|y| (cell_w..2 * cell_w).map(move |x| (x, y)))
+        .filter(|&(x, y)| grid.get_pixel(x, y).0[0] > 150)
+        .count();
+    assert!(
+        text > 20,
+        "only {text} text pixels in the Grad-CAM tile's band"
+    );
+    assert_eq!(
+        std::fs::read(&src).unwrap(),
+        std::fs::read(image("gray8.png")).unwrap()
+    );
+}
+
+#[test]
+fn render_method_all_leaves_out_what_the_head_does_not_allow_and_compares_the_maps() {
+    let (dir, src) = scratch("rgb24.bmp");
+    let mlp = fixtures().join("models/heads/mlp_head.pth");
+    let o = camview(&[
+        "render",
+        "--model",
+        mlp.to_str().unwrap(),
+        src.to_str().unwrap(),
+        "--method",
+        "all",
+        "--correlations",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("CAM left out: CAM is not defined for this model"),
+        "{}",
+        stderr(&o)
+    );
+    let predicted = stdout(&o)
+        .split(": ")
+        .nth(1)
+        .unwrap()
+        .split(" (")
+        .next()
+        .unwrap()
+        .to_string();
+    let label = predicted.replace(' ', "_");
+    let out = dir.path().join(format!("rgb24_all_{label}.png"));
+    let sidecar = sidecar_of(&out);
+    assert_eq!(sidecar["tiles"].as_array().unwrap().len(), 7);
+    assert_eq!(sidecar["tiles"][0]["method"], "gradcam");
+    assert_eq!(sidecar["skipped"][0]["method"], "cam");
+    // Seven tiles: two rows of four cells, the last empty.
+    let layout = &sidecar["layout"];
+    let grid = image::open(&out).unwrap();
+    assert_eq!(
+        (grid.width() as u64, grid.height() as u64),
+        (
+            4 * layout["cell_width"].as_u64().unwrap(),
+            2 * layout["cell_height"].as_u64().unwrap()
+        )
+    );
+    // The correlations: a header of the seven methods, then a row each, 1 on the diagonal
+    // (or NaN for a constant map).
+    let text = stdout(&o);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 1 + 1 + 7, "{text}");
+    let header: Vec<&str> = lines[1].split_whitespace().collect();
+    assert_eq!(
+        header,
+        [
+            "gradcam",
+            "gradcam++",
+            "xgradcam",
+            "hirescam",
+            "layercam",
+            "scorecam",
+            "eigencam"
+        ]
+    );
+    for (i, row) in lines[2..].iter().enumerate() {
+        let cells: Vec<&str> = row.split_whitespace().collect();
+        assert_eq!(cells[0], header[i]);
+        assert!(cells[1 + i] == "1.000" || cells[1 + i] == "NaN", "{row}");
+    }
+    // --correlations compares methods; --raw-cam is one method's map.
+    let one = camview(&[
+        "render",
+        "--model",
+        &model(),
+        src.to_str().unwrap(),
+        "--correlations",
+    ]);
+    assert!(!one.status.success() && stderr(&one).contains("--method all"));
+    let raw = dir.path().join("raw.npy");
+    let all_raw = camview(&[
+        "render",
+        "--model",
+        &model(),
+        src.to_str().unwrap(),
+        "--method",
+        "all",
+        "--raw-cam",
+        raw.to_str().unwrap(),
+    ]);
+    assert!(!all_raw.status.success() && stderr(&all_raw).contains("--raw-cam"));
+    assert!(!raw.exists());
+}

@@ -160,6 +160,20 @@ pub struct MapArgs {
     /// eigencam.
     #[arg(long, value_enum, default_value = "cam")]
     pub method: Method,
+    #[command(flatten)]
+    pub layer: LayerArgs,
+}
+
+impl MapArgs {
+    pub fn choice(&self) -> MapChoice {
+        self.layer.choice(self.method)
+    }
+}
+
+/// The layer a map explains and the methods' options (what every method's map of a command
+/// shares).
+#[derive(Debug, Clone, Args)]
+pub struct LayerArgs {
     /// Target layer: features.denseblockN, features.transitionN, or features.norm5 (the
     /// default: norm5 after torchvision's final ReLU, the maps CAM weighs).
     #[arg(long, default_value = "features.norm5", value_name = "NAME", value_parser = parse_stage)]
@@ -170,10 +184,11 @@ pub struct MapArgs {
     pub scorecam_channels: ChannelLimit,
 }
 
-impl MapArgs {
-    pub fn choice(&self) -> MapChoice {
+impl LayerArgs {
+    /// `method`'s map at this layer, with these options.
+    pub fn choice(&self, method: Method) -> MapChoice {
         MapChoice {
-            method: self.method,
+            method,
             layer: self.layer,
             options: MethodOptions {
                 score_cam_channels: self.scorecam_channels.0,
@@ -204,8 +219,6 @@ fn parse_stage(s: &str) -> Result<Stage, String> {
 /// How the overlay looks, and whether it may replace files.
 #[derive(Debug, Args)]
 pub struct StyleArgs {
-    #[command(flatten)]
-    pub map: MapArgs,
     /// Opacity of the heat map, 0 to 1.
     #[arg(long, default_value_t = 0.4, value_parser = unit_interval)]
     pub opacity: f32,

@@ -9,7 +9,9 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
 
-use super::args::{ModelArgs, SourceArgs, StyleArgs, classes_to_draw, image_inputs, resolve_class};
+use super::args::{
+    MapArgs, ModelArgs, SourceArgs, StyleArgs, classes_to_draw, image_inputs, resolve_class,
+};
 use super::render::write_overlay;
 use super::{Analysed, analyse_image, exit_for, message, report};
 use crate::explain::MapChoice;
@@ -27,6 +29,8 @@ pub struct BatchArgs {
     /// Class to draw, by index or name; each image's predicted class by default.
     #[arg(long, value_name = "INDEX|NAME")]
     pub class: Option<String>,
+    #[command(flatten)]
+    pub map: MapArgs,
     #[command(flatten)]
     pub style: StyleArgs,
     #[command(flatten)]
@@ -147,7 +151,7 @@ fn network_stage(
     decoded: Receiver<Decoded>,
     analysed: SyncSender<BatchRow>,
 ) {
-    let choice = args.style.map.choice();
+    let choice = args.map.choice();
     let mut used_names = HashSet::new();
     for Decoded { path, image } in decoded {
         let result = image

@@ -1,7 +1,7 @@
 //! The one analysis path. A forward pass (`analyse`) gives an `Analysis` with every class's CAM;
 //! the chosen method's maps (`methods::explain_maps`) then replace them (`Analysis::showing`).
 //! `explain_image` does both and is what `render`, `batch`, `predict --map` and `faithfulness`
-//! call; the viewer runs the same two steps as separate jobs so it can cache each, and saves
+//! call (`explain_image_each`: several methods from one forward pass, `render --method all`); the viewer runs the same two steps as separate jobs so it can cache each, and saves
 //! through the same composition (`crate::export::OverlayRequest`).
 
 use std::sync::Arc;
@@ -248,32 +248,80 @@ pub fn explain_image(
     classes: &Classes,
     progress: &dyn Progress,
 ) -> Result<Analysis, AnalysisError> {
-    // the forward pass keeps the chosen layer's activations (when it is a layer this model
-    // has and CAM's norm5 is not the choice)
-    let keep = if classifier.stages().contains(&choice.layer) && choice.method != Method::Cam {
-        choice.layer
-    } else {
-        Stage::Norm5
-    };
+    let (analysis, mut kept) = forward_keeping(classifier, image, std::slice::from_ref(choice))?;
+    explain_with(
+        classifier, image, &analysis, choice, classes, &mut kept, progress,
+    )
+}
+
+/// `explain_image` for several choices at once (every method side by side): one forward pass,
+/// and the activations of each layer computed once and shared by the choices at that layer.
+/// One answer per choice, in order: a choice the model cannot satisfy (CAM for a head of
+/// several layers) fails alone; the forward pass failing fails them all.
+pub fn explain_image_each(
+    classifier: &Classifier,
+    image: &SourceImage,
+    choices: &[MapChoice],
+    classes: &Classes,
+    progress: &dyn Progress,
+) -> Result<Vec<Result<Analysis, AnalysisError>>, AnalysisError> {
+    let (analysis, mut kept) = forward_keeping(classifier, image, choices)?;
+    Ok(choices
+        .iter()
+        .map(|choice| {
+            explain_with(
+                classifier, image, &analysis, choice, classes, &mut kept, progress,
+            )
+        })
+        .collect())
+}
+
+/// The forward pass, keeping the activations of the first of `choices` at a layer this model
+/// has (other than CAM's norm5, which the forward pass gives anyway), so that its maps run no
+/// second forward pass.
+fn forward_keeping(
+    classifier: &Classifier,
+    image: &SourceImage,
+    choices: &[MapChoice],
+) -> Result<(Analysis, Vec<Arc<LayerActivations>>), AnalysisError> {
+    let keep = choices
+        .iter()
+        .find(|c| classifier.stages().contains(&c.layer) && c.method != Method::Cam)
+        .map_or(Stage::Norm5, |c| c.layer);
     let (analysis, activations) =
         analyse_keeping(classifier, image, &classifier.preprocessing, keep)?;
+    Ok((analysis, activations.into_iter().collect()))
+}
+
+/// `choice`'s maps of `classes` from the forward pass's `analysis`, with the activations
+/// `kept` so far (those of a new layer are added to them).
+fn explain_with(
+    classifier: &Classifier,
+    image: &SourceImage,
+    analysis: &Analysis,
+    choice: &MapChoice,
+    classes: &Classes,
+    kept: &mut Vec<Arc<LayerActivations>>,
+    progress: &dyn Progress,
+) -> Result<Analysis, AnalysisError> {
     if analysis.shows(choice) {
-        return Ok(analysis);
+        return Ok(analysis.clone());
     }
-    let explained = methods::explain_maps(
-        classifier,
-        &analysis,
-        choice,
-        classes,
-        activations,
-        progress,
-    )
-    .map_err(|reason| AnalysisError::Map {
-        file: image.name.clone(),
-        method: choice.method,
-        layer: choice.layer,
-        reason,
-    })?;
+    let activations = kept.iter().find(|a| a.stage() == choice.layer).cloned();
+    let explained =
+        methods::explain_maps(classifier, analysis, choice, classes, activations, progress)
+            .map_err(|reason| AnalysisError::Map {
+                file: image.name.clone(),
+                method: choice.method,
+                layer: choice.layer,
+                reason,
+            })?;
+    if !kept
+        .iter()
+        .any(|a| a.stage() == explained.activations.stage())
+    {
+        kept.push(explained.activations);
+    }
     Ok(analysis.showing(explained.maps))
 }
 
@@ -427,5 +475,42 @@ mod tests {
             err.contains("this model has no class 5; it has 5 (0 to 4)"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn every_method_from_one_forward_pass_gives_each_methods_own_maps() {
+        let fixtures = fixtures();
+        let classifier =
+            Classifier::load(&fixtures.join("models/multilabel/chest5.pth"), None).unwrap();
+        let image = crate::imaging::open_image(&fixtures.join("images/gray8.png")).unwrap();
+        let classes = Classes::Only(vec![1]);
+        for layer in [Stage::Norm5, Stage::DenseBlock(2)] {
+            let choices: Vec<MapChoice> = Method::ALL
+                .iter()
+                .map(|&m| MapChoice::new(m, layer))
+                .collect();
+            let each =
+                explain_image_each(&classifier, &image, &choices, &classes, &NoProgress).unwrap();
+            assert_eq!(each.len(), choices.len());
+            for (choice, shared) in choices.iter().zip(each) {
+                let alone = explain_image(&classifier, &image, choice, &classes, &NoProgress);
+                match (shared, alone) {
+                    (Ok(shared), Ok(alone)) => {
+                        assert_eq!(shared.maps, alone.maps, "{} at {layer}", choice.method);
+                        assert_eq!(shared.logits, alone.logits);
+                    }
+                    (Err(shared), Err(alone)) => {
+                        assert_eq!(shared.to_string(), alone.to_string());
+                        assert_eq!((choice.method, layer), (Method::Cam, Stage::DenseBlock(2)));
+                    }
+                    (shared, alone) => panic!(
+                        "{} at {layer}: together {:?}, alone {:?}",
+                        choice.method,
+                        shared.err(),
+                        alone.err()
+                    ),
+                }
+            }
+        }
     }
 }

@@ -13,7 +13,8 @@ pub mod similarity;
 pub use crate::network::Stage;
 pub use crate::network::softmax;
 pub use analysis::{
-    Analysis, AnalysisError, analyse, class_activation_maps, explain_image, forward_pass_choice,
+    Analysis, AnalysisError, analyse, class_activation_maps, explain_image, explain_image_each,
+    forward_pass_choice,
 };
 pub use map::{ClassActivationMap, Normalisation};
 pub use method::{MapChoice, Method};

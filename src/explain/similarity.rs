@@ -20,6 +20,27 @@ pub fn spearman(a: &[f32], b: &[f32]) -> f64 {
     pearson(&ranks(a), &ranks(b))
 }
 
+/// Spearman's rank correlation of every pair of `maps` (the methods' maps of one image, side
+/// by side): `[i][j]` is `spearman(&maps[i], &maps[j])`, symmetric, 1 on the diagonal; NaN
+/// where either map is constant, or the two differ in length (maps of different layers).
+/// Each map is ranked once.
+pub fn rank_correlations(maps: &[Vec<f32>]) -> Vec<Vec<f64>> {
+    let ranked: Vec<Vec<f64>> = maps.iter().map(|m| ranks(m)).collect();
+    (ranked.iter())
+        .map(|a| {
+            (ranked.iter())
+                .map(|b| {
+                    if a.len() == b.len() {
+                        pearson(a, b)
+                    } else {
+                        f64::NAN
+                    }
+                })
+                .collect()
+        })
+        .collect()
+}
+
 /// Ranks from 1, ties given the mean of the ranks they span (scipy's `rankdata`, "average").
 fn ranks(values: &[f32]) -> Vec<f64> {
     let mut order: Vec<usize> = (0..values.len()).collect();
@@ -235,6 +256,8 @@ mod tests {
                 );
             };
             close(spearman(&c.a, &c.b), c.spearman, "Spearman");
+            let matrix = rank_correlations(&[c.a.clone(), c.b.clone()]);
+            close(matrix[0][1], c.spearman, "rank_correlations");
             let centred = |v: &[f32]| v.iter().map(|x| (x - 0.5).abs()).collect::<Vec<f32>>();
             close(
                 spearman(&centred(&c.a), &centred(&c.b)),
@@ -253,5 +276,31 @@ mod tests {
                 "HOG similarity",
             );
         }
+    }
+
+    #[test]
+    fn rank_correlations_are_every_pairs_spearman() {
+        let a: Vec<f32> = (0..30).map(|i| ((i * 37) % 31) as f32).collect();
+        let b: Vec<f32> = (0..30).map(|i| ((i * 11) % 7) as f32).collect(); // ties
+        let reversed: Vec<f32> = a.iter().map(|v| -v).collect();
+        let maps = vec![a.clone(), b.clone(), reversed, vec![0.5; 30], vec![1.0; 4]];
+        let m = rank_correlations(&maps);
+        assert_eq!(m.len(), 5);
+        for (i, row) in m.iter().enumerate() {
+            assert_eq!(row.len(), 5);
+            for (j, &v) in row.iter().enumerate() {
+                if i == 3 || j == 3 || i == 4 || j == 4 {
+                    assert!(
+                        v.is_nan(),
+                        "[{i}][{j}] = {v}: a constant map or another length"
+                    );
+                } else {
+                    assert_eq!(v, spearman(&maps[i], &maps[j]), "[{i}][{j}]");
+                    assert_eq!(v, m[j][i], "symmetric");
+                }
+            }
+        }
+        assert!((m[0][0] - 1.0).abs() < 1e-12 && (m[0][2] + 1.0).abs() < 1e-12);
+        assert!(rank_correlations(&[]).is_empty());
     }
 }

@@ -1,11 +1,13 @@
 //! Writing overlays, raw maps, region masks and their provenance: atomically, never over the
 //! source image, never over an existing file unless asked.
 
+mod grid;
 mod mask;
 mod overlay;
 mod provenance;
 pub mod secondary_capture;
 
+pub use grid::{GridProvenance, GridRequest, GridTile, SkippedMethod};
 pub use mask::{save_mask_png, write_mask_png};
 pub use overlay::OverlayRequest;
 pub use provenance::{
@@ -31,6 +33,8 @@ pub enum ExportError {
     Io { file: String, reason: String },
     #[error("{file}: the map of class '{label}' has not been computed")]
     NoMap { file: String, label: String },
+    #[error("{file}: a grid of overlays is written as .png, .bmp, .jpg or .tif, not as DICOM")]
+    GridNotDicom { file: String },
     #[error("{file}: a mask is written as PNG: name it .png")]
     MaskNotPng { file: String },
     #[error("{file}: the mask has {pixels} pixels, not {width} x {height}")]
@@ -45,6 +49,17 @@ pub enum ExportError {
 /// The default overlay name: `<image stem>_<method>_<class label>.png` beside the image, with
 /// the layer after the method when it is not norm5 (`scan_gradcam-denseblock3_lesion.png`).
 pub fn default_overlay_path(image: &Path, label: &str, method: Method, layer: Stage) -> PathBuf {
+    output_path(image, method.name(), label, layer)
+}
+
+/// The default name of every method's overlays side by side: `<image stem>_all_<class
+/// label>.png` beside the image, with the layer as `default_overlay_path` adds it.
+pub fn default_grid_path(image: &Path, label: &str, layer: Stage) -> PathBuf {
+    output_path(image, "all", label, layer)
+}
+
+/// `<image stem>_<what>[-<layer>]_<class label>.png` beside the image.
+fn output_path(image: &Path, what: &str, label: &str, layer: Stage) -> PathBuf {
     let stem = image
         .file_stem()
         .map_or("image".into(), |s| s.to_string_lossy());
@@ -58,15 +73,11 @@ pub fn default_overlay_path(image: &Path, label: &str, method: Method, layer: St
             }
         })
         .collect();
-    let method = match layer {
-        Stage::Norm5 => method.name().to_string(),
-        other => format!(
-            "{}-{}",
-            method.name(),
-            other.name().trim_start_matches("features.")
-        ),
+    let what = match layer {
+        Stage::Norm5 => what.to_string(),
+        other => format!("{what}-{}", other.name().trim_start_matches("features.")),
     };
-    image.with_file_name(format!("{stem}_{method}_{label}.png"))
+    image.with_file_name(format!("{stem}_{what}_{label}.png"))
 }
 
 /// The JSON sidecar written beside an overlay: `<overlay>.json`.
@@ -210,11 +221,11 @@ pub fn save_overlay(
     })
 }
 
-/// Writes a file with `write` and its JSON provenance beside it, both atomically, neither over
-/// a source; returns the sidecar's path.
+/// Writes a file with `write` and its JSON provenance (an overlay's, or a grid's) beside it,
+/// both atomically, neither over a source; returns the sidecar's path.
 pub fn save_with_sidecar(
     dest: &Path,
-    provenance: &Provenance,
+    provenance: &impl serde::Serialize,
     replace: bool,
     sources: &[&Path],
     write: impl FnOnce(&mut BufWriter<&std::fs::File>) -> std::io::Result<()>,
@@ -327,6 +338,8 @@ mod tests {
             Stage::Norm5,
         );
         assert_eq!(p, Path::new("/data/scan 1_cam_lesion_benign.png"));
+        let grid = default_grid_path(Path::new("/data/s.bmp"), "lesion", Stage::DenseBlock(2));
+        assert_eq!(grid, Path::new("/data/s_all-denseblock2_lesion.png"));
         assert_eq!(
             sidecar_path(&p),
             Path::new("/data/scan 1_cam_lesion_benign.png.json")

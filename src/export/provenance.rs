@@ -196,13 +196,22 @@ impl Provenance {
         }
     }
 
-    /// The caption band's lines.
+    /// The caption band's lines: what was seen (`subject_line`), then how (the method and
+    /// layer, then `model_line`).
     pub fn caption_lines(&self) -> Vec<String> {
-        let model = Path::new(&self.model.file)
-            .file_name()
-            .map_or(self.model.file.clone(), |n| {
-                n.to_string_lossy().into_owned()
-            });
+        vec![
+            self.subject_line(),
+            format!(
+                "{} at {}  |  {}",
+                self.method.title(),
+                self.layer,
+                self.model_line()
+            ),
+        ]
+    }
+
+    /// The image (and frame), the class drawn with its probability, and the findings.
+    pub fn subject_line(&self) -> String {
         let mut image = Path::new(&self.image.file)
             .file_name()
             .map_or(self.image.file.clone(), |n| {
@@ -211,25 +220,26 @@ impl Provenance {
         if let Some(d) = self.image.details.dicom.as_ref().filter(|d| d.frames > 1) {
             image.push_str(&format!(" frame {}/{}", d.frame, d.frames));
         }
-        vec![
-            format!(
-                "{image}  |  {}: {:.1}%{}  |  {}",
-                self.class.label,
-                100.0 * self.class.probability,
-                match self.model.output.activation {
-                    Activation::Softmax => "",
-                    Activation::Sigmoid => " (sigmoid)",
-                },
-                self.findings()
-            ),
-            format!(
-                "{} at {}  |  {}  |  {}",
-                self.method.title(),
-                self.layer,
-                model,
-                self.model.architecture
-            ),
-        ]
+        format!(
+            "{image}  |  {}: {:.1}%{}  |  {}",
+            self.class.label,
+            100.0 * self.class.probability,
+            match self.model.output.activation {
+                Activation::Softmax => "",
+                Activation::Sigmoid => " (sigmoid)",
+            },
+            self.findings()
+        )
+    }
+
+    /// The model's file name and architecture.
+    pub fn model_line(&self) -> String {
+        let model = Path::new(&self.model.file)
+            .file_name()
+            .map_or(self.model.file.clone(), |n| {
+                n.to_string_lossy().into_owned()
+            });
+        format!("{model}  |  {}", self.model.architecture)
     }
 }
 

@@ -5,7 +5,8 @@ use image::{Rgb, RgbImage};
 use super::colormap::Colormap;
 use super::text::{draw_text, text_width};
 
-const BACKGROUND: Rgb<u8> = Rgb([24, 24, 24]);
+/// The band's colour (also the empty cells' of a grid of overlays).
+pub(crate) const BACKGROUND: Rgb<u8> = Rgb([24, 24, 24]);
 const TEXT: [u8; 3] = [235, 235, 235];
 
 /// What the colour bar stands for: the colormap and the raw map values at its two ends.
