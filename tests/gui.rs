@@ -1344,6 +1344,7 @@ fn key_does_what_its_command_does(
     match command {
         Command::PreviousClass => h.state_mut().session.select_class(ranked[1]),
         Command::ActualPixels | Command::ToggleOverlay | Command::NextClass => {}
+        Command::ToggleCompare => {}
         Command::PreviousImage | Command::NextImage | Command::SaveOverlay => {}
         Command::CopyOverlay | Command::Quit | Command::ToggleKeys => {}
         Command::Fit => h.state_mut().view.actual_pixels(),
@@ -1416,6 +1417,7 @@ fn key_does_what_its_command_does(
             assert!(!app.view.fit, "{what}");
         }
         Command::ToggleOverlay => assert!(!app.settings.show_overlay, "{what}"),
+        Command::ToggleCompare => assert!(app.compare_window_open(), "{what}"),
         Command::PreviousFrame => assert_eq!(app.session.frame(), (2, 3), "{what}"),
         Command::NextFrame => assert_eq!(app.session.frame(), (2, 3), "{what}"),
         Command::WindowPreset(i) => {

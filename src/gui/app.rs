@@ -17,7 +17,7 @@ use super::dialogs::save::SaveDialog;
 use super::dialogs::{drop_preview_ui, keys_window_ui};
 use super::pane::{Pane, Panes};
 use super::panels::status::{error_band_ui, status_ui};
-use super::panels::{AgreementPanel, FaithfulnessPanel, SanityPanel};
+use super::panels::{AgreementPanel, ComparePanel, FaithfulnessPanel, SanityPanel};
 use super::session::{Session, model_name};
 use super::settings::Settings;
 use super::textures::{Textures, max_texture_side};
@@ -109,6 +109,7 @@ pub struct CamviewApp {
     pub(super) faithfulness: FaithfulnessPanel,
     pub(super) sanity: SanityPanel,
     pub(super) agreement: AgreementPanel,
+    pub(super) compare: ComparePanel,
 }
 
 impl CamviewApp {
@@ -152,6 +153,7 @@ impl CamviewApp {
             faithfulness: FaithfulnessPanel::default(),
             sanity: SanityPanel::default(),
             agreement: AgreementPanel::default(),
+            compare: ComparePanel::default(),
         };
         if let Some(side) = max_side {
             app.start_launch(side);
@@ -179,6 +181,11 @@ impl CamviewApp {
     /// Is the keys window (F1) open?
     pub fn keys_window_open(&self) -> bool {
         self.show_keys
+    }
+
+    /// Whether the Compare window is open.
+    pub fn compare_window_open(&self) -> bool {
+        self.compare.open
     }
 
     /// The window title as it was last set.
@@ -268,6 +275,12 @@ impl CamviewApp {
             Command::Fit => self.fit_view(),
             Command::ActualPixels => self.view.actual_pixels(),
             Command::ToggleOverlay => self.settings.show_overlay = !self.settings.show_overlay,
+            Command::ToggleCompare => {
+                self.compare.open = !self.compare.open;
+                if !self.compare.open {
+                    self.session.stop_compare();
+                }
+            }
             Command::PreviousFrame => self.session.step_frame(-1, max_texture_side(ctx)),
             Command::NextFrame => self.session.step_frame(1, max_texture_side(ctx)),
             Command::WindowPreset(index) => self.apply_preset(ctx, usize::from(index)),
@@ -320,6 +333,7 @@ impl CamviewApp {
     pub(super) fn switched_on(&self, command: Command) -> Option<bool> {
         match command {
             Command::ToggleOverlay => Some(self.settings.show_overlay),
+            Command::ToggleCompare => Some(self.compare.open),
             Command::InvertWindow => Some(self.session.display_inverted()),
             Command::ToggleFinding => Some(
                 self.session
@@ -428,6 +442,12 @@ impl eframe::App for CamviewApp {
             .show(ui, |ui| self.pane_ui(ui, Pane::Overlay));
         egui::CentralPanel::default().show(ui, |ui| self.pane_ui(ui, Pane::Original));
 
+        self.compare.window_ui(
+            &ctx,
+            &mut self.session,
+            &mut self.textures,
+            self.settings.style(),
+        );
         self.save_dialog_ui(&ctx);
         keys_window_ui(&ctx, &mut self.show_keys);
         drop_preview_ui(&ctx);

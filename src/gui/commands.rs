@@ -23,6 +23,8 @@ pub enum Command {
     Fit,
     ActualPixels,
     ToggleOverlay,
+    /// Every method's map of the class side by side.
+    ToggleCompare,
     PreviousFrame,
     NextFrame,
     /// The display window preset at this place in the settings' list (from 0).
@@ -84,7 +86,7 @@ const fn place(menu: Menu, group: u8) -> Option<MenuPlace> {
 
 impl Command {
     /// Every command, in the order the keys window and the README list them.
-    pub const ALL: [Command; 36] = [
+    pub const ALL: [Command; 37] = [
         Command::PreviousClass,
         Command::NextClass,
         Command::PreviousImage,
@@ -92,6 +94,7 @@ impl Command {
         Command::Fit,
         Command::ActualPixels,
         Command::ToggleOverlay,
+        Command::ToggleCompare,
         Command::PreviousFrame,
         Command::NextFrame,
         Command::WindowPreset(0),
@@ -133,6 +136,7 @@ impl Command {
             Self::Fit => "Fit",
             Self::ActualPixels => "Actual pixels (1:1)",
             Self::ToggleOverlay => "Show the heat map",
+            Self::ToggleCompare => "Compare methods",
             Self::PreviousFrame => "Previous frame",
             Self::NextFrame => "Next frame",
             Self::WindowPreset(_) => "Window preset",
@@ -164,6 +168,7 @@ impl Command {
             Self::Fit => "Fit the image in view",
             Self::ActualPixels => "Actual pixels: one image pixel per screen pixel",
             Self::ToggleOverlay => "Show or hide the heat map",
+            Self::ToggleCompare => "Show or hide every method's map of the class side by side",
             Self::PreviousFrame => "Previous frame of a multi-frame file",
             Self::NextFrame => "Next frame of a multi-frame file",
             Self::WindowPreset(0) => "Display window preset 1 (lung by default)",
@@ -210,6 +215,7 @@ impl Command {
             Self::Fit => &const { [key(Key::F), key(Key::Home), key(Key::Num0), key(Key::R)] },
             Self::ActualPixels => &const { [ctrl(Key::Num1)] },
             Self::ToggleOverlay => &const { [key(Key::T)] },
+            Self::ToggleCompare => &const { [key(Key::C)] },
             Self::PreviousFrame => &const { [key(Key::PageUp)] },
             Self::NextFrame => &const { [key(Key::PageDown)] },
             Self::WindowPreset(0) => &const { [key(Key::Num1)] },
@@ -248,7 +254,9 @@ impl Command {
             Self::OpenImage | Self::OpenModel => place(Menu::File, 0),
             Self::SaveOverlay | Self::CopyOverlay | Self::ExportMask => place(Menu::File, 1),
             Self::Quit => place(Menu::File, 2),
-            Self::Fit | Self::ActualPixels | Self::ToggleOverlay => place(Menu::View, 0),
+            Self::Fit | Self::ActualPixels | Self::ToggleOverlay | Self::ToggleCompare => {
+                place(Menu::View, 0)
+            }
             Self::PreviousImage | Self::NextImage => place(Menu::View, 1),
             Self::PreviousFrame | Self::NextFrame => place(Menu::View, 2),
             Self::WindowPreset(_) => place(Menu::Window, 0),
@@ -281,6 +289,7 @@ impl Command {
             | Self::Fit
             | Self::ActualPixels
             | Self::ToggleOverlay
+            | Self::ToggleCompare
             | Self::PreviousFrame
             | Self::NextFrame
             | Self::WindowPreset(_)

@@ -7,6 +7,7 @@
 //! and order they had. The others take only the state they draw.
 
 pub mod agreement;
+pub mod compare;
 pub mod controls;
 pub mod faithfulness;
 pub mod legend;
@@ -19,6 +20,7 @@ pub mod window;
 use eframe::egui;
 
 pub use agreement::AgreementPanel;
+pub use compare::ComparePanel;
 pub use faithfulness::FaithfulnessPanel;
 pub use sanity::SanityPanel;
 
