@@ -390,8 +390,8 @@ pub struct EvalReport {
     pub mean_dice: f32,
     /// Over positive images: share of the map's mass inside the mask.
     pub energy_inside_mask: f32,
-    /// Over positive images: share of the image the mask covers (the energy a map spread
-    /// evenly would score).
+    /// Over positive images: share of the image the mask covers (of its pixels with heat,
+    /// when the geometry crops it: the energy a map spread evenly would score).
     pub mask_share: f32,
     /// Positive images whose probability was below this were scored as empty maps.
     pub min_probability: f64,
