@@ -1139,6 +1139,58 @@ fn a_region_drawn_as_a_finding_is_scored_and_exported_as_a_mask_eval_reads() {
     );
 }
 
+/// The Compare window (C) computes every method's map of the class on screen in the background,
+/// each equal to the library's map by that method; the correlations show; a click on a tile
+/// makes that method the main map at once (from the cache).
+#[test]
+fn the_compare_window_shows_every_method_and_a_click_makes_one_the_main_map() {
+    use camview::explain::{self, Classes, Method, NoProgress};
+    use camview::gui::session::CompareTile;
+    let (_dir, images) = scratch(&["large.png"]);
+    let model = fixtures().join("models/tiny.pth");
+    let mut h = launch_with(model, images.clone(), [1400.0, 1000.0]);
+    h.key_press(Key::C);
+    h.step();
+    settle(&mut h);
+    assert!(h.state().compare_window_open());
+    let session = &h.state().session;
+    let class = session.class();
+    let classifier = session.model().unwrap();
+    let source = &session.image().unwrap().source;
+    for method in Method::ALL {
+        let CompareTile::Ready(map) = session.compare_tile(method) else {
+            panic!("{method} is not ready");
+        };
+        let choice = session.compare_choice(method);
+        let fresh = explain::explain_image(
+            classifier,
+            source,
+            &choice,
+            &Classes::Only(vec![class]),
+            &NoProgress,
+        )
+        .unwrap();
+        assert_eq!(map.values, fresh.map(class).unwrap().values, "{method}");
+        assert_eq!((map.method, map.class), (method, class));
+    }
+    assert!(
+        h.query_by_label("Rank correlation (Spearman) of the maps")
+            .is_some()
+    );
+    // the diagonal at least (at norm5 CAM, Grad-CAM, XGrad-CAM and HiResCAM rank alike)
+    assert!(h.query_all_by_label("1.00").count() >= Method::ALL.len());
+
+    h.get_by_label("Grad-CAM tile").click();
+    h.step();
+    let session = &h.state().session;
+    assert_eq!(session.shown_map().method, Method::GradCam);
+    assert!(!session.is_busy(camview::gui::TaskKind::Analysis));
+    settle(&mut h);
+    h.key_press(Key::C);
+    h.run();
+    assert!(!h.state().compare_window_open());
+}
+
 /// The one analysis path: for every method (CAM at norm5, the others at a layer that is not the
 /// default), `camview render`, `camview batch`, and the viewer's Save and Copy give the same
 /// pixels, and render, batch and Save the same sidecar, which names the method and layer that

@@ -156,6 +156,19 @@ fn a_finding_outlined_with_the_region_tool_and_the_agreement_panel() {
     snapshot(&mut h, "main_screen_agreement");
 }
 
+#[test]
+fn the_compare_window_with_every_method() {
+    let mut h = launch_with(
+        fixtures().join("models/tiny.pth"),
+        vec![fixtures().join("images/large.png")],
+        [1400.0, 1000.0],
+    );
+    h.key_press(Key::C);
+    h.step();
+    common::settle(&mut h);
+    snapshot(&mut h, "compare_window");
+}
+
 /// The first and last pixel of row `y` within columns `xs` of `colour` (solid fills are
 /// exact; the tolerance keeps anti-aliased text from counting).
 fn span_of(

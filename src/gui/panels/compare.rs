@@ -37,13 +37,16 @@ fn fingerprint(map: &ClassActivationMap) -> Fingerprint {
     )
 }
 
+/// The maps' rank correlations: which maps (their fingerprints), their methods, the matrix.
+type Correlations = (Vec<Fingerprint>, Vec<Method>, Vec<Vec<f64>>);
+
 #[derive(Default)]
 pub struct ComparePanel {
     pub open: bool,
     /// Heat textures by map, colormap and threshold.
     heat: HashMap<(Fingerprint, crate::render::Colormap, u32), TextureHandle>,
     /// The correlations of the maps on screen, and which maps they are of.
-    correlations: Option<(Vec<Fingerprint>, Vec<Method>, Vec<Vec<f64>>)>,
+    correlations: Option<Correlations>,
 }
 
 impl ComparePanel {
@@ -104,7 +107,11 @@ impl ComparePanel {
                         let (rect, response) = ui.allocate_exact_size(size, Sense::click());
                         let title = method.title();
                         response.widget_info(|| {
-                            WidgetInfo::labeled(egui::accesskit::Role::Button, true, format!("{title} tile"))
+                            WidgetInfo::labeled(
+                                egui::accesskit::Role::Button,
+                                true,
+                                format!("{title} tile"),
+                            )
                         });
                         let painter = ui.painter_at(rect);
                         painter.rect_filled(rect, 0.0, Color32::BLACK);
@@ -128,7 +135,9 @@ impl ComparePanel {
                             CompareTile::Computing(fraction) => {
                                 RichText::new(format!("{title}: {:.0}%", 100.0 * fraction)).weak()
                             }
-                            CompareTile::Waiting => RichText::new(format!("{title}: waiting")).weak(),
+                            CompareTile::Waiting => {
+                                RichText::new(format!("{title}: waiting")).weak()
+                            }
                             CompareTile::Failed(_) => {
                                 RichText::new(format!("{title}: not defined")).weak()
                             }
@@ -142,11 +151,10 @@ impl ComparePanel {
                                 StrokeKind::Inside,
                             );
                         }
-                        let mut label = ui.label(caption);
+                        let label = ui.label(caption);
                         if let CompareTile::Failed(why) = tile {
-                            label = label.on_hover_text(why);
+                            label.on_hover_text(why);
                         }
-                        let _ = label;
                         if response
                             .on_hover_text(format!("Show {title} at {layer} as the main map"))
                             .clicked()
@@ -202,7 +210,11 @@ impl ComparePanel {
             return;
         }
         let prints: Vec<Fingerprint> = ready.iter().map(|(_, m)| fingerprint(m)).collect();
-        if self.correlations.as_ref().is_none_or(|(p, _, _)| *p != prints) {
+        if self
+            .correlations
+            .as_ref()
+            .is_none_or(|(p, _, _)| *p != prints)
+        {
             let (iw, ih) = analysis.input_size;
             let grids: Vec<Vec<f32>> = ready
                 .iter()

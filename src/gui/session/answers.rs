@@ -13,9 +13,7 @@ use crate::network::{Activation, Classifier};
 
 use super::{Arrivals, CurrentImage, ScoredMap, Session, TaskKind, model_name};
 use crate::gui::save::SavedFiles;
-use crate::gui::worker::{
-    Analysed, Answer, ImageOrigin, LoadedImage, MapPurpose, Opened, Outcome,
-};
+use crate::gui::worker::{Analysed, Answer, ImageOrigin, LoadedImage, MapPurpose, Opened, Outcome};
 
 impl Session {
     /// Takes the worker's answers; returns what the UI must do (with what arrived since the last

@@ -57,7 +57,11 @@ impl Session {
         if base.shows(choice) {
             return base.map(class);
         }
-        self.maps.maps.get(choice)?.iter().find(|m| m.class == class)
+        self.maps
+            .maps
+            .get(choice)?
+            .iter()
+            .find(|m| m.class == class)
     }
 
     /// What the Compare window shows of `method` for the class on screen.
@@ -91,14 +95,20 @@ impl Session {
         }
         let class = self.class;
         if let Some((choice, c, _)) = &self.compare.pending {
-            if *c == class && self.is_busy(TaskKind::Compare) && self.cached_map(choice, class).is_none() {
+            if *c == class
+                && self.is_busy(TaskKind::Compare)
+                && self.cached_map(choice, class).is_none()
+            {
                 return;
             }
             self.stop_compare();
         }
-        let next = compute_order().map(|m| self.compare_choice(m)).find(|choice| {
-            self.cached_map(choice, class).is_none() && !self.compare.failed.contains_key(choice)
-        });
+        let next = compute_order()
+            .map(|m| self.compare_choice(m))
+            .find(|choice| {
+                self.cached_map(choice, class).is_none()
+                    && !self.compare.failed.contains_key(choice)
+            });
         let Some(choice) = next else {
             return;
         };
