@@ -1,8 +1,9 @@
 //! The one analysis path. A forward pass (`analyse`) gives an `Analysis` with every class's CAM;
 //! the chosen method's maps (`methods::explain_maps`) then replace them (`Analysis::showing`).
 //! `explain_image` does both and is what `render`, `batch`, `predict --map` and `faithfulness`
-//! call (`explain_image_each`: several methods from one forward pass, `render --method all`); the viewer runs the same two steps as separate jobs so it can cache each, and saves
-//! through the same composition (`crate::export::OverlayRequest`).
+//! call (`explain_image_each`: several methods from one forward pass, `render --method all`);
+//! the viewer runs the same two steps as separate jobs so it can cache each, and saves through
+//! the same composition (`crate::export::OverlayRequest`).
 
 use std::sync::Arc;
 

@@ -509,7 +509,21 @@ mod tests {
         let view: Vec<Command> = Command::in_menu(Menu::View, 0).collect();
         assert_eq!(
             view,
-            [Command::Fit, Command::ActualPixels, Command::ToggleOverlay]
+            [
+                Command::Fit,
+                Command::ActualPixels,
+                Command::ToggleOverlay,
+                Command::ToggleCompare
+            ]
+        );
+        let saving: Vec<Command> = Command::in_menu(Menu::File, 1).collect();
+        assert_eq!(
+            saving,
+            [
+                Command::SaveOverlay,
+                Command::CopyOverlay,
+                Command::ExportMask
+            ]
         );
     }
 }
