@@ -12,6 +12,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::agreement::unit_scaled;
 use super::analysis::{AnalysisError, explain_image};
 use super::methods::{Classes, ExplainError, Progress};
 use super::similarity::{hog_similarity, spearman, ssim};
@@ -44,7 +45,7 @@ impl Similarity {
     /// `a` and `b` are maps on the same `w x h` grid.
     pub fn of(a: &[f32], b: &[f32], w: usize, h: usize) -> Self {
         let abs = |v: &[f32]| v.iter().map(|x| x.abs()).collect::<Vec<f32>>();
-        let (ua, ub) = (unit(a), unit(b));
+        let (ua, ub) = (unit_scaled(a), unit_scaled(b));
         Self {
             spearman: spearman(a, b),
             spearman_abs: spearman(&abs(a), &abs(b)),
@@ -52,20 +53,6 @@ impl Similarity {
             hog: hog_similarity(&ua, &ub, w, h),
         }
     }
-}
-
-/// Min-max scaled to [0, 1] (a constant map to zeros).
-fn unit(values: &[f32]) -> Vec<f32> {
-    let (lo, hi) = values
-        .iter()
-        .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| {
-            (lo.min(v), hi.max(v))
-        });
-    let range = hi - lo;
-    values
-        .iter()
-        .map(|&v| if range > 0.0 { (v - lo) / range } else { 0.0 })
-        .collect()
 }
 
 /// One step of the test.

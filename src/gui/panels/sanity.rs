@@ -118,10 +118,7 @@ impl SanityPanel {
         let Some((_, _, textures)) = &self.thumbs else {
             return;
         };
-        let names = std::iter::once("trained".to_string()).chain(report.steps.iter().map(|s| {
-            let last = s.randomised.last().map_or("", String::as_str);
-            short_name(last)
-        }));
+        let names = step_names(report);
         egui::ScrollArea::horizontal()
             .id_salt("sanity-strip")
             .show(ui, |ui| {
@@ -137,6 +134,16 @@ impl SanityPanel {
                 });
             });
     }
+}
+
+/// The strip's and the plot's names: "trained", then the module each step randomised last.
+fn step_names(report: &SanityReport) -> Vec<String> {
+    let last = |s: &crate::explain::sanity::SanityStep| {
+        short_name(s.randomised.last().map_or("", String::as_str))
+    };
+    std::iter::once("trained".to_string())
+        .chain(report.steps.iter().map(last))
+        .collect()
 }
 
 /// "features.denseblock4" as "block 4", "features.transition3" as "trans. 3".
@@ -159,14 +166,7 @@ type Score = fn(&Similarity) -> f64;
 /// Similarity to the trained model's map at each step (x = 0: the trained model, all 1).
 fn similarity_plot_ui(ui: &mut egui::Ui, report: &SanityReport) {
     use egui_plot::{Legend, Line, Plot};
-    let names: Vec<String> = std::iter::once("trained".to_string())
-        .chain(
-            report
-                .steps
-                .iter()
-                .map(|s| short_name(s.randomised.last().map_or("", String::as_str))),
-        )
-        .collect();
+    let names = step_names(report);
     let series = |score: Score| -> Vec<[f64; 2]> {
         std::iter::once([0.0, 1.0])
             .chain(report.steps.iter().enumerate().filter_map(|(i, s)| {
