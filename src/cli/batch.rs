@@ -4,6 +4,7 @@ use std::collections::HashSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -12,10 +13,10 @@ use clap::Args;
 use super::args::{
     MapArgs, ModelArgs, SourceArgs, StyleArgs, classes_to_draw, image_inputs, resolve_class,
 };
-use super::render::write_overlay;
+use super::render::{Drawing, write_overlay};
 use super::{Analysed, analyse_image, exit_for, message, report};
 use crate::explain::MapChoice;
-use crate::export;
+use crate::export::{self, ClassRecord, DecorationRecord, ImageRecord, Provenance};
 use crate::imaging::{self, SourceImage};
 use crate::network::Classifier;
 
@@ -35,22 +36,50 @@ pub struct BatchArgs {
     pub style: StyleArgs,
     #[command(flatten)]
     pub source: SourceArgs,
+    /// Finish an interrupted batch: an image whose overlay and sidecar are in the output
+    /// folder, made by this camview from the same file (its SHA-256), model (its SHA-256,
+    /// network, head and outputs), class names and settings, is not analysed again, and its
+    /// row of predictions.csv is read from its sidecar. An overlay whose sidecar is missing
+    /// (what a kill between the two leaves) is made again; one made otherwise is replaced only
+    /// with --force.
+    #[arg(long)]
+    pub resume: bool,
     /// Image files and folders (a folder's images, not its subfolders).
     #[arg(required = true, value_name = "INPUT")]
     pub inputs: Vec<PathBuf>,
 }
 
-/// One image of a batch: its analysis (then its overlay), or why there is none.
+/// One image of a batch: its overlay's provenance, or why there is none.
 struct BatchRow {
     image: PathBuf,
-    result: Result<Rendered>,
+    result: Result<Written>,
 }
 
-/// An analysed image with the class drawn and where its overlay goes.
-struct Rendered {
-    analysed: Analysed,
-    class: usize,
+/// An overlay in the output folder and its provenance (what predictions.csv's row says).
+struct Written {
+    provenance: Provenance,
     overlay: PathBuf,
+}
+
+/// What the network stage hands to the writer.
+enum Prepared {
+    /// An analysed image with the class drawn and where its overlay goes.
+    New {
+        analysed: Box<Analysed>,
+        class: usize,
+        overlay: PathBuf,
+        /// Whether the overlay may replace a file (`--force`, or `--resume` over an overlay
+        /// whose sidecar is missing).
+        replace: bool,
+    },
+    /// Found finished in the output folder (`--resume`).
+    Finished(Box<Written>),
+}
+
+/// A prepared image as it leaves the network stage.
+struct PreparedRow {
+    image: PathBuf,
+    result: Result<Prepared>,
 }
 
 pub fn batch(args: &BatchArgs) -> Result<ExitCode> {
@@ -59,22 +88,41 @@ pub fn batch(args: &BatchArgs) -> Result<ExitCode> {
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("{}: cannot create the output folder", args.out.display()))?;
     let csv_path = args.out.join("predictions.csv");
-    export::check_destination(&csv_path, args.style.force, &[])?;
+    // A resumed batch rewrites its predictions.csv (written last, so it is whole or absent).
+    let replace_csv = args.style.force || args.resume;
+    export::check_destination(&csv_path, replace_csv, &[])?;
+    if args.resume {
+        for stale in export::remove_stale_temporaries(&args.out) {
+            eprintln!(
+                "camview: removed {}, left by a batch that was stopped",
+                stale.display()
+            );
+        }
+    }
 
     let progress = indicatif::ProgressBar::new(files.len() as u64).with_style(
         indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} {wide_msg}")
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     let started = std::time::Instant::now();
-    let rows = pipeline(&classifier, args, &files, &progress)?;
+    let resumed_count = AtomicUsize::new(0);
+    let rows = pipeline(&classifier, args, &files, &progress, &resumed_count)?;
     let seconds = started.elapsed().as_secs_f64();
     progress.finish_and_clear();
 
     let failures = rows.iter().filter(|r| r.result.is_err()).count();
     let csv = predictions_csv(&classifier, &rows)?;
-    export::write_atomic(&csv_path, args.style.force, |w| w.write_all(&csv))?;
+    export::write_atomic(&csv_path, replace_csv, |w| w.write_all(&csv))?;
+    let resumed = if args.resume {
+        format!(
+            " ({} found finished)",
+            resumed_count.load(Ordering::Relaxed)
+        )
+    } else {
+        String::new()
+    };
     eprintln!(
-        "camview: {} of {} images done, {failures} failed, in {seconds:.1} s ({:.1} images/s); wrote {}",
+        "camview: {} of {} images done{resumed}, {failures} failed, in {seconds:.1} s ({:.1} images/s); wrote {}",
         rows.len() - failures,
         rows.len(),
         rows.len() as f64 / seconds.max(1e-9),
@@ -95,6 +143,7 @@ fn pipeline(
     args: &BatchArgs,
     files: &[PathBuf],
     progress: &indicatif::ProgressBar,
+    resumed: &AtomicUsize,
 ) -> Result<Vec<BatchRow>> {
     let (decoded_tx, decoded_rx) = sync_channel(PIPELINE_DEPTH);
     let (analysed_tx, analysed_rx) = sync_channel(PIPELINE_DEPTH);
@@ -111,7 +160,7 @@ fn pipeline(
                 write_stage(classifier, args, analysed_rx, files.len(), progress)
             })
             .context("cannot start the writing thread")?;
-        network_stage(classifier, args, decoded_rx, analysed_tx);
+        network_stage(classifier, args, decoded_rx, analysed_tx, resumed);
         if let Err(panic) = decoder.join() {
             std::panic::resume_unwind(panic);
         }
@@ -149,14 +198,28 @@ fn network_stage(
     classifier: &Classifier,
     args: &BatchArgs,
     decoded: Receiver<Decoded>,
-    analysed: SyncSender<BatchRow>,
+    analysed: SyncSender<PreparedRow>,
+    resumed: &AtomicUsize,
 ) {
     let choice = args.map.choice();
     let mut used_names = HashSet::new();
     for Decoded { path, image } in decoded {
-        let result = image
-            .and_then(|image| prepare(classifier, args, &choice, &path, image, &mut used_names));
-        let row = BatchRow {
+        let result = image.and_then(|image| {
+            let finished = if args.resume {
+                finished(classifier, args, &choice, &path, &image)?
+            } else {
+                None
+            };
+            match finished {
+                Some(done) => {
+                    claim_name(&mut used_names, &path, &done.overlay)?;
+                    resumed.fetch_add(1, Ordering::Relaxed);
+                    Ok(Prepared::Finished(Box::new(done)))
+                }
+                None => prepare(classifier, args, &choice, &path, image, &mut used_names),
+            }
+        });
+        let row = PreparedRow {
             image: path,
             result,
         };
@@ -173,7 +236,7 @@ fn prepare(
     path: &Path,
     image: SourceImage,
     used_names: &mut HashSet<PathBuf>,
-) -> Result<Rendered> {
+) -> Result<Prepared> {
     let classes = classes_to_draw(classifier, args.class.as_deref(), args.style.normalisation)?;
     let analysed = analyse_image(classifier, image, choice, &classes)?;
     let class = resolve_class(
@@ -181,48 +244,157 @@ fn prepare(
         args.class.as_deref(),
         analysed.analysis.predicted,
     )?;
+    let overlay = overlay_path(classifier, args, choice, path, class);
+    claim_name(used_names, path, &overlay)?;
+    // Under --resume an overlay without its sidecar is what a kill between the two writes
+    // leaves: it is made again.
+    let orphan = args.resume && !export::sidecar_path(&overlay).exists();
+    Ok(Prepared::New {
+        analysed: Box::new(analysed),
+        class,
+        overlay,
+        replace: args.style.force || orphan,
+    })
+}
+
+/// Where `class`'s overlay of the image `path` goes in the output folder.
+fn overlay_path(
+    classifier: &Classifier,
+    args: &BatchArgs,
+    choice: &MapChoice,
+    path: &Path,
+    class: usize,
+) -> PathBuf {
     let name =
         export::default_overlay_path(path, &classifier.labels[class], choice.method, choice.layer);
-    let overlay = args.out.join(name.file_name().unwrap_or_default());
-    if !used_names.insert(overlay.clone()) {
+    args.out.join(name.file_name().unwrap_or_default())
+}
+
+/// Refuses a second input that would write the same overlay as an earlier one.
+fn claim_name(used_names: &mut HashSet<PathBuf>, path: &Path, overlay: &Path) -> Result<()> {
+    if !used_names.insert(overlay.to_path_buf()) {
         bail!(
             "{}: another input already wrote {}",
             path.display(),
             overlay.display()
         );
     }
-    Ok(Rendered {
-        analysed,
-        class,
-        overlay,
-    })
+    Ok(())
+}
+
+/// `--resume`: the overlay of `image` (the file `path`) already in the output folder, if its
+/// sidecar says it was made as this run would make it (`made_alike`).
+fn finished(
+    classifier: &Classifier,
+    args: &BatchArgs,
+    choice: &MapChoice,
+    path: &Path,
+    image: &SourceImage,
+) -> Result<Option<Written>> {
+    // The class drawn: the one asked for, or (unknown until the network runs) any.
+    let asked = match args.class.as_deref() {
+        Some(class) => Some(resolve_class(classifier, Some(class), 0)?),
+        None => None,
+    };
+    let record = ImageRecord::of(
+        image,
+        Some(path),
+        classifier.preprocessing.window.as_ref(),
+        args.style.display().as_ref(),
+        args.source.provenance,
+    );
+    let candidates: Vec<usize> =
+        asked.map_or_else(|| (0..classifier.labels.len()).collect(), |c| vec![c]);
+    for class in candidates {
+        let overlay = overlay_path(classifier, args, choice, path, class);
+        let sidecar = export::sidecar_path(&overlay);
+        let Ok(text) = std::fs::read(&sidecar) else {
+            continue;
+        };
+        let alike = serde_json::from_slice::<Provenance>(&text)
+            .ok()
+            .filter(|done| {
+                overlay.is_file() && made_alike(done, classifier, args, choice, &record, asked)
+            });
+        if let Some(provenance) = alike {
+            return Ok(Some(Written {
+                provenance,
+                overlay,
+            }));
+        }
+    }
+    Ok(None)
+}
+
+/// Whether `done`, an overlay's provenance, is what this run writes for the image `record`
+/// apart from what the network computes: the same camview, source (file, hash, frame,
+/// windows), model (hash, network, head, outputs; wherever the file now is), class names,
+/// map, style, decorations, and class (`asked`, or the predicted one).
+fn made_alike(
+    done: &Provenance,
+    classifier: &Classifier,
+    args: &BatchArgs,
+    choice: &MapChoice,
+    record: &ImageRecord,
+    asked: Option<usize>,
+) -> bool {
+    let style = args.style.style();
+    let model = &classifier.info;
+    let same_model = done.model.sha256 == model.sha256
+        && done.model.prefix == model.prefix
+        && done.model.config == model.config
+        && done.model.head == model.head
+        && done.model.output == model.output;
+    done.camview_version == env!("CARGO_PKG_VERSION")
+        && done.image == *record
+        && same_model
+        && done.labels == classifier.labels
+        && done.method == choice.method
+        && done.layer == choice.layer
+        && done.opacity == style.opacity
+        && done.colormap == style.colormap
+        && done.threshold == style.threshold
+        && done.normalisation == style.normalisation
+        && done.preprocessing.as_ref() == Some(&classifier.preprocessing)
+        && done.annotations.is_empty()
+        && done.decorations
+            == Some(DecorationRecord {
+                caption: args.style.caption,
+                colour_bar: args.style.colorbar,
+            })
+        && done.class.index == asked.unwrap_or(done.predicted.index)
 }
 
 fn write_stage(
     classifier: &Classifier,
     args: &BatchArgs,
-    analysed: Receiver<BatchRow>,
+    analysed: Receiver<PreparedRow>,
     count: usize,
     progress: &indicatif::ProgressBar,
 ) -> Vec<BatchRow> {
+    let drawing = Drawing::new(classifier, &args.style, args.source.provenance);
     let mut rows = Vec::with_capacity(count);
-    for BatchRow {
+    for PreparedRow {
         image: path,
         result,
     } in analysed
     {
         progress.set_message(path.display().to_string());
-        let result = result.and_then(|r| {
-            write_overlay(
-                classifier,
-                &r.analysed,
-                &path,
-                r.class,
-                &args.style,
-                args.source.provenance,
-                &r.overlay,
-            )?;
-            Ok(r)
+        let result = result.and_then(|prepared| match prepared {
+            Prepared::Finished(written) => Ok(*written),
+            Prepared::New {
+                analysed,
+                class,
+                overlay,
+                replace,
+            } => {
+                let provenance =
+                    write_overlay(&drawing, &analysed, &path, class, &overlay, replace)?;
+                Ok(Written {
+                    provenance,
+                    overlay,
+                })
+            }
         });
         if let Err(e) = &result {
             progress.suspend(|| report(e));
@@ -259,33 +431,26 @@ fn predictions_csv(classifier: &Classifier, rows: &[BatchRow]) -> Result<Vec<u8>
     for row in rows {
         let mut record = vec![row.image.display().to_string()];
         match &row.result {
-            Ok(Rendered {
-                analysed: a,
-                class,
+            Ok(Written {
+                provenance: p,
                 overlay,
             }) => {
-                let p = a.analysis.predicted;
                 record.extend([
                     "ok".to_string(),
-                    a.image.width().to_string(),
-                    a.image.height().to_string(),
-                    p.to_string(),
-                    classifier.labels[p].clone(),
-                    class.to_string(),
+                    p.image.width.to_string(),
+                    p.image.height.to_string(),
+                    p.predicted.index.to_string(),
+                    p.predicted.label.clone(),
+                    p.class.index.to_string(),
                     overlay.display().to_string(),
                 ]);
-                record.extend(a.analysis.probabilities.iter().map(|p| format!("{p:.6}")));
+                record.extend(p.probabilities.iter().map(|p| format!("{p:.6}")));
                 record.push(String::new());
-                let positives = &a.analysis.positives;
-                let join = |f: &dyn Fn(usize) -> String| {
-                    positives
-                        .iter()
-                        .map(|&c| f(c))
-                        .collect::<Vec<_>>()
-                        .join(";")
+                let join = |f: &dyn Fn(&ClassRecord) -> String| {
+                    p.positives.iter().map(f).collect::<Vec<_>>().join(";")
                 };
-                record.push(join(&|c| c.to_string()));
-                record.push(join(&|c| classifier.labels[c].clone()));
+                record.push(join(&|c| c.index.to_string()));
+                record.push(join(&|c| c.label.clone()));
             }
             Err(e) => {
                 record.push("error".into());

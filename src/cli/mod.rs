@@ -49,6 +49,11 @@ pub struct Cli {
     pub command: Option<Command>,
     #[command(flatten)]
     pub view: view::ViewArgs,
+    /// Most memory one image may take (e.g. 6G, 512M; 0: no limit): a larger image is refused
+    /// from its header, before its pixels are decoded. Half of this machine's memory unless
+    /// CAMVIEW_MEMORY_BUDGET says otherwise.
+    #[arg(long, global = true, value_name = "SIZE", value_parser = crate::imaging::budget::parse_bytes)]
+    pub memory_budget: Option<u64>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -77,6 +82,9 @@ pub enum Command {
 pub fn main() -> ExitCode {
     let started = std::time::Instant::now();
     let cli = Cli::parse();
+    if let Some(bytes) = cli.memory_budget {
+        crate::imaging::budget::set_memory_budget((bytes > 0).then_some(bytes));
+    }
     let result = match cli.command {
         None => view::view(&cli.view, started),
         Some(Command::Predict(args)) => predict::predict(&args),

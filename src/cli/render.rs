@@ -98,7 +98,7 @@ impl ValueEnum for MethodSelection {
 
 /// How `render` and `batch` draw every overlay: the model, the style, and what the provenance
 /// tells of the image.
-struct Drawing<'a> {
+pub(super) struct Drawing<'a> {
     classifier: &'a Classifier,
     style: &'a StyleArgs,
     display: Option<DisplayWindow>,
@@ -106,7 +106,11 @@ struct Drawing<'a> {
 }
 
 impl<'a> Drawing<'a> {
-    fn new(classifier: &'a Classifier, style: &'a StyleArgs, detail: ProvenanceDetail) -> Self {
+    pub(super) fn new(
+        classifier: &'a Classifier,
+        style: &'a StyleArgs,
+        detail: ProvenanceDetail,
+    ) -> Self {
         Self {
             classifier,
             style,
@@ -142,17 +146,15 @@ impl<'a> Drawing<'a> {
 
 /// Composes and writes one overlay and its sidecar (`render` and `batch`).
 pub(super) fn write_overlay(
-    classifier: &Classifier,
+    drawing: &Drawing<'_>,
     a: &Analysed,
     source: &Path,
     class: usize,
-    style: &StyleArgs,
-    detail: ProvenanceDetail,
     out: &Path,
+    replace: bool,
 ) -> Result<Provenance> {
-    let drawing = Drawing::new(classifier, style, detail);
     let request = drawing.request(&a.image, source, &a.analysis, class);
-    let (provenance, _) = request.save(out, style.force)?;
+    let (provenance, _) = request.save(out, replace)?;
     Ok(provenance)
 }
 
@@ -192,15 +194,8 @@ fn render_one(args: &RenderArgs, choice: &MapChoice) -> Result<ExitCode> {
     if let Some(raw) = &args.raw_cam {
         export::check_destination(raw, args.style.force, &[&args.image])?;
     }
-    let provenance = write_overlay(
-        &classifier,
-        &a,
-        &args.image,
-        class,
-        &args.style,
-        args.source.provenance,
-        &out,
-    )?;
+    let drawing = Drawing::new(&classifier, &args.style, args.source.provenance);
+    let provenance = write_overlay(&drawing, &a, &args.image, class, &out, args.style.force)?;
     if let Some(raw) = &args.raw_cam {
         export::save_raw_map(raw, a.map(class)?, args.style.force, &[&args.image])?;
     }

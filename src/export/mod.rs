@@ -11,7 +11,8 @@ pub use grid::{GridProvenance, GridRequest, GridTile, SkippedMethod};
 pub use mask::{save_mask_png, write_mask_png};
 pub use overlay::OverlayRequest;
 pub use provenance::{
-    ClassRecord, ImageDetails, ImageRecord, Provenance, ProvenanceDetail, UidRecord,
+    ClassRecord, DecorationRecord, ImageDetails, ImageRecord, Provenance, ProvenanceDetail,
+    UidRecord,
 };
 
 use std::io::{BufWriter, Write};
@@ -119,12 +120,29 @@ pub fn write_atomic(
     replace: bool,
     write: impl FnOnce(&mut BufWriter<&std::fs::File>) -> std::io::Result<()>,
 ) -> Result<(), ExportError> {
+    stage(dest, write)?.commit(replace)
+}
+
+/// A file written whole under a temporary name in its destination's folder, not yet in place
+/// (dropped, it is removed).
+pub struct Staged {
+    dest: PathBuf,
+    file: tempfile::NamedTempFile,
+}
+
+/// Writes `dest`'s content to a temporary file beside it and flushes it to the disk; a failure
+/// (a full disk) leaves nothing behind.
+pub fn stage(
+    dest: &Path,
+    write: impl FnOnce(&mut BufWriter<&std::fs::File>) -> std::io::Result<()>,
+) -> Result<Staged, ExportError> {
     let dir = match dest.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
+    let prefix = temporary_prefix();
     let mut builder = tempfile::Builder::new();
-    builder.prefix(".camview-").suffix(".part");
+    builder.prefix(&prefix).suffix(TEMPORARY_SUFFIX);
     // A temporary file is private (0600); the file it becomes is an ordinary one (0644 less the
     // umask), readable by the colleague it is made for.
     #[cfg(unix)]
@@ -136,18 +154,81 @@ pub fn write_atomic(
         w.flush().map_err(|e| io_error(dest, &e))?;
     }
     tmp.as_file().sync_all().map_err(|e| io_error(dest, &e))?;
-    let persisted = if replace {
-        tmp.persist(dest).map_err(|e| e.error)
-    } else {
-        tmp.persist_noclobber(dest).map_err(|e| e.error)
-    };
-    match persisted {
-        Ok(_) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(ExportError::Exists {
-            file: dest.display().to_string(),
-        }),
-        Err(e) => Err(io_error(dest, &e)),
+    Ok(Staged {
+        dest: dest.to_path_buf(),
+        file: tmp,
+    })
+}
+
+impl Staged {
+    /// Renames the file into place (over an existing file only if `replace`).
+    pub fn commit(self, replace: bool) -> Result<(), ExportError> {
+        let dest = self.dest;
+        let persisted = if replace {
+            self.file.persist(&dest).map_err(|e| e.error)
+        } else {
+            self.file.persist_noclobber(&dest).map_err(|e| e.error)
+        };
+        match persisted {
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(ExportError::Exists {
+                file: dest.display().to_string(),
+            }),
+            Err(e) => Err(io_error(&dest, &e)),
+        }
     }
+}
+
+/// How a temporary file's name ends.
+const TEMPORARY_SUFFIX: &str = ".part";
+
+/// This machine's name, for temporary files' names (a folder may be shared between machines).
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().replace(|c: char| !c.is_ascii_alphanumeric(), "_"))
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "host".to_string())
+}
+
+/// `.camview-<host>-<pid>-`: whose temporary file it is, so that one left by a process that was
+/// killed can be told from one still being written (`remove_stale_temporaries`).
+fn temporary_prefix() -> String {
+    format!(".camview-{}-{}-", host_name(), std::process::id())
+}
+
+/// Removes from `dir` the temporary files `write_atomic` left when its process was killed (on
+/// this machine: the process no longer runs); returns their names. A temporary file of a
+/// process still running, or of another machine, is left alone.
+pub fn remove_stale_temporaries(dir: &Path) -> Vec<PathBuf> {
+    let mine = format!(".camview-{}-", host_name());
+    // Without /proc (not Linux) a running process cannot be told from a killed one.
+    let Some(entries) = Path::new("/proc/self")
+        .exists()
+        .then(|| std::fs::read_dir(dir).ok())
+        .flatten()
+    else {
+        return Vec::new();
+    };
+    let mut removed = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(rest) = name
+            .strip_prefix(&mine)
+            .filter(|_| name.ends_with(TEMPORARY_SUFFIX))
+        else {
+            continue;
+        };
+        let pid = rest.split('-').next().unwrap_or_default();
+        let running = pid.parse::<u32>().is_ok_and(|pid| {
+            pid == std::process::id() || Path::new("/proc").join(pid.to_string()).exists()
+        });
+        if !running && std::fs::remove_file(entry.path()).is_ok() {
+            removed.push(entry.path());
+        }
+    }
+    removed
 }
 
 /// The format an overlay is written in, by its extension.
@@ -170,6 +251,15 @@ pub fn format_of(path: &Path) -> Result<ImageFormat, ExportError> {
 
 fn to_io(e: impl std::fmt::Display) -> std::io::Error {
     std::io::Error::other(e.to_string())
+}
+
+/// A PNG encoder's error as the I/O error it carries (a full disk stays a full disk), or as
+/// another one.
+fn png_io(e: png::EncodingError) -> std::io::Error {
+    match e {
+        png::EncodingError::IoError(io) => io,
+        other => to_io(other),
+    }
 }
 
 /// Encodes an image by the extension of `dest`; PNGs carry the provenance in text chunks.
@@ -202,9 +292,9 @@ pub fn encode_image(
             .add_itxt_chunk("camview".into(), json)
             .map_err(to_io)?;
     }
-    let mut writer = encoder.write_header().map_err(to_io)?;
-    writer.write_image_data(img.as_raw()).map_err(to_io)?;
-    writer.finish().map_err(to_io)
+    let mut writer = encoder.write_header().map_err(png_io)?;
+    writer.write_image_data(img.as_raw()).map_err(png_io)?;
+    writer.finish().map_err(png_io)
 }
 
 /// Saves an overlay and its JSON sidecar. Nothing is written unless both can be.
@@ -233,12 +323,18 @@ pub fn save_with_sidecar(
     let sidecar = sidecar_path(dest);
     check_destination(dest, replace, sources)?;
     check_destination(&sidecar, replace, sources)?;
-    write_atomic(dest, replace, write)?;
     let json = serde_json::to_vec_pretty(provenance).map_err(|e| ExportError::Io {
         file: sidecar.display().to_string(),
         reason: e.to_string(),
     })?;
-    write_atomic(&sidecar, replace, |w| w.write_all(&json))?;
+    // Both written whole before either is put in place: a full disk leaves neither.
+    let file = stage(dest, write)?;
+    let record = stage(&sidecar, |w| w.write_all(&json))?;
+    file.commit(replace)?;
+    if let Err(e) = record.commit(replace) {
+        let _ = std::fs::remove_file(dest);
+        return Err(e);
+    }
     Ok(sidecar)
 }
 

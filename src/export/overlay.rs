@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use image::RgbImage;
 
 use super::{
-    ExportError, ImageDetails, ImageRecord, Provenance, ProvenanceDetail, save_overlay,
+    DecorationRecord, ExportError, ImageRecord, Provenance, ProvenanceDetail, save_overlay,
     save_with_sidecar, secondary_capture,
 };
 use crate::explain::{Analysis, ClassActivationMap};
@@ -56,19 +56,13 @@ impl OverlayRequest<'_> {
     }
 
     pub fn provenance(&self) -> Result<Provenance, ExportError> {
-        let record = ImageRecord {
-            file: self
-                .image_file
-                .map_or_else(|| self.image.name.clone(), |p| p.display().to_string()),
-            width: self.image.width(),
-            height: self.image.height(),
-            details: ImageDetails::of(
-                self.image,
-                self.classifier.preprocessing.window.as_ref(),
-                self.display,
-                self.detail,
-            ),
-        };
+        let record = ImageRecord::of(
+            self.image,
+            self.image_file,
+            self.classifier.preprocessing.window.as_ref(),
+            self.display,
+            self.detail,
+        );
         let mut provenance = Provenance::new(
             record,
             self.classifier,
@@ -77,6 +71,10 @@ impl OverlayRequest<'_> {
             &self.style,
         );
         provenance.annotations = self.annotations.to_vec();
+        provenance.decorations = Some(DecorationRecord {
+            caption: self.caption,
+            colour_bar: self.colour_bar,
+        });
         Ok(provenance)
     }
 

@@ -45,6 +45,17 @@ pub struct Provenance {
     /// The viewer's marks burnt into the overlay, in image pixel coordinates.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub annotations: Vec<Annotation>,
+    /// The caption band and colour bar drawn under the overlay (absent in provenance older
+    /// than this record, and in records of no saved image).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decorations: Option<DecorationRecord>,
+}
+
+/// What was drawn under an overlay besides the image and its heat map.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DecorationRecord {
+    pub caption: bool,
+    pub colour_bar: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -103,6 +114,25 @@ pub struct UidRecord {
     pub study_instance_uid: Option<String>,
     pub series_instance_uid: Option<String>,
     pub sop_instance_uid: Option<String>,
+}
+
+impl ImageRecord {
+    /// The record of `image`, read from `file` when it has one, as an output's provenance
+    /// names it (`ImageDetails::of` for the rest).
+    pub fn of(
+        image: &SourceImage,
+        file: Option<&Path>,
+        network_window: Option<&NetworkWindow>,
+        display: Option<&DisplayWindow>,
+        detail: ProvenanceDetail,
+    ) -> Self {
+        Self {
+            file: file.map_or_else(|| image.name.clone(), |p| p.display().to_string()),
+            width: image.width(),
+            height: image.height(),
+            details: ImageDetails::of(image, network_window, display, detail),
+        }
+    }
 }
 
 impl ImageDetails {
@@ -173,6 +203,7 @@ impl Provenance {
             logits: analysis.logits.clone(),
             probabilities: analysis.probabilities.clone(),
             annotations: Vec::new(),
+            decorations: None,
         }
     }
 

@@ -19,7 +19,7 @@ use super::pane::{Pane, Panes};
 use super::panels::status::{error_band_ui, status_ui};
 use super::panels::{AgreementPanel, ComparePanel, FaithfulnessPanel, SanityPanel};
 use super::session::{Session, model_name};
-use super::settings::Settings;
+use super::settings::{self, Settings};
 use super::textures::{Textures, max_texture_side};
 use super::view::View;
 use super::worker::{ImageOrigin, Worker};
@@ -115,10 +115,8 @@ pub struct CamviewApp {
 impl CamviewApp {
     /// Builds the app and starts loading the model (the image follows on the first frame).
     pub fn new(cc: &eframe::CreationContext<'_>, launch: Launch) -> std::io::Result<Self> {
-        let settings: Settings = cc
-            .storage
-            .and_then(|s| eframe::get_value(s, eframe::APP_KEY))
-            .unwrap_or_default();
+        let file = eframe::storage_dir(super::APP_ID).map(|d| d.join("app.ron"));
+        let (settings, damaged) = settings::remembered(cc.storage, file.as_deref());
         let ctx = cc.egui_ctx.clone();
         let worker = Worker::spawn(move || ctx.request_repaint())?;
         let mut session = Session::new(worker);
@@ -155,6 +153,10 @@ impl CamviewApp {
             agreement: AgreementPanel::default(),
             compare: ComparePanel::default(),
         };
+        if let Some(message) = damaged {
+            eprintln!("camview: {message}");
+            app.session.error(message);
+        }
         if let Some(side) = max_side {
             app.start_launch(side);
         }

@@ -40,6 +40,9 @@ use eframe::egui;
 
 pub use crate::demo::demo_images;
 
+/// The application's id: the window's app id and the name of eframe's storage folder.
+pub const APP_ID: &str = "camview";
+
 /// Opens the viewer window and runs it until it is closed.
 pub fn run(launch: Launch) -> Result<(), String> {
     const HEADLESS_HINT: &str =
@@ -65,14 +68,14 @@ pub fn run(launch: Launch) -> Result<(), String> {
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
             .with_title("camview")
-            .with_app_id("camview")
+            .with_app_id(APP_ID)
             .with_inner_size(size)
             .with_min_inner_size([760.0, 480.0])
             .with_drag_and_drop(true),
         ..Default::default()
     };
     eframe::run_native(
-        "camview",
+        APP_ID,
         options,
         Box::new(move |cc| {
             let app = CamviewApp::new(cc, launch)?;

@@ -58,6 +58,28 @@ impl Default for Settings {
 }
 
 impl Settings {
+    /// The settings with every number in its range (a hand-edited or damaged file may hold any).
+    pub fn sanitised(mut self) -> Self {
+        let defaults = Self::default();
+        let unit = |v: f32, default: f32| {
+            if v.is_finite() {
+                v.clamp(0.0, 1.0)
+            } else {
+                default
+            }
+        };
+        self.opacity = unit(self.opacity, defaults.opacity);
+        self.threshold = unit(self.threshold, defaults.threshold);
+        self.recent_images.truncate(RECENT_LIMIT);
+        self.recent_models.truncate(RECENT_LIMIT);
+        self.window_presets
+            .retain(|p| p.center.is_finite() && p.width.is_finite() && p.width > 0.0);
+        if self.window_presets.is_empty() {
+            self.window_presets = defaults.window_presets;
+        }
+        self
+    }
+
     pub fn style(&self) -> OverlayStyle {
         OverlayStyle {
             opacity: self.opacity.clamp(0.0, 1.0),
@@ -76,6 +98,56 @@ impl Settings {
         remember(&mut self.recent_models, path);
         self.last_folder = path.parent().map(Path::to_path_buf);
     }
+}
+
+/// The settings eframe remembered, and a message when they could not be read: `storage` is
+/// eframe's (None when it keeps none, as in tests: then nothing is read), `file` the file it
+/// reads (`app.ron`). eframe drops a file it cannot parse without a word, so the file is read
+/// again here to tell the user; the next save replaces it, so the message is shown once.
+pub fn remembered(
+    storage: Option<&dyn eframe::Storage>,
+    file: Option<&Path>,
+) -> (Settings, Option<String>) {
+    let Some(storage) = storage else {
+        return (Settings::default(), None);
+    };
+    let damaged = |where_: String, reason: String| {
+        format!(
+            "camview's settings in {where_} could not be read ({reason}); the defaults are used"
+        )
+    };
+    let file_name = || file.map_or_else(|| "its storage".to_string(), |f| f.display().to_string());
+    if let Some(text) = storage.get_string(eframe::APP_KEY) {
+        return match parse_settings(&text) {
+            Ok(settings) => (settings, None),
+            Err(reason) => (Settings::default(), Some(damaged(file_name(), reason))),
+        };
+    }
+    let Some(text) = file.and_then(|f| std::fs::read(f).ok()) else {
+        return (Settings::default(), None);
+    };
+    match parse_stored(&text) {
+        Ok(settings) => (settings.unwrap_or_default(), None),
+        Err(reason) => (Settings::default(), Some(damaged(file_name(), reason))),
+    }
+}
+
+/// The viewer's settings in the text of eframe's `app.ron` (a RON map of strings, ours under
+/// `eframe::APP_KEY`): None when the file holds none, an error when it cannot be read.
+pub fn parse_stored(app_ron: &[u8]) -> Result<Option<Settings>, String> {
+    let text = std::str::from_utf8(app_ron).map_err(|_| "it is not text".to_string())?;
+    let map: std::collections::HashMap<String, String> =
+        ron::from_str(text).map_err(|e| e.to_string())?;
+    map.get(eframe::APP_KEY)
+        .map(|s| parse_settings(s))
+        .transpose()
+}
+
+/// The viewer's settings from their RON text, each number brought into its range.
+pub fn parse_settings(text: &str) -> Result<Settings, String> {
+    ron::from_str::<Settings>(text)
+        .map(Settings::sanitised)
+        .map_err(|e| e.to_string())
 }
 
 fn remember(list: &mut Vec<PathBuf>, path: &Path) {
@@ -100,6 +172,76 @@ mod tests {
         assert_eq!(s.recent_images[0], Path::new("/nowhere/scan3.png"));
         assert_eq!(s.recent_images[1], Path::new("/nowhere/scan14.png"));
         assert_eq!(s.last_folder.as_deref(), Some(Path::new("/nowhere")));
+    }
+
+    /// eframe's storage as a map, as its file storage holds what it read.
+    struct Stored(std::collections::HashMap<String, String>);
+
+    impl eframe::Storage for Stored {
+        fn get_string(&self, key: &str) -> Option<String> {
+            self.0.get(key).cloned()
+        }
+        fn set_string(&mut self, key: &str, value: String) {
+            self.0.insert(key.to_string(), value);
+        }
+        fn remove_string(&mut self, key: &str) {
+            self.0.remove(key);
+        }
+        fn flush(&mut self) {}
+    }
+
+    #[test]
+    fn damaged_settings_give_the_defaults_and_say_so_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("app.ron");
+        let mut custom = Settings {
+            opacity: 0.75,
+            caption: true,
+            ..Settings::default()
+        };
+        custom.remember_image(Path::new("/data/scan.png"));
+        let text = ron::to_string(&custom).unwrap();
+        let stored = Stored([(eframe::APP_KEY.to_string(), text.clone())].into());
+        // Read by eframe: used as they are, with no message.
+        assert_eq!(
+            remembered(Some(&stored), Some(&file)),
+            (custom.clone(), None)
+        );
+        // A file eframe could not parse (it keeps nothing of it): cut short by a kill while
+        // it was written, or not RON at all.
+        let whole = format!("{{ {:?}: {:?} }}", eframe::APP_KEY, text);
+        assert_eq!(parse_stored(whole.as_bytes()), Ok(Some(custom)));
+        let empty = Stored(Default::default());
+        for damaged in [
+            &whole.as_bytes()[..whole.len() / 2],
+            b"",
+            b"\xff\xfe garbage",
+        ] {
+            std::fs::write(&file, damaged).unwrap();
+            let (settings, message) = remembered(Some(&empty), Some(&file));
+            assert_eq!(settings, Settings::default());
+            let message = message.unwrap();
+            assert!(
+                message.starts_with(&format!(
+                    "camview's settings in {} could not be read (",
+                    file.display()
+                )) && message.ends_with("); the defaults are used"),
+                "{message}"
+            );
+        }
+        // Our value damaged inside a good file, and numbers out of range.
+        let bad = Stored([(eframe::APP_KEY.to_string(), "(opacity: \"x\")".to_string())].into());
+        assert!(remembered(Some(&bad), Some(&file)).1.is_some());
+        let wild = parse_settings("(opacity: 7.0, threshold: -1.0, window_presets: [])").unwrap();
+        assert_eq!((wild.opacity, wild.threshold), (1.0, 0.0));
+        assert_eq!(wild.window_presets, default_presets());
+        // No file yet (a first start), or no storage at all (tests): the defaults, no message.
+        std::fs::remove_file(&file).unwrap();
+        assert_eq!(
+            remembered(Some(&empty), Some(&file)),
+            (Settings::default(), None)
+        );
+        assert_eq!(remembered(None, Some(&file)), (Settings::default(), None));
     }
 
     #[test]

@@ -14,13 +14,15 @@ use sha2::{Digest, Sha256};
 
 use image::{DynamicImage, GrayImage, ImageFormat, ImageReader, Limits, RgbImage};
 
+use super::budget::{self, format_bytes};
 use super::dicom::{self, DicomInfo, GrayOrColour};
 use super::levels::{DisplayWindow, GrayLevels, NetworkWindow};
 
 /// Largest width or height accepted.
 pub const MAX_SIDE: u32 = 20_000;
-/// Largest decoded buffer accepted.
-pub const MAX_DECODED_BYTES: u64 = 1 << 30;
+/// Largest decoded buffer accepted: an 8-bit RGBA image at the side limit (a 16-bit colour one
+/// that large is refused). The memory budget (`imaging::budget`) is checked before it.
+pub const MAX_DECODED_BYTES: u64 = MAX_SIDE as u64 * MAX_SIDE as u64 * 4;
 /// Largest file read.
 pub const MAX_FILE_BYTES: u64 = 1 << 30;
 
@@ -35,12 +37,24 @@ pub enum ImageError {
     UnknownFormat { file: String },
     #[error(
         "{file}: the image is {width} x {height} pixels, larger than camview opens \
-         ({MAX_SIDE} x {MAX_SIDE} and 1 GiB of pixels at most)"
+         ({MAX_SIDE} x {MAX_SIDE}, and 1.5 GiB of decoded pixels, at most)"
     )]
     TooLarge {
         file: String,
         width: u32,
         height: u32,
+    },
+    #[error(
+        "{file}: opening the {width} x {height} image would take about {}, more than camview's \
+         memory budget of {} (set it with --memory-budget or CAMVIEW_MEMORY_BUDGET)",
+        format_bytes(*needed), format_bytes(*budget)
+    )]
+    OverBudget {
+        file: String,
+        width: u32,
+        height: u32,
+        needed: u64,
+        budget: u64,
     },
     #[error("{file}: the image is 0 pixels wide or high")]
     NoPixels { file: String },
@@ -169,15 +183,26 @@ pub fn decode_image(name: &str, bytes: &[u8]) -> Result<SourceImage, ImageError>
     decode_image_frame(name, bytes, 1)
 }
 
-/// Decodes image bytes at frame `frame` (from 1).
+/// Decodes image bytes at frame `frame` (from 1), within the process's memory budget.
 pub fn decode_image_frame(name: &str, bytes: &[u8], frame: u32) -> Result<SourceImage, ImageError> {
+    decode_image_within(name, bytes, frame, budget::memory_budget())
+}
+
+/// [`decode_image_frame`] within `budget` bytes (`None`: no limit): an image whose estimated
+/// cost (`budget::check`) exceeds it is refused from its header, before its pixels are decoded.
+pub fn decode_image_within(
+    name: &str,
+    bytes: &[u8],
+    frame: u32,
+    budget: Option<u64>,
+) -> Result<SourceImage, ImageError> {
     let file = name.to_string();
     if bytes.is_empty() {
         return Err(ImageError::Empty { file });
     }
     let sha256 = format!("{:x}", Sha256::digest(bytes));
     if dicom::is_dicom(bytes) {
-        let (pixels, info) = dicom::decode_dicom(name, bytes, frame)?;
+        let (pixels, info) = dicom::decode_dicom(name, bytes, frame, budget)?;
         let (rgb, levels) = match pixels {
             GrayOrColour::Gray(levels) => (
                 levels.render_rgb(&levels.file_voi, false),
@@ -235,10 +260,11 @@ pub fn decode_image_frame(name: &str, bytes: &[u8], frame: u32) -> Result<Source
     if width > MAX_SIDE || height > MAX_SIDE {
         return Err(too_large);
     }
+    within_budget(&file, width, height, budget)?;
     let mut limits = Limits::default();
     limits.max_image_width = Some(MAX_SIDE);
     limits.max_image_height = Some(MAX_SIDE);
-    limits.max_alloc = Some(MAX_DECODED_BYTES);
+    limits.max_alloc = Some(budget.map_or(MAX_DECODED_BYTES, |b| b.min(MAX_DECODED_BYTES)));
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
     reader.limits(limits);
     let decoded = match reader.decode() {
@@ -261,6 +287,22 @@ pub fn decode_image_frame(name: &str, bytes: &[u8], frame: u32) -> Result<Source
         levels,
         dicom: None,
         sha256,
+    })
+}
+
+/// Refuses an image of `width` x `height` whose estimated cost exceeds `budget`.
+pub(crate) fn within_budget(
+    file: &str,
+    width: u32,
+    height: u32,
+    budget: Option<u64>,
+) -> Result<(), ImageError> {
+    budget::check(width, height, budget).map_err(|over| ImageError::OverBudget {
+        file: file.to_string(),
+        width,
+        height,
+        needed: over.needed,
+        budget: over.budget,
     })
 }
 
@@ -350,7 +392,7 @@ mod tests {
         assert_eq!(
             err,
             "huge.bmp: the image is 60000 x 60000 pixels, larger than camview opens \
-             (20000 x 20000 and 1 GiB of pixels at most)"
+             (20000 x 20000, and 1.5 GiB of decoded pixels, at most)"
         );
     }
 

@@ -1,6 +1,7 @@
 //! Images in and out of the network: decoding like PIL, resizing like PIL, preprocessing like
 //! torchvision.
 
+pub mod budget;
 pub mod decode;
 pub mod dicom;
 pub mod levels;
@@ -8,7 +9,8 @@ pub mod preprocess;
 pub mod resample;
 
 pub use decode::{
-    ImageError, SourceImage, decode_image, decode_image_frame, open_image, open_image_frame,
+    ImageError, SourceImage, decode_image, decode_image_frame, decode_image_within, open_image,
+    open_image_frame,
 };
 pub use levels::{DisplayWindow, GrayLevels, NetworkWindow, Voi, Window};
 pub use preprocess::{Geometry, Intensity, NetworkInput, PreprocessError, Preprocessing, Region};

@@ -29,7 +29,7 @@ pub use head::{Head, HeadItem, HeadLayer};
 pub use inference::InferenceEngine;
 pub use locate::{LocatedNetwork, locate, place};
 pub use output::{Activation, OutputRule, softmax};
-pub use sidecar::{ModelSidecar, read_labels};
+pub use sidecar::{ModelSidecar, parse_labels, parse_sidecar, read_labels};
 use sidecar::{complete_labels, model_sidecar_path, output_rule, read_sidecar};
 
 /// Why a model could not be loaded. Every message names the file.

@@ -56,10 +56,12 @@ pub(super) fn read_sidecar(path: &Path) -> Result<ModelSidecar, ModelError> {
         file: file.clone(),
         reason: crate::describe_io_error(&e),
     })?;
-    serde_json::from_str(&text).map_err(|e| ModelError::Labels {
-        file,
-        reason: format!("not a valid model sidecar: {e}"),
-    })
+    parse_sidecar(&text).map_err(|reason| ModelError::Labels { file, reason })
+}
+
+/// A model sidecar's text read, or why it is not one (the reason, without the file's name).
+pub fn parse_sidecar(text: &str) -> Result<ModelSidecar, String> {
+    serde_json::from_str(text).map_err(|e| format!("not a valid model sidecar: {e}"))
 }
 
 /// Reads class names: one per line, or a JSON array of strings.
@@ -69,12 +71,16 @@ pub fn read_labels(path: &Path) -> Result<Vec<String>, ModelError> {
         file: file.clone(),
         reason: crate::describe_io_error(&e),
     })?;
+    parse_labels(&text).map_err(|reason| ModelError::Labels { file, reason })
+}
+
+/// Class names from a labels file's text: one per line (blank lines skipped), or a JSON array
+/// of strings.
+pub fn parse_labels(text: &str) -> Result<Vec<String>, String> {
     let trimmed = text.trim_start();
     if trimmed.starts_with('[') {
-        return serde_json::from_str(trimmed).map_err(|e| ModelError::Labels {
-            file,
-            reason: format!("not a JSON array of class names: {e}"),
-        });
+        return serde_json::from_str(trimmed)
+            .map_err(|e| format!("not a JSON array of class names: {e}"));
     }
     Ok(text
         .lines()

@@ -67,6 +67,7 @@ pub fn decode_dicom(
     name: &str,
     bytes: &[u8],
     frame: u32,
+    budget: Option<u64>,
 ) -> Result<(GrayOrColour, DicomInfo), ImageError> {
     let fail = |reason: String| ImageError::Dicom {
         file: name.to_string(),
@@ -76,6 +77,8 @@ pub fn decode_dicom(
     let object = quietly(|| read_object(bytes, false))
         .ok_or_else(|| fail("the DICOM data set is damaged (the reader failed)".to_string()))?
         .map_err(fail)?;
+    let (width, height) = pixels::dimensions(&object).map_err(fail)?;
+    crate::imaging::decode::within_budget(name, width, height, budget)?;
     quietly(|| pixels::decode_frame(&object, frame))
         .ok_or_else(|| fail("the pixel data is damaged (the decoder failed)".to_string()))?
         .map_err(fail)
