@@ -236,8 +236,9 @@ fn resume_redoes_an_output_made_otherwise_only_with_force_and_a_finished_batch_n
     assert!(stderr(&o).contains("(2 found finished)"), "{}", stderr(&o));
 }
 
-/// A PNG that declares `width` x `height` RGB pixels and holds a few bytes of them.
-fn png_bomb(width: u32, height: u32) -> Vec<u8> {
+/// A PNG that declares `width` x `height` pixels (8-bit RGB, or 16-bit gray when `deep`) and
+/// holds a few bytes of them.
+fn png_bomb(width: u32, height: u32, deep: bool) -> Vec<u8> {
     fn chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
         out.extend_from_slice(&(data.len() as u32).to_be_bytes());
         let start = out.len();
@@ -264,7 +265,11 @@ fn png_bomb(width: u32, height: u32) -> Vec<u8> {
     let mut header = Vec::new();
     header.extend_from_slice(&width.to_be_bytes());
     header.extend_from_slice(&height.to_be_bytes());
-    header.extend_from_slice(&[8, 2, 0, 0, 0]);
+    header.extend_from_slice(if deep {
+        &[16, 0, 0, 0, 0]
+    } else {
+        &[8, 2, 0, 0, 0]
+    });
     chunk(&mut png, b"IHDR", &header);
     // A zlib stream of a few rows of zeros, then nothing more.
     chunk(
@@ -280,7 +285,7 @@ fn png_bomb(width: u32, height: u32) -> Vec<u8> {
 fn an_image_over_the_memory_budget_is_refused_from_its_header_with_one_message() {
     let dir = tempfile::tempdir().unwrap();
     let bomb = dir.path().join("bomb.png");
-    std::fs::write(&bomb, png_bomb(20_000, 20_000)).unwrap();
+    std::fs::write(&bomb, png_bomb(20_000, 20_000, false)).unwrap();
     assert!(std::fs::metadata(&bomb).unwrap().len() < 100);
     let o = camview()
         .args(["predict", "--memory-budget", "2G", "--model", &model()])
@@ -297,6 +302,21 @@ fn an_image_over_the_memory_budget_is_refused_from_its_header_with_one_message()
             bomb.display()
         )
     );
+    // 16-bit gray is kept at full depth as well: it costs more.
+    let deep = dir.path().join("deep.png");
+    std::fs::write(&deep, png_bomb(20_000, 20_000, true)).unwrap();
+    let o = camview()
+        .args(["predict", "--memory-budget", "8G", "--model", &model()])
+        .arg(&deep)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o)
+            .contains("would take about 8.2 GiB, more than camview's memory budget of 8.0 GiB"),
+        "{}",
+        stderr(&o)
+    );
     // The same by the environment, for the viewer too.
     let o = camview()
         .env("CAMVIEW_MEMORY_BUDGET", "100M")
@@ -312,7 +332,7 @@ fn an_image_over_the_memory_budget_is_refused_from_its_header_with_one_message()
     );
     // Within the budget, the bomb is read as what it is: a damaged file.
     let o = camview()
-        .args(["predict", "--memory-budget", "8G", "--model", &model()])
+        .args(["predict", "--memory-budget", "6G", "--model", &model()])
         .arg(&bomb)
         .output()
         .unwrap();

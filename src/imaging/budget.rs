@@ -3,18 +3,23 @@
 //! instead of the system killing camview (a decompression bomb, a PNG of a few KB declaring
 //! 20000 x 20000, is refused or decoded within it).
 //!
-//! The cost of an image is its pixel count times [`BYTES_PER_PIXEL`], the peak resident memory
-//! per pixel measured for opening, predicting and rendering the largest images (README,
+//! The cost of an image is its pixel count times [`BYTES_PER_PIXEL`] (and
+//! [`LEVELS_BYTES_PER_PIXEL`] more for an image kept at full gray depth), the peak resident
+//! memory per pixel measured for opening, predicting and rendering the largest images (README,
 //! "Reliability"). The budget is half of the machine's memory unless `CAMVIEW_MEMORY_BUDGET`
 //! or `--memory-budget` says otherwise (e.g. `6G`, `512M`, `0` for no limit).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Peak resident bytes per source pixel of `render` on the largest RGB image (20000 x 20000
-/// PNG): the file's decoded pixels, the RGB copy, the display copy, the heat map at the
-/// image's size and the overlay composed and encoded (measured with `/usr/bin/time -v`; see
-/// the README's "Reliability").
+/// Peak resident bytes per source pixel of `render` on the largest 8-bit images (20000 x 20000
+/// PNG, RGB and gray: 9.9 measured with `/usr/bin/time -v`), with a margin: the decoded
+/// pixels, the RGB copy, the heat map at the image's size, the overlay composed and encoded.
 pub const BYTES_PER_PIXEL: u64 = 12;
+
+/// What an image kept at full gray depth (16-bit PNG or TIFF, monochrome DICOM) costs more per
+/// pixel: its stored (i32) and modality (f32) values, and the 16-bit decoded buffer (a 20000 x
+/// 20000 16-bit PNG: 20.7 bytes per pixel measured for `render`).
+pub const LEVELS_BYTES_PER_PIXEL: u64 = 10;
 
 /// The environment variable that sets the budget (`--memory-budget` sets it too).
 pub const BUDGET_VARIABLE: &str = "CAMVIEW_MEMORY_BUDGET";
@@ -100,9 +105,11 @@ pub struct OverBudget {
     pub budget: u64,
 }
 
-/// Checks an image of `width` x `height` pixels against `budget` (`None`: no limit).
-pub fn check(width: u32, height: u32, budget: Option<u64>) -> Result<(), OverBudget> {
-    let needed = u64::from(width) * u64::from(height) * BYTES_PER_PIXEL;
+/// Checks an image of `width` x `height` pixels, kept at full gray depth or not (`levels`),
+/// against `budget` (`None`: no limit).
+pub fn check(width: u32, height: u32, levels: bool, budget: Option<u64>) -> Result<(), OverBudget> {
+    let per_pixel = BYTES_PER_PIXEL + if levels { LEVELS_BYTES_PER_PIXEL } else { 0 };
+    let needed = u64::from(width) * u64::from(height) * per_pixel;
     match budget {
         Some(budget) if needed > budget => Err(OverBudget { needed, budget }),
         _ => Ok(()),
@@ -129,11 +136,19 @@ mod tests {
 
     #[test]
     fn an_image_is_checked_against_its_estimated_cost() {
-        assert_eq!(check(20_000, 20_000, None), Ok(()));
+        assert_eq!(check(20_000, 20_000, false, None), Ok(()));
         let needed = 20_000 * 20_000 * BYTES_PER_PIXEL;
-        assert_eq!(check(20_000, 20_000, Some(needed)), Ok(()));
+        assert_eq!(check(20_000, 20_000, false, Some(needed)), Ok(()));
+        let deep = 20_000 * 20_000 * (BYTES_PER_PIXEL + LEVELS_BYTES_PER_PIXEL);
         assert_eq!(
-            check(20_000, 20_000, Some(needed - 1)),
+            check(20_000, 20_000, true, Some(needed)),
+            Err(OverBudget {
+                needed: deep,
+                budget: needed
+            })
+        );
+        assert_eq!(
+            check(20_000, 20_000, false, Some(needed - 1)),
             Err(OverBudget {
                 needed,
                 budget: needed - 1

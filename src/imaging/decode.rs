@@ -12,7 +12,9 @@ use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
-use image::{DynamicImage, GrayImage, ImageFormat, ImageReader, Limits, RgbImage};
+use image::{
+    ColorType, DynamicImage, GrayImage, ImageDecoder, ImageFormat, ImageReader, Limits, RgbImage,
+};
 
 use super::budget::{self, format_bytes};
 use super::dicom::{self, DicomInfo, GrayOrColour};
@@ -260,7 +262,12 @@ pub fn decode_image_within(
     if width > MAX_SIDE || height > MAX_SIDE {
         return Err(too_large);
     }
-    within_budget(&file, width, height, budget)?;
+    // 16-bit gray is kept at full depth too (`GrayLevels`), which the budget counts.
+    let deep = ImageReader::with_format(Cursor::new(bytes), format)
+        .into_decoder()
+        .map(|d| matches!(d.color_type(), ColorType::L16 | ColorType::La16))
+        .map_err(corrupt)?;
+    within_budget(&file, width, height, deep, budget)?;
     let mut limits = Limits::default();
     limits.max_image_width = Some(MAX_SIDE);
     limits.max_image_height = Some(MAX_SIDE);
@@ -290,14 +297,16 @@ pub fn decode_image_within(
     })
 }
 
-/// Refuses an image of `width` x `height` whose estimated cost exceeds `budget`.
+/// Refuses an image of `width` x `height` (kept at full gray depth: `levels`) whose estimated
+/// cost exceeds `budget`.
 pub(crate) fn within_budget(
     file: &str,
     width: u32,
     height: u32,
+    levels: bool,
     budget: Option<u64>,
 ) -> Result<(), ImageError> {
-    budget::check(width, height, budget).map_err(|over| ImageError::OverBudget {
+    budget::check(width, height, levels, budget).map_err(|over| ImageError::OverBudget {
         file: file.to_string(),
         width,
         height,

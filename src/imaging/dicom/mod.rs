@@ -77,8 +77,8 @@ pub fn decode_dicom(
     let object = quietly(|| read_object(bytes, false))
         .ok_or_else(|| fail("the DICOM data set is damaged (the reader failed)".to_string()))?
         .map_err(fail)?;
-    let (width, height) = pixels::dimensions(&object).map_err(fail)?;
-    crate::imaging::decode::within_budget(name, width, height, budget)?;
+    let (width, height, gray) = pixels::dimensions(&object).map_err(fail)?;
+    crate::imaging::decode::within_budget(name, width, height, gray, budget)?;
     quietly(|| pixels::decode_frame(&object, frame))
         .ok_or_else(|| fail("the pixel data is damaged (the decoder failed)".to_string()))?
         .map_err(fail)

@@ -144,11 +144,12 @@ fn sop_class_name(uid: &str) -> String {
 }
 
 /// Decodes frame `frame` (from 1) of `object`.
-/// The image's width and height (checked as `decode_frame` checks them), to weigh it against
-/// the memory budget before its pixels are decoded.
-pub(super) fn dimensions(object: &DefaultDicomObject) -> Result<(u32, u32), String> {
+/// The image's width and height (checked as `decode_frame` checks them), and whether it is
+/// gray (kept at full depth), to weigh it against the memory budget before its pixels are
+/// decoded.
+pub(super) fn dimensions(object: &DefaultDicomObject) -> Result<(u32, u32, bool), String> {
     let layout = Layout::of(object)?;
-    Ok((layout.columns, layout.rows))
+    Ok((layout.columns, layout.rows, layout.samples == 1))
 }
 
 pub(super) fn decode_frame(
