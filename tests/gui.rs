@@ -642,6 +642,26 @@ fn the_save_window_refuses_the_source_and_a_missing_folder() {
     h.run();
     h.get_by_label_contains("does not exist");
     assert!(!elsewhere.exists());
+
+    // A folder that was there when its path was typed and was removed before Save.
+    let vanishing = dir.path().join("vanishing");
+    std::fs::create_dir(&vanishing).unwrap();
+    let inside = vanishing.join("out.png");
+    let field = h.get_by_label("File:");
+    field.focus();
+    h.key_press_modifiers(Modifiers::COMMAND, Key::A);
+    h.get_by_label("File:")
+        .type_text(&inside.display().to_string());
+    h.run();
+    std::fs::remove_dir(&vanishing).unwrap();
+    h.get_by_label("Save").click();
+    h.run();
+    h.get_by_label_contains(&format!(
+        "{}: cannot write: the folder {} does not exist",
+        inside.display(),
+        vanishing.display()
+    ));
+    assert!(!vanishing.exists(), "nothing made the folder again");
     h.get_by_label("Cancel").click();
     h.run();
     assert!(!h.state().save_dialog_open());

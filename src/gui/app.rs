@@ -110,6 +110,8 @@ pub struct CamviewApp {
     pub(super) sanity: SanityPanel,
     pub(super) agreement: AgreementPanel,
     pub(super) compare: ComparePanel,
+    /// Why the remembered settings could not be used, for the red band once launched.
+    settings_warning: Option<String>,
 }
 
 impl CamviewApp {
@@ -152,11 +154,12 @@ impl CamviewApp {
             sanity: SanityPanel::default(),
             agreement: AgreementPanel::default(),
             compare: ComparePanel::default(),
+            settings_warning: None,
         };
-        if let Some(message) = damaged {
+        if let Some(message) = &damaged {
             eprintln!("camview: {message}");
-            app.session.error(message);
         }
+        app.settings_warning = damaged;
         if let Some(side) = max_side {
             app.start_launch(side);
         }
@@ -411,13 +414,24 @@ impl CamviewApp {
 }
 
 impl eframe::App for CamviewApp {
-    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+    fn ui(&mut self, ui: &mut egui::Ui, frame: &mut eframe::Frame) {
         let ctx = ui.ctx().clone();
         self.start_launch(max_texture_side(&ctx));
         // Keys first: an image they open that was prepared in the background arrives with the
         // answers taken next, so it is drawn in this frame.
         self.handle_keys(&ctx);
         self.receive(&ctx);
+        // Shown once the launch has settled, so that the model's "Loaded" does not replace it;
+        // the damaged file is replaced at once, so the message is shown once.
+        if self.session.is_idle()
+            && let Some(message) = self.settings_warning.take()
+        {
+            self.session.error(message);
+            if let Some(storage) = frame.storage_mut() {
+                eframe::set_value(storage, eframe::APP_KEY, &self.current_settings());
+                storage.flush();
+            }
+        }
         self.textures
             .update_heat(&ctx, &self.session, self.settings.style());
 
