@@ -8,8 +8,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use camview::explain::Normalisation;
+use camview::gui::settings::{Settings, parse_settings, parse_stored, remembered};
 use camview::gui::{CamviewApp, Command, ImageOrigin, Launch, ModelRequest};
 use camview::imaging;
+use camview::imaging::levels::default_presets;
 use camview::render::annotation::Shape;
 use camview::render::{Colormap, Heat, OverlayStyle, blend};
 use eframe::egui::{self, Key, Modifiers, accesskit::Role};
@@ -705,6 +707,60 @@ impl eframe::Storage for MemoryStorage {
         self.0.remove(key);
     }
     fn flush(&mut self) {}
+}
+
+#[test]
+fn damaged_settings_give_the_defaults_and_say_so_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("app.ron");
+    let mut custom = Settings {
+        opacity: 0.75,
+        caption: true,
+        ..Settings::default()
+    };
+    custom.remember_image(Path::new("/data/scan.png"));
+    let text = ron::to_string(&custom).unwrap();
+    let stored = MemoryStorage([(eframe::APP_KEY.to_string(), text.clone())].into());
+    // Read by eframe: used as they are, with no message.
+    assert_eq!(
+        remembered(Some(&stored), Some(&file)),
+        (custom.clone(), None)
+    );
+    // A file eframe could not parse (it keeps nothing of it): cut short by a kill while
+    // it was written, or not RON at all.
+    let whole = format!("{{ {:?}: {:?} }}", eframe::APP_KEY, text);
+    assert_eq!(parse_stored(whole.as_bytes()), Ok(Some(custom)));
+    let empty = MemoryStorage::default();
+    for damaged in [
+        &whole.as_bytes()[..whole.len() / 2],
+        b"",
+        b"\xff\xfe garbage",
+    ] {
+        std::fs::write(&file, damaged).unwrap();
+        let (settings, message) = remembered(Some(&empty), Some(&file));
+        assert_eq!(settings, Settings::default());
+        let message = message.unwrap();
+        assert!(
+            message.starts_with(&format!(
+                "camview's settings in {} could not be read (",
+                file.display()
+            )) && message.ends_with("); the defaults are used"),
+            "{message}"
+        );
+    }
+    // Our value damaged inside a good file, and numbers out of range.
+    let bad = MemoryStorage([(eframe::APP_KEY.to_string(), "(opacity: \"x\")".to_string())].into());
+    assert!(remembered(Some(&bad), Some(&file)).1.is_some());
+    let wild = parse_settings("(opacity: 7.0, threshold: -1.0, window_presets: [])").unwrap();
+    assert_eq!((wild.opacity, wild.threshold), (1.0, 0.0));
+    assert_eq!(wild.window_presets, default_presets());
+    // No file yet (a first start), or no storage at all (tests): the defaults, no message.
+    std::fs::remove_file(&file).unwrap();
+    assert_eq!(
+        remembered(Some(&empty), Some(&file)),
+        (Settings::default(), None)
+    );
+    assert_eq!(remembered(None, Some(&file)), (Settings::default(), None));
 }
 
 #[test]
