@@ -63,7 +63,11 @@ impl Tool {
     }
 }
 
-/// The marks of one image, with undo/redo.
+/// How many changes of one image's marks can be undone: each step keeps a copy of the marks,
+/// so an unbounded history would grow with the session.
+pub const UNDO_LIMIT: usize = 100;
+
+/// The marks of one image, with undo/redo (the last [`UNDO_LIMIT`] changes).
 #[derive(Debug, Clone, Default)]
 pub struct AnnotationLayer {
     pub items: Vec<Annotation>,
@@ -75,8 +79,16 @@ pub struct AnnotationLayer {
 impl AnnotationLayer {
     /// Remembers the marks as they are, before a change.
     pub fn checkpoint(&mut self) {
+        if self.undo.len() == UNDO_LIMIT {
+            self.undo.remove(0);
+        }
         self.undo.push(self.items.clone());
         self.redo.clear();
+    }
+
+    /// How many changes can be undone now.
+    pub fn undo_depth(&self) -> usize {
+        self.undo.len()
     }
 
     /// Adds a mark and selects it.
@@ -700,6 +712,21 @@ mod tests {
         assert_eq!(layer.items.len(), 1);
         layer.push(note(9.0));
         assert!(!layer.can_redo(), "a new mark ends the redo history");
+    }
+
+    #[test]
+    fn the_history_keeps_the_last_changes_only() {
+        let mut layer = AnnotationLayer::default();
+        for i in 0..UNDO_LIMIT + 20 {
+            layer.push(note(i as f32));
+        }
+        assert_eq!(layer.undo_depth(), UNDO_LIMIT);
+        while layer.undo() {}
+        assert_eq!(
+            layer.items.len(),
+            20,
+            "the oldest 20 changes are kept as they were"
+        );
     }
 
     #[test]
