@@ -86,6 +86,11 @@ impl AnnotationLayer {
         self.redo.clear();
     }
 
+    /// No marks and no history: nothing worth keeping.
+    pub fn is_pristine(&self) -> bool {
+        self.items.is_empty() && self.undo.is_empty() && self.redo.is_empty()
+    }
+
     /// How many changes can be undone now.
     pub fn undo_depth(&self) -> usize {
         self.undo.len()

@@ -212,7 +212,11 @@ impl Session {
         self.stash_prepared(&loaded.origin);
         if let Some(old) = self.image.take() {
             let marks = std::mem::take(&mut self.annotations);
-            self.stash.insert(old.origin, marks);
+            // Only images with marks (or their history) are kept: the stash grows with the
+            // user's work, not with the images walked past.
+            if !marks.is_pristine() {
+                self.stash.insert(old.origin, marks);
+            }
         }
         self.annotations = self.stash.remove(&loaded.origin).unwrap_or_default();
         if let ImageOrigin::File(p) = &loaded.origin {
