@@ -662,6 +662,59 @@ fn damaged_files_found_by_mutation_get_one_message() {
     }
 }
 
+/// What the DICOM fuzz target found (tools/fuzz.sh; the inputs in tests/fixtures/dicom/fuzz):
+/// files of a few bytes to 18 KB that made dicom-rs allocate 0.5-3 GB, each now refused by the
+/// length walk before dicom-rs reads it, both when opened and when its header is read to sort a
+/// series.
+#[test]
+fn what_the_fuzzer_found_is_refused_before_dicom_rs_allocates() {
+    let cases = [
+        // dicom-rs reads a tag of group FFFE other than an item or delimiter as an element of
+        // its declared length; the walk skipped it.
+        (
+            "item_group_tag.dcm",
+            "the DICOM data set is damaged: (FFFE,FFFF) is neither an item nor a delimiter",
+        ),
+        // dicom-rs reads len / 4 values of a UL but counts len bytes: it then read the next
+        // element from elsewhere than the walk.
+        (
+            "odd_ul_length.dcm",
+            "element (0000,0000) of VR UL declares 2 bytes, not a whole number of its 4-byte \
+             values",
+        ),
+        // dicom-rs ends the file meta by its group length (0002,0000), not at the first element
+        // of another group: the walk looked for the data set elsewhere.
+        (
+            "meta_group_length.dcm",
+            "element (3432,3330) declares 1297350704 bytes, but only 2644 follow",
+        ),
+        // A data set without meta is read whole by dicom-rs even for its header; the walk
+        // stopped at the pixel data.
+        (
+            "raw_pixel_data_past_header.dcm",
+            "element (9B03,9203) declares 3104023555 bytes, but only 1771 follow",
+        ),
+        (
+            "deflated_garbage.dcm",
+            "the deflated DICOM data set is damaged (corrupt deflate stream)",
+        ),
+    ];
+    for (file, problem) in cases {
+        let path = dicom_dir().join("fuzz").join(file);
+        let out = camview(&["predict", &path.display().to_string()]);
+        assert_eq!(out.status.code(), Some(1), "{file}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(
+            stderr.starts_with(&format!("camview: {}: ", path.display()))
+                && stderr.contains(problem),
+            "{stderr}"
+        );
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(camview::imaging::dicom::series_key(&bytes), None, "{file}");
+    }
+}
+
 /// `--display-window` draws the image under the heat map through another window; the network's
 /// input, and so the numbers and the map, stay the file's.
 #[test]

@@ -21,6 +21,25 @@ static PEAK: AtomicUsize = AtomicUsize::new(0);
 fn grew(bytes: usize) {
     let now = HELD.fetch_add(bytes, Relaxed) + bytes;
     PEAK.fetch_max(now, Relaxed);
+    if bytes >= LARGE {
+        trace_large(bytes);
+    }
+}
+
+/// Allocations from this size on are traced when `CAMVIEW_FUZZ_TRACE` is set: the backtrace
+/// of each is printed, to find what a finding allocated.
+const LARGE: usize = 64 << 20;
+
+fn trace_large(bytes: usize) {
+    thread_local! {
+        static TRACING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+    if TRACING.get() || std::env::var_os("CAMVIEW_FUZZ_TRACE").is_none() {
+        return;
+    }
+    TRACING.set(true);
+    eprintln!("allocating {bytes} bytes:\n{}", std::backtrace::Backtrace::force_capture());
+    TRACING.set(false);
 }
 
 // SAFETY: every call is passed to `System` unchanged; only the counters are added.

@@ -19,12 +19,47 @@ const SHORT_VRS: [&[u8; 2]; 21] = [
 
 const UNDEFINED: u32 = 0xFFFF_FFFF;
 
+/// The size of one value of a binary VR that dicom-rs reads as numbers (2, 4 or 8 bytes), or
+/// `None` for the rest. dicom-rs reads `len / size` whole values and counts `len` bytes read,
+/// so a length that is not a multiple would leave it reading the next element from elsewhere
+/// than this walk (and allocating what it finds there).
+fn value_size(vr: &[u8]) -> Option<u32> {
+    match vr {
+        b"US" | b"SS" | b"OW" => Some(2),
+        b"UL" | b"SL" | b"FL" | b"OF" | b"OL" | b"AT" => Some(4),
+        b"FD" | b"OD" | b"SV" | b"UV" | b"OV" => Some(8),
+        _ => None,
+    }
+}
+
+/// The VR dicom-rs gives an element of implicit VR: the standard dictionary's (group lengths
+/// are UL), the stricter of the two where it names two (US or SS, OB or OW, US or OW).
+fn implicit_vr(group: u16, element: u16) -> [u8; 2] {
+    use dicom_core::dictionary::{DataDictionary, DataDictionaryEntry, VirtualVr};
+    if element == 0 {
+        return *b"UL";
+    }
+    let entry =
+        dicom_dictionary_std::StandardDataDictionary.by_tag(dicom_core::Tag(group, element));
+    match entry.map(|e| e.vr()) {
+        Some(VirtualVr::Exact(vr)) => {
+            let name = vr.to_string();
+            name.as_bytes().try_into().unwrap_or(*b"UN")
+        }
+        Some(VirtualVr::Xs | VirtualVr::Ox | VirtualVr::Px | VirtualVr::Lt) => *b"OW",
+        _ => *b"UN",
+    }
+}
+
 struct Walker<'a> {
     bytes: &'a [u8],
     pos: usize,
     /// Stop at the pixel data: only the header is there (a file's first bytes, read to sort a
     /// series).
     header_only: bool,
+    /// Where the file meta group ends by its group length (0002,0000), as dicom-rs reads it:
+    /// every element until that many bytes were read, whatever its group.
+    meta_end: Option<usize>,
 }
 
 impl Walker<'_> {
@@ -76,7 +111,11 @@ impl Walker<'_> {
             else {
                 break;
             };
-            if (meta_only && group != 0x0002)
+            let meta_over = match self.meta_end {
+                Some(end) => self.pos >= end,
+                None => group != 0x0002,
+            };
+            if (meta_only && meta_over)
                 || (self.header_only && (group, element) == (0x7FE0, 0x0010))
             {
                 break;
@@ -91,7 +130,15 @@ impl Walker<'_> {
                     }
                     0xE000 if fragments => self.skip(group, element, len)?,
                     0xE000 if len != UNDEFINED => self.check_fits(group, element, len)?,
-                    _ => {}
+                    0xE000 | 0xE00D => {}
+                    // Group FFFE holds items and delimiters only (PS3.5 7.5); dicom-rs reads
+                    // any other tag there as an element of the declared length.
+                    _ => {
+                        return Err(format!(
+                            "the DICOM data set is damaged: ({group:04X},{element:04X}) is \
+                             neither an item nor a delimiter"
+                        ));
+                    }
                 }
                 continue;
             }
@@ -109,6 +156,20 @@ impl Walker<'_> {
                 (&b""[..], self.u32(self.pos + 4, be), 8)
             };
             let Some(len) = len else { break };
+            let implicit;
+            let vr = if encoding.explicit {
+                vr
+            } else {
+                implicit = implicit_vr(group, element);
+                &implicit[..]
+            };
+            if let Some(size) = value_size(vr).filter(|&size| len != UNDEFINED && len % size != 0) {
+                return Err(format!(
+                    "the DICOM data set is damaged: element ({group:04X},{element:04X}) of VR \
+                     {} declares {len} bytes, not a whole number of its {size}-byte values",
+                    String::from_utf8_lossy(vr)
+                ));
+            }
             self.pos += header;
             if len == UNDEFINED {
                 open.push(if (group, element) == (0x7FE0, 0x0010) {
@@ -167,10 +228,13 @@ pub(super) fn check_lengths(bytes: &[u8], header_only: bool) -> Result<(), Strin
             .is_some_and(|vr| vr.iter().all(u8::is_ascii_uppercase));
         // Big endian data sets are explicit VR, their group 0x0008 read as such.
         let big_endian = bytes.starts_with(&[0x00, 0x08]);
+        // dicom-rs reads a data set without meta whole, pixel data included, even for the
+        // header alone: every element is walked.
         let mut walker = Walker {
             bytes,
             pos: 0,
-            header_only,
+            header_only: false,
+            meta_end: None,
         };
         walker.walk(
             Encoding {
@@ -181,10 +245,17 @@ pub(super) fn check_lengths(bytes: &[u8], header_only: bool) -> Result<(), Strin
         )?;
         return Ok(());
     };
+    // (0002,0000) UL of 4 bytes first: the group's length, counted from the next element.
+    let meta_end = (bytes.get(start..start + 8) == Some(&[2, 0, 0, 0, b'U', b'L', 4, 0]))
+        .then(|| bytes.get(start + 8..start + 12))
+        .flatten()
+        .and_then(|v| v.try_into().ok())
+        .map(|v: [u8; 4]| (start + 12).saturating_add(u32::from_le_bytes(v) as usize));
     let mut walker = Walker {
         bytes,
         pos: start,
         header_only,
+        meta_end,
     };
     let syntax = walker.walk(little_explicit, true)?.ok_or(
         "not a readable DICOM file: its file meta information is damaged (it names no transfer \
@@ -211,6 +282,7 @@ pub(super) fn check_lengths(bytes: &[u8], header_only: bool) -> Result<(), Strin
                 bytes: &inflated,
                 pos: 0,
                 header_only,
+                meta_end: None,
             }
             .walk(little_explicit, false)?;
             return Ok(());
