@@ -77,6 +77,28 @@ impl Prepared {
     }
 }
 
+/// How much the session's caches hold now, and how many jobs it has asked for (read by
+/// `Session::cache_sizes`; the soak test, tests/soak.rs, checks each against its bound).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheSizes {
+    /// Neighbours kept prepared (at most `session::neighbours::PREPARED_IMAGES`, 2).
+    pub prepared: usize,
+    /// Neighbours being prepared (at most the two wanted).
+    pub prefetching: usize,
+    /// Map choices cached for the image on screen (`ImageMaps::maps`).
+    pub map_choices: usize,
+    /// Layers whose activations are cached for the image on screen.
+    pub activations: usize,
+    /// The most map choices cached for one prepared neighbour.
+    pub prepared_map_choices: usize,
+    /// The most layers with activations cached for one prepared neighbour.
+    pub prepared_activations: usize,
+    /// Images whose marks are kept for when they are shown again (one per image left).
+    pub stashed_marks: usize,
+    /// Tickets handed out so far (`Worker::tickets_issued`).
+    pub tickets: u64,
+}
+
 /// What to prepare.
 pub struct PrefetchJob {
     pub ticket: u64,

@@ -313,6 +313,11 @@ impl Worker {
         })
     }
 
+    /// How many tickets were handed out so far: one per job and per prefetch submitted.
+    pub fn tickets_issued(&self) -> u64 {
+        self.next_ticket - 1
+    }
+
     /// A fresh ticket for the next job.
     pub fn ticket(&mut self) -> u64 {
         let t = self.next_ticket;

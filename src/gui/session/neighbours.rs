@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use crate::explain::MapChoice;
-use crate::gui::prefetch::{PrefetchJob, Prepared};
+use crate::gui::prefetch::{CacheSizes, PrefetchJob, Prepared};
 use crate::gui::worker::{ImageOrigin, LoadedImage, WorkProgress};
 
 use super::{Session, TaskKind};
@@ -34,6 +34,21 @@ impl Session {
     /// The images kept prepared, oldest first.
     pub fn prepared_images(&self) -> Vec<&ImageOrigin> {
         self.prepared.iter().map(|p| &p.image.origin).collect()
+    }
+
+    /// How much the caches hold now (the soak test checks their bounds).
+    pub fn cache_sizes(&self) -> CacheSizes {
+        let most = |f: fn(&Prepared) -> usize| self.prepared.iter().map(f).max().unwrap_or(0);
+        CacheSizes {
+            prepared: self.prepared.len(),
+            prefetching: self.prefetching.len(),
+            map_choices: self.maps.maps.len(),
+            activations: self.maps.activations.len(),
+            prepared_map_choices: most(|p| p.maps.maps.len()),
+            prepared_activations: most(|p| p.maps.activations.len()),
+            stashed_marks: self.stash.len(),
+            tickets: self.worker.tickets_issued(),
+        }
     }
 
     /// Prepares the next and previous images with the chosen map, unless they are ready or
