@@ -614,6 +614,8 @@ fn annotations_undo_redo_and_delete_and_stay_with_their_image() {
     settle(&mut h);
     assert_eq!(current_image(&h), images[0]);
     assert_eq!(h.state().session.annotations().items.len(), 1);
+    // The image left without marks keeps nothing: only marked images are remembered.
+    assert_eq!(h.state().session.cache_sizes().stashed_marks, 0);
 }
 
 #[test]
