@@ -38,7 +38,10 @@ fn trace_large(bytes: usize) {
         return;
     }
     TRACING.set(true);
-    eprintln!("allocating {bytes} bytes:\n{}", std::backtrace::Backtrace::force_capture());
+    eprintln!(
+        "allocating {bytes} bytes:\n{}",
+        std::backtrace::Backtrace::force_capture()
+    );
     TRACING.set(false);
 }
 

@@ -297,6 +297,11 @@ impl Session {
             Err(e) => {
                 self.revert_choice();
                 self.error(e);
+                // Back on the maps on screen: the class on screen may be among those the job
+                // this one stopped was computing (not again if that is what failed).
+                if self.choice() != choice {
+                    self.show_choice();
+                }
             }
         }
     }
@@ -336,6 +341,41 @@ mod tests {
             assert!(Instant::now() < deadline, "{:?}", session.activity());
             std::thread::sleep(Duration::from_millis(5));
         }
+    }
+
+    /// Found by tests/soak.rs: a class changed while the other classes' maps were on their way,
+    /// then a choice that fails, left the class on screen without its map.
+    #[test]
+    fn a_failed_choice_brings_back_the_map_of_the_class_on_screen() {
+        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+        let mut session = Session::new(Worker::spawn(|| {}).unwrap());
+        session.open_model(ModelRequest::file(fixtures.join("models/tiny.pth")));
+        settle(&mut session);
+        session.open_image_file(fixtures.join("images/gray8.png"), 4096);
+        settle(&mut session);
+        let shown = session.class();
+        session.choose_map(Method::GradCam, Stage::Transition(1));
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while session
+            .analysis()
+            .is_none_or(|a| a.maps[0].method != Method::GradCam)
+        {
+            session.poll();
+            assert!(Instant::now() < deadline);
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        // Its map is in the job for the other classes, which the next choice stops; CAM is not
+        // defined at this layer, so that choice fails.
+        let other = (shown + 1) % session.model().unwrap().labels.len();
+        session.select_class(other);
+        session.choose_map(Method::Cam, Stage::Transition(1));
+        settle(&mut session);
+        let analysis = session.analysis().unwrap();
+        assert!(
+            analysis.map(other).is_some(),
+            "no map of the class on screen"
+        );
+        assert_eq!(analysis.map(other).unwrap().method, Method::GradCam);
     }
 
     #[test]
