@@ -368,6 +368,43 @@ fn keys_walk_the_folder_and_the_classes() {
     assert!(h.state().analysis().is_some());
 }
 
+/// A damaged file in the folder is reported and stepped over: Right from it goes on to the next
+/// image, not back to the damaged one (found by tests/soak.rs).
+#[test]
+fn right_walks_on_past_a_damaged_file() {
+    let (dir, images) = scratch(&["gray8.png", "rgb24.bmp"]);
+    let damaged = dir.path().join("m_damaged.png");
+    std::fs::write(&damaged, b"\x89PNG\r\n\x1a\nnot really").unwrap();
+    // In name order: gray8.png, m_damaged.png, rgb24.bmp.
+    let mut h = launch(&images[..1]);
+    settle(&mut h);
+    assert_eq!(current_image(&h), images[0]);
+    h.key_press(Key::ArrowRight);
+    settle(&mut h);
+    let notice = h.state().session.notice().map(|n| n.text.clone());
+    assert!(
+        notice
+            .as_deref()
+            .is_some_and(|t| t.starts_with(&damaged.display().to_string())),
+        "{notice:?}"
+    );
+    assert_eq!(
+        current_image(&h),
+        images[0],
+        "the good image stays on screen"
+    );
+    h.key_press(Key::ArrowRight);
+    settle(&mut h);
+    assert_eq!(current_image(&h), images[1]);
+    // Back again: Left from rgb24.bmp is the damaged file, then gray8.png.
+    h.key_press(Key::ArrowLeft);
+    settle(&mut h);
+    assert_eq!(current_image(&h), images[1]);
+    h.key_press(Key::ArrowLeft);
+    settle(&mut h);
+    assert_eq!(current_image(&h), images[0]);
+}
+
 /// No job of the user's is waiting or running: what is on screen came from memory.
 fn no_work_in_flight(h: &Harness<'_, CamviewApp>) -> bool {
     use camview::gui::TaskKind;

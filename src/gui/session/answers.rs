@@ -170,9 +170,13 @@ impl Session {
     /// A new image, with its forward pass if it was run with the model on screen (otherwise
     /// that runs now).
     fn take_image(&mut self, result: Result<Opened, String>) {
+        let opening = self.opening.take();
         let Opened { image, analysis } = match result {
             Ok(opened) => opened,
-            Err(e) => return self.error(e),
+            Err(e) => {
+                self.failed_open = opening;
+                return self.error(e);
+            }
         };
         self.install_image(image);
         match analysis {
@@ -197,6 +201,7 @@ impl Session {
     /// Puts a new image on screen, without its analysis: the marks of the one before are kept
     /// for when it comes back, and so is the one before itself, prepared (`stash_prepared`).
     pub(super) fn install_image(&mut self, loaded: LoadedImage) {
+        self.failed_open = None;
         // Another frame of the same file keeps the window the user chose (the worker rendered
         // it through that); another image starts at its file's.
         let same_file = self

@@ -180,6 +180,10 @@ pub struct Session {
     annotations: AnnotationLayer,
     /// Marks of images shown before, so going back to an image brings its marks back.
     stash: HashMap<ImageOrigin, AnnotationLayer>,
+    /// The image being opened on the worker, and the last one that could not be opened (next
+    /// and previous step from it: `neighbour`).
+    opening: Option<ImageOrigin>,
+    failed_open: Option<ImageOrigin>,
     /// Images opened together (on the command line, dropped): next/previous walk these.
     playlist: Vec<PathBuf>,
     /// The neighbours of the image on screen, prepared in the background: at most
@@ -227,6 +231,8 @@ impl Session {
             compare: compare::CompareState::default(),
             annotations: AnnotationLayer::default(),
             stash: HashMap::new(),
+            opening: None,
+            failed_open: None,
             playlist: Vec::new(),
             prepared: Vec::new(),
             prefetching: Vec::new(),
@@ -417,6 +423,7 @@ impl Session {
             return;
         }
         let label = format!("Opening {}…", origin.name());
+        self.opening = Some(origin.clone());
         self.submit(
             TaskKind::Image,
             label,
@@ -448,16 +455,27 @@ impl Session {
 
     /// The image `step` places after (or before) the current one: in the list opened together,
     /// in the current image's folder, or among the demo images.
+    /// After a file that could not be opened, the step is taken from that file (while it is
+    /// still in the list), so that one damaged file does not stop a walk through a folder.
     pub fn neighbour(&self, step: i64) -> Option<ImageOrigin> {
-        self.neighbours(&[step]).pop().flatten()
+        let from_failed = self.failed_open.as_ref().and_then(|failed| {
+            self.image.as_ref()?;
+            self.neighbours_of(failed, &[step]).pop().flatten()
+        });
+        from_failed.or_else(|| self.neighbours(&[step]).pop().flatten())
     }
 
     /// The images each of `steps` places after (or before) the current one, from one listing of
     /// the folder.
     fn neighbours(&self, steps: &[i64]) -> Vec<Option<ImageOrigin>> {
-        let Some(current) = self.image.as_ref().map(|i| &i.origin) else {
-            return vec![None; steps.len()];
-        };
+        match self.image.as_ref() {
+            Some(image) => self.neighbours_of(&image.origin, steps),
+            None => vec![None; steps.len()],
+        }
+    }
+
+    /// The images each of `steps` places after (or before) `current`.
+    fn neighbours_of(&self, current: &ImageOrigin, steps: &[i64]) -> Vec<Option<ImageOrigin>> {
         let wrap = |i: usize, n: usize, step: i64| (i as i64 + step).rem_euclid(n as i64) as usize;
         match current {
             ImageOrigin::File(path) => {
