@@ -653,13 +653,20 @@ fn damaged_files_found_by_mutation_get_one_message() {
         ),
     ];
     for (file, problem) in cases {
-        let path = dicom_dir().join("damaged").join(file);
-        let out = camview(&["predict", &path.display().to_string()]);
-        assert_eq!(out.status.code(), Some(1), "{file}");
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(stderr.lines().count(), 1, "{stderr}");
-        assert!(stderr.contains(problem), "{stderr}");
+        refused_in_one_line(&dicom_dir().join("damaged").join(file), problem);
     }
+}
+
+/// `predict` on `path` exits 1 with one line naming the file and saying `problem`.
+fn refused_in_one_line(path: &std::path::Path, problem: &str) {
+    let out = camview(&["predict", &path.display().to_string()]);
+    assert_eq!(out.status.code(), Some(1), "{}", path.display());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with(&format!("camview: {}: ", path.display())) && stderr.contains(problem),
+        "{stderr}"
+    );
 }
 
 /// What the DICOM fuzz target found (tools/fuzz.sh; the inputs in tests/fixtures/dicom/fuzz):
@@ -701,15 +708,7 @@ fn what_the_fuzzer_found_is_refused_before_dicom_rs_allocates() {
     ];
     for (file, problem) in cases {
         let path = dicom_dir().join("fuzz").join(file);
-        let out = camview(&["predict", &path.display().to_string()]);
-        assert_eq!(out.status.code(), Some(1), "{file}");
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(stderr.lines().count(), 1, "{stderr}");
-        assert!(
-            stderr.starts_with(&format!("camview: {}: ", path.display()))
-                && stderr.contains(problem),
-            "{stderr}"
-        );
+        refused_in_one_line(&path, problem);
         let bytes = std::fs::read(&path).unwrap();
         assert_eq!(camview::imaging::dicom::series_key(&bytes), None, "{file}");
     }

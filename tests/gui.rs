@@ -76,18 +76,6 @@ fn engine_overlay(
     blend(&source.rgb, &heat, &style)
 }
 
-#[derive(Debug)]
-struct DroppedPath(PathBuf);
-
-impl egui::DroppedFile for DroppedPath {
-    fn path(&self) -> &Path {
-        &self.0
-    }
-    fn bytes(&self) -> Result<Vec<u8>, String> {
-        std::fs::read(&self.0).map_err(|e| e.to_string())
-    }
-}
-
 #[test]
 fn pick_a_class_set_the_opacity_annotate_and_save() {
     let (dir, images) = scratch(&["large.png"]);
@@ -251,7 +239,7 @@ fn a_corrupt_file_dropped_on_the_window_shows_its_error_and_keeps_the_image() {
 
     h.input_mut()
         .dropped_files
-        .push(Arc::new(DroppedPath(broken.clone())));
+        .push(Arc::new(common::DroppedPath(broken.clone())));
     settle(&mut h);
 
     let notice = h

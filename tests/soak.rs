@@ -424,18 +424,6 @@ impl Files {
     }
 }
 
-#[derive(Debug)]
-struct DroppedPath(PathBuf);
-
-impl egui::DroppedFile for DroppedPath {
-    fn path(&self) -> &Path {
-        &self.0
-    }
-    fn bytes(&self) -> Result<Vec<u8>, String> {
-        std::fs::read(&self.0).map_err(|e| e.to_string())
-    }
-}
-
 /// Drops every texture upload (the soak must not keep them, as `TextureRecorder` does).
 struct Discard;
 
@@ -1072,7 +1060,7 @@ impl Soak {
                     self.h
                         .input_mut()
                         .dropped_files
-                        .push(Arc::new(DroppedPath(p.clone())));
+                        .push(Arc::new(common::DroppedPath(p.clone())));
                 }
                 self.frame();
                 "dropped"

@@ -179,3 +179,16 @@ pub fn multilabel_case(image: &str) -> MultiLabelCase {
         ranked,
     }
 }
+
+/// A file dropped on the window, as the platform hands it to egui.
+#[derive(Debug)]
+pub struct DroppedPath(pub PathBuf);
+
+impl egui::DroppedFile for DroppedPath {
+    fn path(&self) -> &Path {
+        &self.0
+    }
+    fn bytes(&self) -> Result<Vec<u8>, String> {
+        std::fs::read(&self.0).map_err(|e| e.to_string())
+    }
+}

@@ -350,14 +350,20 @@ mod tests {
 
     /// Found by tests/soak.rs: a class changed while the other classes' maps were on their way,
     /// then a choice that fails, left the class on screen without its map.
-    #[test]
-    fn a_failed_choice_brings_back_the_map_of_the_class_on_screen() {
+    /// A session with the tiny model on `image` of the fixtures, settled.
+    fn opened(image: &str) -> Session {
         let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
         let mut session = Session::new(Worker::spawn(|| {}).unwrap());
         session.open_model(ModelRequest::file(fixtures.join("models/tiny.pth")));
         settle(&mut session);
-        session.open_image_file(fixtures.join("images/gray8.png"), 4096);
+        session.open_image_file(fixtures.join("images").join(image), 4096);
         settle(&mut session);
+        session
+    }
+
+    #[test]
+    fn a_failed_choice_brings_back_the_map_of_the_class_on_screen() {
+        let mut session = opened("gray8.png");
         let shown = session.class();
         session.choose_map(Method::GradCam, Stage::Transition(1));
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -385,12 +391,7 @@ mod tests {
 
     #[test]
     fn a_faithfulness_failure_is_shown_once_and_not_asked_for_again() {
-        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-        let mut session = Session::new(Worker::spawn(|| {}).unwrap());
-        session.open_model(ModelRequest::file(fixtures.join("models/tiny.pth")));
-        settle(&mut session);
-        session.open_image_file(fixtures.join("images/rgb24.bmp"), 4096);
-        settle(&mut session);
+        let mut session = opened("rgb24.bmp");
         session.want_faithfulness(4);
         assert!(session.is_busy(TaskKind::Faithfulness));
 
