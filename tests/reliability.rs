@@ -186,6 +186,12 @@ fn a_batch_killed_at_any_moment_and_resumed_gives_the_uninterrupted_run_row_for_
 #[test]
 fn resume_redoes_an_output_made_otherwise_only_with_force_and_a_finished_batch_not_at_all() {
     let input = input_folder(3);
+    // A DICOM file too: its record holds patient data no sidecar carries.
+    std::fs::copy(
+        fixtures().join("dicom/ct_explicit_le.dcm"),
+        input.path().join("ct.dcm"),
+    )
+    .unwrap();
     let out = tempfile::tempdir().unwrap();
     let o = camview()
         .args(batch_args(out.path(), input.path()))
@@ -201,7 +207,7 @@ fn resume_redoes_an_output_made_otherwise_only_with_force_and_a_finished_batch_n
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(stderr(&o).contains("(3 found finished)"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("(4 found finished)"), "{}", stderr(&o));
     assert_eq!(rows(out.path()), expected);
 
     // Other settings (no caption): the outputs are not this run's; they are not replaced
@@ -233,7 +239,7 @@ fn resume_redoes_an_output_made_otherwise_only_with_force_and_a_finished_batch_n
     img.put_pixel(0, 0, image::Rgb([1, 2, 3]));
     img.save(&first).unwrap();
     let o = camview().args(&other).arg("--resume").output().unwrap();
-    assert!(stderr(&o).contains("(2 found finished)"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("(3 found finished)"), "{}", stderr(&o));
 }
 
 /// A PNG that declares `width` x `height` pixels (8-bit RGB, or 16-bit gray when `deep`) and
