@@ -705,6 +705,12 @@ fn what_the_fuzzer_found_is_refused_before_dicom_rs_allocates() {
             "deflated_garbage.dcm",
             "the deflated DICOM data set is damaged (corrupt deflate stream)",
         ),
+        // dicom-rs reads the items of a sequence of defined length element by element; the walk
+        // skipped the sequence whole.
+        (
+            "defined_length_sequence.dcm",
+            "element (0008,0100) declares 808661297 bytes, but only 8 follow",
+        ),
     ];
     for (file, problem) in cases {
         let path = dicom_dir().join("fuzz").join(file);

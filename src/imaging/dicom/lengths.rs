@@ -129,7 +129,7 @@ impl Walker<'_> {
                         open.pop();
                     }
                     0xE000 if fragments => self.skip(group, element, len)?,
-                    0xE000 if len != UNDEFINED => self.check_fits(group, element, len)?,
+                    0xE000 if len != UNDEFINED => self.check_fits("item", group, element, len)?,
                     0xE000 | 0xE00D => {}
                     // Group FFFE holds items and delimiters only (PS3.5 7.5); dicom-rs reads
                     // any other tag there as an element of the declared length.
@@ -184,6 +184,12 @@ impl Walker<'_> {
                 });
                 continue;
             }
+            if vr == b"SQ" {
+                // A sequence of defined length: dicom-rs reads its items' elements one by one
+                // (allocating what each declares), so they are walked, not skipped.
+                self.check_fits("element", group, element, len)?;
+                continue;
+            }
             if (group, element) == (0x0002, 0x0010) {
                 let value = self.bytes.get(self.pos..self.pos + len as usize);
                 syntax = value.map(|v| {
@@ -197,12 +203,12 @@ impl Walker<'_> {
         Ok(syntax)
     }
 
-    /// An item of defined length must fit; its elements are then walked one by one.
-    fn check_fits(&self, group: u16, element: u16, len: u32) -> Result<(), String> {
+    /// An item or sequence of defined length must fit; its elements are then walked one by one.
+    fn check_fits(&self, what: &str, group: u16, element: u16, len: u32) -> Result<(), String> {
         let remaining = self.bytes.len().saturating_sub(self.pos);
         if len as usize > remaining {
             return Err(format!(
-                "the DICOM data set is damaged or cut short: item ({group:04X},{element:04X}) \
+                "the DICOM data set is damaged or cut short: {what} ({group:04X},{element:04X}) \
                  declares {len} bytes, but only {remaining} follow"
             ));
         }
