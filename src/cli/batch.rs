@@ -14,9 +14,12 @@ use super::args::{
     MapArgs, ModelArgs, SourceArgs, StyleArgs, classes_to_draw, image_inputs, resolve_class,
 };
 use super::render::{Drawing, write_overlay};
+use super::shard::{
+    self, BatchOptions, InputList, Manifest, ManifestImage, RunRecord, Shard, ShardArg, Timings,
+};
 use super::{Analysed, analyse_image, exit_for, message, report};
 use crate::explain::MapChoice;
-use crate::export::{self, ClassRecord, DecorationRecord, ImageRecord, Provenance};
+use crate::export::{self, ClassRecord, ImageRecord, Provenance};
 use crate::imaging::{self, SourceImage};
 use crate::network::Classifier;
 
@@ -44,6 +47,13 @@ pub struct BatchArgs {
     /// with --force.
     #[arg(long)]
     pub resume: bool,
+    /// Analyse one shard of the inputs, for many machines or processes: I/N takes the inputs
+    /// at positions I, I+N, I+2N, ... (from 1) of the whole list, and writes
+    /// predictions-I-of-N.csv and manifest-I-of-N.json; `camview merge` joins the shards.
+    /// auto: the index from a Slurm job array (SLURM_ARRAY_TASK_ID, of SLURM_ARRAY_TASK_COUNT);
+    /// auto/N: from a Kubernetes Indexed Job (JOB_COMPLETION_INDEX, of N completions).
+    #[arg(long, value_name = "I/N|auto|auto/N", value_parser = shard::parse_shard)]
+    pub shard: Option<ShardArg>,
     /// Image files and folders (a folder's images, not its subfolders).
     #[arg(required = true, value_name = "INPUT")]
     pub inputs: Vec<PathBuf>,
@@ -83,14 +93,29 @@ struct PreparedRow {
 }
 
 pub fn batch(args: &BatchArgs) -> Result<ExitCode> {
+    let shard = args
+        .shard
+        .map(|s| s.resolve(|name| std::env::var(name).ok()))
+        .transpose()?;
     let classifier = args.model.load()?;
-    let files = image_inputs(&args.inputs)?;
+    let all_files = image_inputs(&args.inputs)?;
+    // This shard's inputs and their positions in the whole list.
+    let (positions, files): (Vec<usize>, Vec<PathBuf>) = all_files
+        .iter()
+        .enumerate()
+        .filter(|(position, _)| shard.is_none_or(|s| s.holds(*position)))
+        .map(|(position, file)| (position, file.clone()))
+        .unzip();
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("{}: cannot create the output folder", args.out.display()))?;
-    let csv_path = args.out.join("predictions.csv");
+    let csv_name = shard.map_or_else(|| "predictions.csv".to_string(), Shard::predictions_name);
+    let csv_path = args.out.join(&csv_name);
     // A resumed batch rewrites its predictions.csv (written last, so it is whole or absent).
     let replace_csv = args.style.force || args.resume;
     export::check_destination(&csv_path, replace_csv, &[])?;
+    if let Some(shard) = shard {
+        export::check_destination(&args.out.join(shard.manifest_name()), replace_csv, &[])?;
+    }
     if args.resume {
         for stale in export::remove_stale_temporaries(&args.out) {
             eprintln!(
@@ -105,6 +130,9 @@ pub fn batch(args: &BatchArgs) -> Result<ExitCode> {
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     let started = std::time::Instant::now();
+    let started_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
     let resumed_count = AtomicUsize::new(0);
     let rows = pipeline(&classifier, args, &files, &progress, &resumed_count)?;
     let seconds = started.elapsed().as_secs_f64();
@@ -113,6 +141,50 @@ pub fn batch(args: &BatchArgs) -> Result<ExitCode> {
     let failures = rows.iter().filter(|r| r.result.is_err()).count();
     let csv = predictions_csv(&classifier, &rows)?;
     export::write_atomic(&csv_path, replace_csv, |w| w.write_all(&csv))?;
+    let (shard_note, manifest_note) = match shard {
+        Some(shard) => {
+            let manifest = Manifest {
+                shard,
+                inputs: InputList::of(&all_files),
+                run: RunRecord::of_run(&classifier, &args.style, &args.map.choice()),
+                options: batch_options(args),
+                predictions: csv_name,
+                images: rows
+                    .iter()
+                    .zip(&positions)
+                    .map(|(row, &position)| ManifestImage {
+                        position,
+                        image: row.image.display().to_string(),
+                        overlay: row
+                            .result
+                            .as_ref()
+                            .ok()
+                            .map(|w| w.overlay.display().to_string()),
+                        error: row.result.as_ref().err().map(message),
+                    })
+                    .collect(),
+                timings: Timings {
+                    host: export::host_name(),
+                    started: started_at,
+                    seconds,
+                    images_per_second: rows.len() as f64 / seconds.max(1e-9),
+                    resumed: resumed_count.load(Ordering::Relaxed),
+                },
+            };
+            let path = manifest.write(&args.out, replace_csv)?;
+            (
+                format!(
+                    "shard {} of {} ({} of {} inputs): ",
+                    shard.index,
+                    shard.count,
+                    files.len(),
+                    all_files.len()
+                ),
+                format!(" and {}", path.display()),
+            )
+        }
+        None => Default::default(),
+    };
     let resumed = if args.resume {
         format!(
             " ({} found finished)",
@@ -122,7 +194,7 @@ pub fn batch(args: &BatchArgs) -> Result<ExitCode> {
         String::new()
     };
     eprintln!(
-        "camview: {} of {} images done{resumed}, {failures} failed, in {seconds:.1} s ({:.1} images/s); wrote {}",
+        "camview: {shard_note}{} of {} images done{resumed}, {failures} failed, in {seconds:.1} s ({:.1} images/s); wrote {}{manifest_note}",
         rows.len() - failures,
         rows.len(),
         rows.len() as f64 / seconds.max(1e-9),
@@ -303,6 +375,7 @@ fn finished(
         args.style.display().as_ref(),
         args.source.provenance,
     );
+    let run = RunRecord::of_run(classifier, &args.style, choice);
     let candidates: Vec<usize> =
         asked.map_or_else(|| (0..classifier.labels.len()).collect(), |c| vec![c]);
     for class in candidates {
@@ -313,9 +386,7 @@ fn finished(
         };
         let alike = serde_json::from_slice::<Provenance>(&text)
             .ok()
-            .filter(|done| {
-                overlay.is_file() && made_alike(done, classifier, args, choice, &record, asked)
-            });
+            .filter(|done| overlay.is_file() && made_alike(done, &run, &record, asked));
         if let Some(provenance) = alike {
             return Ok(Some(Written {
                 provenance,
@@ -327,43 +398,30 @@ fn finished(
 }
 
 /// Whether `done`, an overlay's provenance, is what this run writes for the image `record`
-/// apart from what the network computes: the same camview, source (file, hash, frame,
-/// windows), model (hash, network, head, outputs; wherever the file now is), class names,
-/// map, style, decorations, and class (`asked`, or the predicted one).
+/// apart from what the network computes: the same run record (camview, model wherever its file
+/// now is, class names, preprocessing, map, style, decorations), image record (file, hash,
+/// frame, windows) and class (`asked`, or the predicted one).
 fn made_alike(
     done: &Provenance,
-    classifier: &Classifier,
-    args: &BatchArgs,
-    choice: &MapChoice,
+    run: &RunRecord,
     record: &ImageRecord,
     asked: Option<usize>,
 ) -> bool {
-    let style = args.style.style();
-    let model = &classifier.info;
-    let same_model = done.model.sha256 == model.sha256
-        && done.model.prefix == model.prefix
-        && done.model.config == model.config
-        && done.model.head == model.head
-        && done.model.output == model.output;
-    done.camview_version == env!("CARGO_PKG_VERSION")
+    RunRecord::of_provenance(done).as_ref() == Some(run)
         // As written: the record's patient data and UIDs are not in a sidecar (serde skip).
         && serde_json::to_value(&done.image).ok() == serde_json::to_value(record).ok()
-        && same_model
-        && done.labels == classifier.labels
-        && done.method == choice.method
-        && done.layer == choice.layer
-        && done.opacity == style.opacity
-        && done.colormap == style.colormap
-        && done.threshold == style.threshold
-        && done.normalisation == style.normalisation
-        && done.preprocessing.as_ref() == Some(&classifier.preprocessing)
-        && done.annotations.is_empty()
-        && done.decorations
-            == Some(DecorationRecord {
-                caption: args.style.caption,
-                colour_bar: args.style.colorbar,
-            })
         && done.class.index == asked.unwrap_or(done.predicted.index)
+}
+
+/// The settings of `args` that a manifest records besides the run record.
+fn batch_options(args: &BatchArgs) -> BatchOptions {
+    BatchOptions {
+        class: args.class.clone(),
+        frame: args.source.frame.frame,
+        provenance: args.source.provenance.name().to_string(),
+        display_window: args.style.display(),
+        scorecam_channels: args.map.choice().options.score_cam_channels,
+    }
 }
 
 fn write_stage(

@@ -1,6 +1,6 @@
-//! The command line: `predict`, `render`, `batch`, `faithfulness`, the demo model's `demo-data`,
-//! `train` and `eval`, and, with no command, the viewer. Scripts depend on its exact contract
-//! (README.md, "Command line").
+//! The command line: `predict`, `render`, `batch` (and `merge` of its shards), `faithfulness`,
+//! `sanity`, the demo model's `demo-data`, `train` and `eval`, and, with no command, the
+//! viewer. Scripts depend on its exact contract (README.md, "Command line").
 //!
 //! `args` turns arguments into the engine's requests; each command has its own file; every
 //! command that draws a map goes through `analyse_image` (the engine's one analysis path) and
@@ -12,6 +12,7 @@ mod faithfulness;
 mod predict;
 mod render;
 mod sanity;
+mod shard;
 mod training;
 mod view;
 
@@ -76,6 +77,10 @@ pub enum Command {
     /// Does the map depend on what the model learned? Randomises the model module by module
     /// and compares each map with the trained model's (Adebayo et al. 2018).
     Sanity(sanity::SanityArgs),
+    /// Join the shards of a batch (`batch --shard I/N`) into one predictions.csv, as one
+    /// machine would have written it, after checking they were made alike and cover every
+    /// input once.
+    Merge(shard::MergeArgs),
 }
 
 /// Entry point of the binary: every failure is one line on stderr and a non-zero exit.
@@ -95,6 +100,7 @@ pub fn main() -> ExitCode {
         Some(Command::Eval(args)) => training::eval_command(&args),
         Some(Command::Faithfulness(args)) => faithfulness::faithfulness_command(&args),
         Some(Command::Sanity(args)) => sanity::sanity_command(&args),
+        Some(Command::Merge(args)) => shard::merge_command(&args),
     };
     match result {
         Ok(code) => code,

@@ -183,7 +183,7 @@ impl Staged {
 const TEMPORARY_SUFFIX: &str = ".part";
 
 /// This machine's name, for temporary files' names (a folder may be shared between machines).
-fn host_name() -> String {
+pub(crate) fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .or_else(|| std::env::var("HOSTNAME").ok())
