@@ -22,9 +22,20 @@ pub struct ViewArgs {
     pub images: Vec<PathBuf>,
 }
 
-/// Opens the viewer window.
+/// Opens the viewer window. Its log goes to a file as well (`gui::logging`); a failure to
+/// start is also shown in a message box (started from a menu, nobody reads stderr).
 #[cfg(feature = "gui")]
 pub fn view(args: &ViewArgs, started: Instant) -> Result<ExitCode> {
+    let log = crate::gui::logging::start();
+    let opened = open_viewer(args, started);
+    if let Err(e) = &opened {
+        crate::gui::logging::show_failure(&format!("{e:#}"), log.as_deref());
+    }
+    opened
+}
+
+#[cfg(feature = "gui")]
+fn open_viewer(args: &ViewArgs, started: Instant) -> Result<ExitCode> {
     let model = args.model.request()?;
     let choice = args.map.choice();
     choice.check().map_err(|e| {

@@ -73,17 +73,14 @@ impl HeatTiming {
             let t = self.started.elapsed();
             self.at = Some(t);
             if self.log {
-                eprintln!(
-                    "camview: first heat map on screen {:.0} ms after launch",
-                    ms(t)
-                );
+                log::info!("first heat map on screen {:.0} ms after launch", ms(t));
             }
         }
         if let Some((_, asked)) = self.asked.take_if(|(asked, _)| asked == image)
             && self.log
         {
-            eprintln!(
-                "camview: heat map of {} on screen {:.0} ms after it was asked for",
+            log::info!(
+                "heat map of {} on screen {:.0} ms after it was asked for",
                 image.name(),
                 ms(asked.elapsed())
             );
@@ -157,7 +154,7 @@ impl CamviewApp {
             settings_warning: None,
         };
         if let Some(message) = &damaged {
-            eprintln!("camview: {message}");
+            log::warn!("{message}");
         }
         app.settings_warning = damaged;
         if let Some(side) = max_side {

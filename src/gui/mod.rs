@@ -11,13 +11,15 @@
 //! - `view`: the zoom and pan shared by both panes; `heat`: the heat map as the screen shows it;
 //!   `pyramid`: the image's half-size levels for zoomed-out views; `textures`: the image and heat
 //!   textures; `annotate`: the annotation tools; `save`: composing
-//!   the full-resolution overlay and writing it; `settings`: what is remembered between runs.
+//!   the full-resolution overlay and writing it; `settings`: what is remembered between runs;
+//!   `logging`: the log file in the user's state folder, and the message box of a failed start.
 
 pub mod annotate;
 pub mod app;
 pub mod commands;
 pub mod dialogs;
 pub mod heat;
+pub mod logging;
 pub mod pane;
 pub mod panels;
 pub mod prefetch;
@@ -71,7 +73,8 @@ pub fn run(launch: Launch) -> Result<(), String> {
             .with_app_id(APP_ID)
             .with_inner_size(size)
             .with_min_inner_size([760.0, 480.0])
-            .with_drag_and_drop(true),
+            .with_drag_and_drop(true)
+            .with_icon(window_icon()),
         ..Default::default()
     };
     eframe::run_native(
@@ -83,4 +86,10 @@ pub fn run(launch: Launch) -> Result<(), String> {
         }),
     )
     .map_err(|e| format!("cannot open the viewer window: {e}; {HEADLESS_HINT}"))
+}
+
+/// The window's icon: the one the desktop entry names (assets/icons, drawn for camview).
+fn window_icon() -> egui::IconData {
+    eframe::icon_data::from_png_bytes(include_bytes!("../../assets/icons/camview.png"))
+        .unwrap_or_default()
 }
