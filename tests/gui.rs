@@ -892,11 +892,13 @@ fn copy_puts_the_composed_overlay_on_the_clipboard() {
 }
 
 #[test]
-fn without_a_display_the_viewer_says_what_works_instead() {
+fn without_a_display_the_viewer_says_what_works_instead_and_logs_it() {
+    let state = tempfile::tempdir().unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_camview"))
         .env_remove("DISPLAY")
         .env_remove("WAYLAND_DISPLAY")
         .env_remove("WAYLAND_SOCKET")
+        .env("XDG_STATE_HOME", state.path())
         .output()
         .unwrap();
     assert!(!out.status.success());
@@ -904,6 +906,22 @@ fn without_a_display_the_viewer_says_what_works_instead() {
     assert!(
         err.contains("no display") && err.contains("predict"),
         "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "said once: {err}");
+    // Started from a menu, nobody reads stderr: the log file in the state folder has it.
+    let log = std::fs::read_to_string(state.path().join("camview/camview.log")).unwrap();
+    let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(lines.len(), 2, "{log}");
+    assert!(
+        lines[0].contains(&format!(
+            " INFO camview::log-file: camview {} started: ",
+            env!("CARGO_PKG_VERSION")
+        )),
+        "{log}"
+    );
+    assert!(
+        lines[1].contains(" ERROR camview::log-file: the viewer could not start: no display to open the viewer window on"),
+        "{log}"
     );
 }
 
