@@ -125,10 +125,27 @@ shot bmp 2 /tmp/scan.bmp
 grep -q "camview .* started: camview /tmp/scan.bmp" "$log" || fail "the log file lacks the start"
 [[ $(grep -c "first heat map on screen" "$log") -eq 2 ]] || fail "the log file: $(cat "$log")"
 pass "the log file ~/.local/state/camview/camview.log: $(wc -l <"$log") lines"
-# A start that fails (a display that is not there) is logged.
+# A start that fails: no display (logged), and no graphics driver (WGPU_BACKEND names one this
+# system has not): logged, and shown in a message box (zenity, which camview recommends).
 in_root env DISPLAY=:99 XDG_RUNTIME_DIR=/tmp camview </dev/null >/dev/null 2>&1 && fail "camview started without a display"
 grep -q "the viewer could not start: cannot open the viewer window" "$log" || fail "the failed start is not logged"
-pass "a failed start is logged: $(grep 'could not start' "$log" | tail -1 | cut -c1-160)"
+pass "no display: logged: $(grep 'could not start' "$log" | tail -1 | cut -c1-160)"
+in_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends zenity \
+    >>"$work/apt.log" 2>&1 || fail "zenity"
+failed_before=$(grep -c 'could not start' "$log")
+in_root env DISPLAY=$display XDG_RUNTIME_DIR=/tmp WGPU_BACKEND=metal camview </dev/null >/dev/null 2>&1 &
+pid=$!
+for _ in $(seq 1 30); do
+    [[ $(grep -c 'could not start' "$log") -gt $failed_before ]] && break
+    sleep 1
+done
+sleep 3
+DISPLAY=$display import -window root "$results/no-driver.png"
+kill "$pid" 2>/dev/null || true
+pkill -f zenity 2>/dev/null || true
+wait "$pid" 2>/dev/null || true
+[[ $(grep -c 'could not start' "$log") -gt $failed_before ]] || fail "the failed start (no driver) is not logged"
+pass "no graphics driver: logged, message box in $results/no-driver.png: $(grep 'could not start' "$log" | tail -1 | cut -c1-160)"
 
 in_root env DEBIAN_FRONTEND=noninteractive apt-get remove -y -qq camview >>"$work/apt.log" 2>&1 || fail "apt-get remove"
 [[ ! -e $root/usr/bin/camview ]] || fail "camview is still installed"

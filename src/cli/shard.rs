@@ -630,40 +630,27 @@ mod tests {
     #[test]
     fn auto_reads_slurm_arrays() {
         let auto = ShardArg::Auto { count: None };
-        let shard = |vars| auto.resolve(env(vars)).map_err(|e| e.to_string());
+        let shard = |vars: &[(&str, &str)]| auto.resolve(env(vars)).map_err(|e| e.to_string());
         let of = |index, count| Ok(Shard { index, count });
-        // --array=0-3
-        let vars = [
-            ("SLURM_ARRAY_TASK_ID", "2"),
-            ("SLURM_ARRAY_TASK_COUNT", "4"),
-            ("SLURM_ARRAY_TASK_MIN", "0"),
-        ];
-        assert_eq!(shard(&vars), of(3, 4));
-        // --array=1-4: the first task is shard 1.
-        let vars = [
-            ("SLURM_ARRAY_TASK_ID", "1"),
-            ("SLURM_ARRAY_TASK_COUNT", "4"),
-            ("SLURM_ARRAY_TASK_MIN", "1"),
-        ];
-        assert_eq!(shard(&vars), of(1, 4));
-        // --array=0-30:10 (0, 10, 20, 30)
-        let vars = [
-            ("SLURM_ARRAY_TASK_ID", "30"),
-            ("SLURM_ARRAY_TASK_COUNT", "4"),
-            ("SLURM_ARRAY_TASK_MIN", "0"),
-            ("SLURM_ARRAY_TASK_STEP", "10"),
-        ];
-        assert_eq!(shard(&vars), of(4, 4));
+        // A Slurm task: its ID, the array's task count, its lowest ID and its step.
+        let task =
+            |id: &'static str, count: &'static str, min: &'static str, step: &'static str| {
+                let vars = [
+                    ("SLURM_ARRAY_TASK_ID", id),
+                    ("SLURM_ARRAY_TASK_COUNT", count),
+                    ("SLURM_ARRAY_TASK_MIN", min),
+                    ("SLURM_ARRAY_TASK_STEP", step),
+                ];
+                shard(&vars)
+            };
+        assert_eq!(task("2", "4", "0", "1"), of(3, 4)); // --array=0-3
+        assert_eq!(task("1", "4", "1", "1"), of(1, 4)); // --array=1-4: the first is shard 1
+        assert_eq!(task("30", "4", "0", "10"), of(4, 4)); // --array=0-30:10
         // --array=1,3,9: not a range.
-        let vars = [
-            ("SLURM_ARRAY_TASK_ID", "9"),
-            ("SLURM_ARRAY_TASK_COUNT", "3"),
-            ("SLURM_ARRAY_TASK_MIN", "1"),
-        ];
+        let err = task("9", "3", "1", "1").unwrap_err();
         assert!(
-            shard(&vars)
-                .unwrap_err()
-                .contains("Slurm task 9 is not one of 3 tasks from 1")
+            err.contains("Slurm task 9 is not one of 3 tasks from 1"),
+            "{err}"
         );
         let vars = [("SLURM_ARRAY_TASK_ID", "2")];
         assert!(
