@@ -111,13 +111,19 @@ impl Walker<'_> {
             else {
                 break;
             };
-            let meta_over = match self.meta_end {
-                Some(end) => self.pos >= end,
-                None => group != 0x0002,
-            };
-            if (meta_only && meta_over)
-                || (self.header_only && (group, element) == (0x7FE0, 0x0010))
-            {
+            if meta_only {
+                let meta_over = match self.meta_end {
+                    Some(end) => self.pos >= end,
+                    None => group != 0x0002,
+                };
+                if meta_over {
+                    break;
+                }
+                // The meta is read whole, whatever it holds (a pixel data tag too).
+                self.meta_element(group, element, &mut syntax)?;
+                continue;
+            }
+            if self.header_only && (group, element) == (0x7FE0, 0x0010) {
                 break;
             }
             if group == 0xFFFE {
@@ -190,17 +196,48 @@ impl Walker<'_> {
                 self.check_fits("element", group, element, len)?;
                 continue;
             }
-            if (group, element) == (0x0002, 0x0010) {
-                let value = self.bytes.get(self.pos..self.pos + len as usize);
-                syntax = value.map(|v| {
-                    String::from_utf8_lossy(v)
-                        .trim_end_matches(['\0', ' '])
-                        .to_string()
-                });
-            }
             self.skip(group, element, len)?;
         }
         Ok(syntax)
+    }
+
+    /// One element of the file meta group, read as dicom-rs reads it there: explicit VR little
+    /// endian, each value as bytes of its length, whatever its tag (group FFFE too, with a
+    /// 4-byte length and no VR) and VR (a sequence is not entered); an undefined length ends
+    /// the walk (dicom-rs refuses it). Notes the transfer syntax UID.
+    fn meta_element(
+        &mut self,
+        group: u16,
+        element: u16,
+        syntax: &mut Option<String>,
+    ) -> Result<(), String> {
+        let (len, header) = if group == 0xFFFE {
+            (self.u32(self.pos + 4, false), 8)
+        } else {
+            let vr = self
+                .bytes
+                .get(self.pos + 4..self.pos + 6)
+                .unwrap_or_default();
+            if SHORT_VRS.iter().any(|v| v.as_slice() == vr) {
+                (self.u16(self.pos + 6, false).map(u32::from), 8)
+            } else {
+                (self.u32(self.pos + 8, false), 12)
+            }
+        };
+        let Some(len) = len.filter(|&len| len != UNDEFINED) else {
+            self.pos = self.bytes.len();
+            return Ok(());
+        };
+        self.pos += header;
+        if (group, element) == (0x0002, 0x0010) {
+            let value = self.bytes.get(self.pos..self.pos + len as usize);
+            *syntax = value.map(|v| {
+                String::from_utf8_lossy(v)
+                    .trim_end_matches(['\0', ' '])
+                    .to_string()
+            });
+        }
+        self.skip(group, element, len)
     }
 
     /// An item or sequence of defined length must fit; its elements are then walked one by one.
@@ -297,4 +334,36 @@ pub(super) fn check_lengths(bytes: &[u8], header_only: bool) -> Result<(), Strin
     };
     walker.walk(encoding, false)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the fuzzer found (tests/fixtures/dicom/fuzz) is refused by the walk itself, both
+    /// before a whole read and before a header read (a series sorted by its headers): dicom-rs
+    /// would otherwise allocate what the file declares.
+    #[test]
+    fn the_walk_refuses_what_the_fuzzer_found_for_whole_and_header_reads() {
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/dicom/fuzz");
+        let mut checked = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            // Not a length: its pixel data decodes short (tests/dicom.rs).
+            if !name.ends_with(".dcm") || name == "jpeg_frame_decodes_short.dcm" {
+                continue;
+            }
+            let bytes = std::fs::read(&path).unwrap();
+            for header_only in [false, true] {
+                assert!(
+                    check_lengths(&bytes, header_only).is_err(),
+                    "{name}, header only: {header_only}"
+                );
+            }
+            checked += 1;
+        }
+        assert_eq!(checked, 7);
+    }
 }

@@ -205,8 +205,8 @@ pub(super) fn decode_frame(
         }
         "PALETTE COLOR" => GrayOrColour::Colour(palette(object, &layout, &samples)?),
         "YBR_FULL_422" => GrayOrColour::Colour(ybr_422(&layout, &samples)?),
-        "RGB" => GrayOrColour::Colour(colour(&layout, &samples, false)),
-        "YBR_FULL" => GrayOrColour::Colour(colour(&layout, &samples, true)),
+        "RGB" => GrayOrColour::Colour(colour(&layout, &samples, false)?),
+        "YBR_FULL" => GrayOrColour::Colour(colour(&layout, &samples, true)?),
         other => {
             return Err(format!(
                 "photometric interpretation {other} is JPEG 2000's, but the pixel data is not \
@@ -590,8 +590,9 @@ fn ybr_to_rgb(y: f64, cb: f64, cr: f64) -> [u8; 3] {
     [r, g, b].map(|v| v.round().clamp(0.0, 255.0) as u8)
 }
 
-/// 8-bit channels of RGB or YBR_FULL samples (wider samples keep their high byte).
-fn colour(layout: &Layout, samples: &[i32], ybr: bool) -> image::RgbImage {
+/// 8-bit channels of RGB or YBR_FULL samples (wider samples keep their high byte); too few
+/// samples for the image's size (a frame that decoded short) is an error.
+fn colour(layout: &Layout, samples: &[i32], ybr: bool) -> Result<image::RgbImage, String> {
     let shift = layout.bits_stored.saturating_sub(8);
     // Unsigned 32-bit samples are held as i32 bits: read them back as u32.
     let to8 = |v: i32| {
@@ -614,7 +615,7 @@ fn colour(layout: &Layout, samples: &[i32], ybr: bool) -> image::RgbImage {
             }
         })
         .collect();
-    image_of(layout, rgb).unwrap_or_default()
+    image_of(layout, rgb)
 }
 
 /// Native YBR_FULL_422: each pair of pixels is stored Y1 Y2 Cb Cr (PS3.5 8.2.1).
