@@ -62,7 +62,7 @@ struct Walker<'a> {
     meta_end: Option<usize>,
 }
 
-impl Walker<'_> {
+impl<'a> Walker<'a> {
     fn u16(&self, at: usize, big_endian: bool) -> Option<u16> {
         let b: [u8; 2] = self.bytes.get(at..at + 2)?.try_into().ok()?;
         Some(if big_endian {
@@ -79,6 +79,18 @@ impl Walker<'_> {
         } else {
             u32::from_le_bytes(b)
         })
+    }
+
+    /// The element header at the walk's position in explicit VR: its VR, length (`None` when
+    /// the bytes end) and size.
+    fn explicit_header(&self, big_endian: bool) -> (&'a [u8], Option<u32>, usize) {
+        let bytes: &'a [u8] = self.bytes;
+        let vr = bytes.get(self.pos + 4..self.pos + 6).unwrap_or_default();
+        if SHORT_VRS.iter().any(|v| v.as_slice() == vr) {
+            (vr, self.u16(self.pos + 6, big_endian).map(u32::from), 8)
+        } else {
+            (vr, self.u32(self.pos + 8, big_endian), 12)
+        }
     }
 
     /// Checks that `len` bytes follow the header just read, then skips them.
@@ -149,15 +161,7 @@ impl Walker<'_> {
                 continue;
             }
             let (vr, len, header) = if encoding.explicit {
-                let vr = self
-                    .bytes
-                    .get(self.pos + 4..self.pos + 6)
-                    .unwrap_or_default();
-                if SHORT_VRS.iter().any(|v| v.as_slice() == vr) {
-                    (vr, self.u16(self.pos + 6, be).map(u32::from), 8)
-                } else {
-                    (vr, self.u32(self.pos + 8, be), 12)
-                }
+                self.explicit_header(be)
             } else {
                 (&b""[..], self.u32(self.pos + 4, be), 8)
             };
@@ -214,15 +218,8 @@ impl Walker<'_> {
         let (len, header) = if group == 0xFFFE {
             (self.u32(self.pos + 4, false), 8)
         } else {
-            let vr = self
-                .bytes
-                .get(self.pos + 4..self.pos + 6)
-                .unwrap_or_default();
-            if SHORT_VRS.iter().any(|v| v.as_slice() == vr) {
-                (self.u16(self.pos + 6, false).map(u32::from), 8)
-            } else {
-                (self.u32(self.pos + 8, false), 12)
-            }
+            let (_, len, header) = self.explicit_header(false);
+            (len, header)
         };
         let Some(len) = len.filter(|&len| len != UNDEFINED) else {
             self.pos = self.bytes.len();
