@@ -383,6 +383,18 @@ fn failures_are_one_line_naming_the_file() {
             ],
             "two_channels.pth: the network takes 2 input channels".into(),
         ),
+        // Found by fuzzing: a palette of 49 bytes made the png crate panic.
+        (
+            vec![
+                "predict".into(),
+                "--model".into(),
+                model(),
+                image("damaged/palette_49_bytes.png").display().to_string(),
+            ],
+            "palette_49_bytes.png: the PNG image is damaged or unsupported: its palette (PLTE) \
+             holds 49 bytes, not 1 to 256 RGB entries"
+                .into(),
+        ),
     ];
     for (args, expected) in cases {
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();

@@ -280,6 +280,7 @@ impl Files {
         let mut good: Vec<PathBuf> = std::fs::read_dir(fx.join("images"))
             .unwrap()
             .map(|e| e.unwrap().path())
+            .filter(|p| p.is_file())
             .collect();
         good.sort();
         let mut good: Vec<PathBuf> = good

@@ -247,6 +247,15 @@ pub fn decode_image_within(
         format: format_name.clone(),
         reason: e.to_string(),
     };
+    if format == ImageFormat::Png
+        && let Some(reason) = damaged_png_palette(bytes)
+    {
+        return Err(ImageError::Corrupt {
+            file,
+            format: format_name,
+            reason,
+        });
+    }
     // Read the header first: an absurd size is refused before anything is allocated.
     let (width, height) = ImageReader::with_format(Cursor::new(bytes), format)
         .into_dimensions()
@@ -377,6 +386,26 @@ pub fn to_rgb_like_pil(img: DynamicImage) -> RgbImage {
         }),
         other => other.to_rgb8(),
     }
+}
+
+/// A PNG palette (PLTE) that is not whole RGB entries, 1 to 256 of them, which the png crate
+/// (0.18.1) does not check and then panics on while expanding it (found by fuzzing; PIL
+/// refuses such a file). The chunks before the image data are looked at.
+fn damaged_png_palette(bytes: &[u8]) -> Option<String> {
+    let mut at = 8;
+    while let Some(header) = bytes.get(at..at + 8) {
+        let len = u32::from_be_bytes([header[0], header[1], header[2], header[3]]) as usize;
+        match &header[4..8] {
+            b"PLTE" if len == 0 || !len.is_multiple_of(3) || len > 768 => {
+                return Some(format!(
+                    "its palette (PLTE) holds {len} bytes, not 1 to 256 RGB entries"
+                ));
+            }
+            b"IDAT" | b"IEND" => return None,
+            _ => at = at.saturating_add(12).saturating_add(len),
+        }
+    }
+    None
 }
 
 #[cfg(test)]
