@@ -25,7 +25,7 @@ labels=()
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-"$CAMVIEW" demo-data --out "$work/images" --count "$count" --seed 7 2>/dev/null
+"$CAMVIEW" demo-data --out "$work/images" --count "$count" --seed 7 >/dev/null 2>&1
 now() { date +%s.%N; }
 
 printf '| shards | processes at once | seconds | images/s | speed-up | merged = one run |\n'
