@@ -361,20 +361,25 @@ mod tests {
         session
     }
 
-    #[test]
-    fn a_failed_choice_brings_back_the_map_of_the_class_on_screen() {
-        let mut session = opened("gray8.png");
-        let shown = session.class();
-        session.choose_map(Method::GradCam, Stage::Transition(1));
+    /// Polls until the analysis on screen is `method`'s (at most a minute).
+    fn wait_for_method(session: &mut Session, method: Method) {
         let deadline = Instant::now() + Duration::from_secs(60);
         while session
             .analysis()
-            .is_none_or(|a| a.maps[0].method != Method::GradCam)
+            .is_none_or(|a| a.maps[0].method != method)
         {
             session.poll();
             assert!(Instant::now() < deadline);
             std::thread::sleep(Duration::from_millis(1));
         }
+    }
+
+    #[test]
+    fn a_failed_choice_brings_back_the_map_of_the_class_on_screen() {
+        let mut session = opened("gray8.png");
+        let shown = session.class();
+        session.choose_map(Method::GradCam, Stage::Transition(1));
+        wait_for_method(&mut session, Method::GradCam);
         // Its map is in the job for the other classes, which the next choice stops; CAM is not
         // defined at this layer, so that choice fails.
         let other = (shown + 1) % session.model().unwrap().labels.len();
@@ -430,15 +435,7 @@ mod tests {
             session.map_job
         );
         // its answer is shown at once, and the other classes are asked for next
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while session
-            .analysis()
-            .is_none_or(|a| a.maps[0].method != Method::GradCam)
-        {
-            session.poll();
-            assert!(Instant::now() < deadline);
-            std::thread::sleep(Duration::from_millis(2));
-        }
+        wait_for_method(&mut session, Method::GradCam);
         let first = Arc::clone(session.analysis().unwrap());
         assert_eq!(
             first.maps.iter().map(|m| m.class).collect::<Vec<_>>(),
