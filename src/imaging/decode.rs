@@ -247,9 +247,12 @@ pub fn decode_image_within(
         format: format_name.clone(),
         reason: e.to_string(),
     };
-    if format == ImageFormat::Png
-        && let Some(reason) = damaged_png_palette(bytes)
-    {
+    let damaged = match format {
+        ImageFormat::Png => damaged_png_palette(bytes),
+        ImageFormat::Jpeg => truncated_jpeg(bytes),
+        _ => None,
+    };
+    if let Some(reason) = damaged {
         return Err(ImageError::Corrupt {
             file,
             format: format_name,
@@ -408,6 +411,43 @@ fn damaged_png_palette(bytes: &[u8]) -> Option<String> {
     None
 }
 
+/// Why a JPEG file ends before its image data does, if it does: there is no end-of-image marker
+/// (EOI) after its first scan. The `image` crate's JPEG decoder (zune-jpeg, not in strict mode,
+/// which would also refuse damage that libjpeg and PIL forgive) fills the missing rows in and
+/// succeeds; PIL refuses such a file ("image file is truncated"), so a model trained through PIL
+/// never saw one. A small walk of the markers rather than a library call: zune-jpeg does not
+/// say whether it ran out of data. Bytes after the end-of-image marker are allowed, as in PIL.
+fn truncated_jpeg(bytes: &[u8]) -> Option<String> {
+    const MESSAGE: &str = "the file ends before its image data does (no end-of-image marker): \
+                           it was cut short";
+    let mut at = 2; // after the start-of-image marker
+    loop {
+        // The next marker: outside a scan, bytes between segments are skipped (as libjpeg
+        // does); inside one, 0xFF is always followed by a marker code or a stuffed zero.
+        let marker = bytes
+            .get(at..)
+            .and_then(|rest| rest.iter().position(|&b| b == 0xFF))
+            .map(|offset| at + offset);
+        let Some((marker, &code)) = marker.and_then(|m| Some((m, bytes.get(m + 1)?))) else {
+            return Some(MESSAGE.to_string());
+        };
+        at = marker;
+        match code {
+            0xD9 => return None,
+            // A stuffed zero in a scan, or a fill byte before a marker.
+            0x00 | 0xFF => at += 1,
+            // Restart markers and TEM carry no length.
+            0x01 | 0xD0..=0xD7 => at += 2,
+            _ => {
+                let Some(len) = bytes.get(at + 2..at + 4) else {
+                    return Some(MESSAGE.to_string());
+                };
+                at += 2 + usize::from(u16::from_be_bytes([len[0], len[1]]));
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -432,6 +472,43 @@ mod tests {
             "huge.bmp: the image is 60000 x 60000 pixels, larger than camview opens \
              (20000 x 20000, and 1.5 GiB of decoded pixels, at most)"
         );
+    }
+
+    /// The cuts and PIL's verdicts of tests/fixtures/jpeg/truncation_pil.py: a JPEG without its
+    /// end-of-image marker is refused, baseline and progressive (ten scans, with Huffman tables
+    /// between them); bytes after the marker are not.
+    #[test]
+    fn jpeg_cut_short_is_refused_as_pil_refuses_it() {
+        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+        for path in [
+            fixtures.join("images/photo.jpg"),
+            fixtures.join("jpeg/progressive.jpg"),
+        ] {
+            let whole = std::fs::read(&path).unwrap();
+            let mut after = whole.clone();
+            after.extend_from_slice(&b"junk".repeat(10));
+            for (cut, bytes) in [("whole", &whole[..]), ("bytes after the end", &after[..])] {
+                let image = decode_image("cut.jpg", bytes)
+                    .unwrap_or_else(|e| panic!("{}, {cut}: {e}", path.display()));
+                assert_eq!((image.width(), image.height()), (96, 72));
+            }
+            for (cut, len) in [
+                ("no end-of-image marker", whole.len() - 2),
+                ("last 10 bytes cut", whole.len() - 10),
+                ("cut in half", whole.len() / 2),
+            ] {
+                let err = decode_image("cut.jpg", &whole[..len])
+                    .map(|_| ())
+                    .unwrap_err();
+                assert_eq!(
+                    err.to_string(),
+                    "cut.jpg: the JPEG image is damaged or unsupported: the file ends before \
+                     its image data does (no end-of-image marker): it was cut short",
+                    "{}, {cut}",
+                    path.display()
+                );
+            }
+        }
     }
 
     #[test]
