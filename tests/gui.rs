@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use camview::explain::Normalisation;
+use camview::gui::session::NoticeKind;
 use camview::gui::settings::{Settings, parse_settings, parse_stored, remembered};
 use camview::gui::{CamviewApp, Command, ImageOrigin, Launch, ModelRequest};
 use camview::imaging;
@@ -888,6 +889,64 @@ fn copy_puts_the_composed_overlay_on_the_clipboard() {
     let copied = copy(&mut h);
     assert_eq!(copied.size, [300, 260]);
     let notice = h.state().session.notice().cloned().unwrap();
+    assert!(notice.text.starts_with("Copied the overlay"), "{notice:?}");
+}
+
+/// Errors stay in the red band until dismissed: a second error does not hide the first, and an
+/// info that comes after them (here a copy finishing) goes to the status line.
+#[test]
+fn errors_stay_until_dismissed_and_an_info_does_not_hide_them() {
+    let (dir, images) = scratch(&["large.png"]);
+    let mut h = launch(&images);
+    let missing = dir.path().join("missing.png");
+    let field = h.get_by_label("Open:");
+    field.focus();
+    field.type_text(&missing.display().to_string());
+    h.run();
+    h.key_press(Key::Enter);
+    settle(&mut h);
+    let broken = dir.path().join("broken.png");
+    let bytes = std::fs::read(&images[0]).unwrap();
+    std::fs::write(&broken, &bytes[..200]).unwrap();
+    h.input_mut()
+        .dropped_files
+        .push(Arc::new(common::DroppedPath(broken.clone())));
+    settle(&mut h);
+    let errors: Vec<String> = h
+        .state()
+        .session
+        .errors()
+        .iter()
+        .map(|n| n.text.clone())
+        .collect();
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert_eq!(
+        errors[0],
+        format!("{}: no such file or folder", missing.display())
+    );
+    assert!(
+        errors[1].starts_with(&broken.display().to_string()),
+        "{errors:?}"
+    );
+
+    copy(&mut h);
+    settle(&mut h);
+    let notice = h.state().session.notice().cloned().unwrap();
+    assert_eq!(notice.text, errors[1]);
+    // One line each in the red band, the newest first.
+    h.get_by_label(&format!("{}\n{}", errors[1], errors[0]));
+    h.get_by_label_contains("Copied the overlay");
+
+    h.get_by_label("Dismiss").click();
+    h.run();
+    for error in &errors {
+        assert!(
+            h.query_by_label_contains(error).is_none(),
+            "{error} still shown"
+        );
+    }
+    let notice = h.state().session.notice().cloned().unwrap();
+    assert_eq!(notice.kind, NoticeKind::Info);
     assert!(notice.text.starts_with("Copied the overlay"), "{notice:?}");
 }
 

@@ -31,6 +31,7 @@
 //!     model's stages x 2 (Score-CAM's two channel options, which the Compare window applies
 //!     to every method); layers with cached activations <= the model's stages;
 //!   - the marks' undo history of the image on screen <= `annotate::UNDO_LIMIT` (100) changes;
+//!   - errors on show (the red band) <= `session::ERRORS_SHOWN` (4);
 //!   - images whose marks are stashed <= distinct images shown so far (only images with marks
 //!     or a history are kept: the stash grows with the user's work, not with the session);
 //!   - egui textures by kind: image pyramid levels <= the levels of a `max_texture_side` image
@@ -78,7 +79,7 @@ use std::time::{Duration, Instant};
 
 use camview::explain::{Method, Normalisation, Stage};
 use camview::gui::annotate::UNDO_LIMIT;
-use camview::gui::session::{Notice, NoticeKind};
+use camview::gui::session::{ERRORS_SHOWN, Notice, NoticeKind};
 use camview::gui::textures::max_texture_side;
 use camview::gui::{CamviewApp, Command, ImageOrigin, Launch, ModelRequest};
 use camview::render::Colormap;
@@ -322,12 +323,18 @@ impl Files {
             "large_head.png",
             0.02,
         ));
-        // (A JPEG cut in half is decoded, its missing rows filled in: not refused, see the report.)
         damaged.push(truncated(
             &damaged_dir,
             &fx.join("images/photo.jpg"),
             "photo_head.jpg",
             0.05,
+        ));
+        // Its headers whole, its image data cut (refused, as PIL refuses it).
+        damaged.push(truncated(
+            &damaged_dir,
+            &fx.join("images/photo.jpg"),
+            "photo_half.jpg",
+            0.5,
         ));
         damaged.push(truncated(
             &damaged_dir,
@@ -680,17 +687,27 @@ impl Soak {
         {
             self.shown.insert(image.origin.clone());
         }
-        let notice = session.notice().cloned();
-        if self.notices.back() != Some(&notice) {
-            if self.notices.len() == 64 {
-                self.notices.pop_front();
+        // The errors on show and the latest info (neither hides the other).
+        let on_show = session.errors().iter().chain(session.latest_info());
+        for notice in on_show.cloned().map(Some).collect::<Vec<_>>() {
+            if !self.notices.contains(&notice) {
+                if self.notices.len() == 64 {
+                    self.notices.pop_front();
+                }
+                self.notices.push_back(notice);
             }
-            self.notices.push_back(notice);
         }
     }
 
-    /// Whether the error band showed an error containing `text` in a frame since `notices` was
-    /// last cleared.
+    /// Forgets the notices seen, and dismisses the errors on show (they stay until then), so
+    /// that what follows is checked for an error of its own.
+    fn forget_notices(&mut self) {
+        self.notices.clear();
+        self.h.state_mut().session.dismiss_notice();
+    }
+
+    /// Whether the error band showed an error containing `text` in a frame since
+    /// `forget_notices`.
     fn error_shown(&self, text: &str) -> bool {
         self.notices
             .iter()
@@ -1095,7 +1112,7 @@ impl Soak {
         } else {
             self.rng.pick(&self.files.damaged).clone()
         };
-        self.notices.clear();
+        self.forget_notices();
         let how = self.open(std::slice::from_ref(&path));
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
         self.note(format!(
@@ -1164,7 +1181,7 @@ impl Soak {
             if typed { " (Open field)" } else { "" }
         ));
         let before = self.h.state().session.model().cloned();
-        self.notices.clear();
+        self.forget_notices();
         if typed {
             self.close_save_window();
             if self.type_into("Open:", &path.display().to_string()) {
@@ -1269,7 +1286,7 @@ impl Soak {
         let existed = dest.exists() || sidecar.exists();
         let before = std::fs::read(&dest).ok();
         self.note(format!("save to {}", dest.display()));
-        self.notices.clear();
+        self.forget_notices();
         if !self.fill_save_window(&dest) {
             return;
         }
@@ -1395,7 +1412,7 @@ impl Soak {
             _ => self.files.not_a_folder.join(&name),
         };
         self.note(format!("save (fails) to {}", dest.display()));
-        self.notices.clear();
+        self.forget_notices();
         if through_window {
             if !self.fill_save_window(&dest) {
                 return;
@@ -1549,7 +1566,12 @@ impl Soak {
         assert!(bugs.is_empty(), "panicked: {bugs:#?}");
         let app = self.h.state();
         let s = &app.session;
-        if let Some(n) = s.notice() {
+        assert!(
+            s.errors().len() <= ERRORS_SHOWN,
+            "{} errors on show",
+            s.errors().len()
+        );
+        for n in s.errors().iter().chain(s.latest_info()) {
             assert!(
                 !n.text.contains("internal error"),
                 "a job panicked: {:?}",

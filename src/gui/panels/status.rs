@@ -3,7 +3,7 @@
 
 use eframe::egui::{self, Align, Color32, Layout, RichText};
 
-use crate::gui::session::{NoticeKind, Session};
+use crate::gui::session::Session;
 
 pub fn status_ui(ui: &mut egui::Ui, session: &Session) {
     ui.horizontal(|ui| {
@@ -11,7 +11,7 @@ pub fn status_ui(ui: &mut egui::Ui, session: &Session) {
         if !activity.is_empty() {
             ui.spinner();
             ui.label(activity.join("  ·  "));
-        } else if let Some(notice) = session.notice().filter(|n| n.kind == NoticeKind::Info) {
+        } else if let Some(notice) = session.latest_info() {
             ui.label(&notice.text);
         } else {
             ui.weak("Ready");
@@ -44,15 +44,19 @@ pub fn status_ui(ui: &mut egui::Ui, session: &Session) {
     });
 }
 
-/// The latest error, across the window under the toolbar, until dismissed or replaced.
+/// The errors on show, newest first, across the window under the toolbar, until dismissed.
 pub fn error_band_ui(ui: &mut egui::Ui, session: &mut Session) {
-    let Some(text) = session
-        .notice()
-        .filter(|n| n.kind == NoticeKind::Error)
-        .map(|n| n.text.clone())
-    else {
+    if session.errors().is_empty() {
         return;
-    };
+    }
+    // One line each, the newest first.
+    let text: Vec<&str> = session
+        .errors()
+        .iter()
+        .rev()
+        .map(|n| n.text.as_str())
+        .collect();
+    let text = text.join("\n");
     egui::Panel::top("camview-error")
         .frame(
             egui::Frame::new()

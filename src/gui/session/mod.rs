@@ -96,7 +96,10 @@ pub enum NoticeKind {
     Error,
 }
 
-/// The latest thing to tell the user.
+/// The errors the red band shows at most; older ones give way.
+pub const ERRORS_SHOWN: usize = 4;
+
+/// A thing to tell the user.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Notice {
     pub kind: NoticeKind,
@@ -192,7 +195,12 @@ pub struct Session {
     /// The neighbours being prepared.
     prefetching: Vec<Prefetching>,
     tasks: HashMap<TaskKind, Task>,
-    notice: Option<Notice>,
+    /// The errors on show (the red band), oldest first: kept until dismissed, at most
+    /// `ERRORS_SHOWN`. Neither an info that comes after them (a copy finishing, say) nor a
+    /// newer error hides them: two jobs can fail in one frame.
+    errors: Vec<Notice>,
+    /// The latest info (the status line).
+    info: Option<Notice>,
     /// How long the last analysis took.
     last_analysis: Option<Duration>,
     /// Counts the analyses received, so the UI can tell a new one from the one it drew.
@@ -237,7 +245,8 @@ impl Session {
             prepared: Vec::new(),
             prefetching: Vec::new(),
             tasks: HashMap::new(),
-            notice: None,
+            errors: Vec::new(),
+            info: None,
             last_analysis: None,
             analysis_generation: 0,
             display: None,
@@ -319,8 +328,19 @@ impl Session {
         &mut self.annotations
     }
 
+    /// The latest error on show, or else the latest info.
     pub fn notice(&self) -> Option<&Notice> {
-        self.notice.as_ref()
+        self.errors.last().or(self.info.as_ref())
+    }
+
+    /// The errors on show, oldest first.
+    pub fn errors(&self) -> &[Notice] {
+        &self.errors
+    }
+
+    /// The latest info, shown in the status line even while an error is on show.
+    pub fn latest_info(&self) -> Option<&Notice> {
+        self.info.as_ref()
     }
 
     /// How long the last forward pass took.
@@ -373,22 +393,29 @@ impl Session {
     // Notices.
 
     pub fn info(&mut self, text: impl Into<String>) {
-        self.notice = Some(Notice {
+        self.info = Some(Notice {
             kind: NoticeKind::Info,
             text: text.into(),
         });
     }
 
+    /// Shows an error beside those on show (the same text again moves to the end); the oldest
+    /// goes beyond `ERRORS_SHOWN`.
     pub fn error(&mut self, text: impl Into<String>) {
-        self.notice = Some(Notice {
+        let text = text.into();
+        self.errors.retain(|n| n.text != text);
+        if self.errors.len() == ERRORS_SHOWN {
+            self.errors.remove(0);
+        }
+        self.errors.push(Notice {
             kind: NoticeKind::Error,
-            text: text.into(),
+            text,
         });
     }
 
-    /// The user closed the notice (the error band's Dismiss).
+    /// The user closed the errors (the error band's Dismiss).
     pub fn dismiss_notice(&mut self) {
-        self.notice = None;
+        self.errors.clear();
     }
 
     // Requests.
