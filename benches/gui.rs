@@ -21,6 +21,7 @@ use eframe::egui::{Color32, ColorImage};
 fn analysis_of(size: u32) -> Analysis {
     let cam = |phase: f32| ClassActivationMap {
         transposed: false,
+        score_cam_most_active: None,
         class: 0,
         method: Method::Cam,
         layer: camview::explain::Stage::Norm5,

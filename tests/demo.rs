@@ -417,6 +417,7 @@ fn a_map_of_the_lesion_is_more_faithful_than_its_inverse() {
     }
     let map = |values: Vec<f32>| ClassActivationMap {
         transposed: false,
+        score_cam_most_active: None,
         class: lesion,
         method: Method::Cam,
         layer: Stage::Norm5,

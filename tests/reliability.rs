@@ -157,6 +157,67 @@ fn resume_redoes_an_output_made_otherwise_only_with_force_and_a_finished_batch_n
     assert!(stderr(&o).contains("(3 found finished)"), "{}", stderr(&o));
 }
 
+/// Score-CAM's channel limit is a setting like the others: the sidecar records it, and an
+/// output made with another limit is not counted as this run's.
+#[test]
+fn resume_tells_score_cam_runs_with_other_channel_limits_apart() {
+    let input = input_folder(1);
+    let out = tempfile::tempdir().unwrap();
+    let args = |channels: &str| {
+        let mut args = batch_args(out.path(), input.path());
+        for a in &mut args {
+            if a == "gradcam" {
+                *a = "scorecam".into();
+            }
+        }
+        args.extend(["--scorecam-channels".into(), channels.into()]);
+        args
+    };
+    let o = camview().args(args("4")).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let sidecar = |out: &Path| -> serde_json::Value {
+        let path = std::fs::read_dir(out)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.extension().is_some_and(|e| e == "json"))
+            .unwrap();
+        serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+    };
+    let record = sidecar(out.path());
+    assert_eq!(record["method"], "scorecam");
+    assert_eq!(record["score_cam_most_active"], 4);
+
+    let o = camview().args(args("4")).arg("--resume").output().unwrap();
+    assert!(stderr(&o).contains("(1 found finished)"), "{}", stderr(&o));
+    for other in ["8", "all"] {
+        let o = camview()
+            .args(args(other))
+            .arg("--resume")
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(1), "{other}: {}", stderr(&o));
+        assert!(stderr(&o).contains("(0 found finished)"), "{}", stderr(&o));
+    }
+    let o = camview()
+        .args(args("all"))
+        .args(["--resume", "--force"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(sidecar(out.path()).get("score_cam_most_active").is_none());
+    // Another method records no limit, whatever --scorecam-channels says.
+    let other = tempfile::tempdir().unwrap();
+    let o = camview()
+        .args(batch_args(other.path(), input.path()))
+        .args(["--scorecam-channels", "4"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let record = sidecar(other.path());
+    assert_eq!(record["method"], "gradcam");
+    assert!(record.get("score_cam_most_active").is_none());
+}
+
 /// A PNG that declares `width` x `height` pixels (8-bit RGB, or 16-bit gray when `deep`) and
 /// holds a few bytes of them.
 fn png_bomb(width: u32, height: u32, deep: bool) -> Vec<u8> {

@@ -384,8 +384,7 @@ fn finished(
         let Ok(text) = std::fs::read(&sidecar) else {
             continue;
         };
-        let alike = serde_json::from_slice::<Provenance>(&text)
-            .ok()
+        let alike = Provenance::from_json(&text)
             .filter(|done| overlay.is_file() && made_alike(done, &run, &record, asked));
         if let Some(provenance) = alike {
             return Ok(Some(Written {
@@ -420,7 +419,6 @@ fn batch_options(args: &BatchArgs) -> BatchOptions {
         frame: args.source.frame.frame,
         provenance: args.source.provenance.name().to_string(),
         display_window: args.style.display(),
-        scorecam_channels: args.map.choice().options.score_cam_channels,
     }
 }
 

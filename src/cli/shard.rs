@@ -175,6 +175,8 @@ pub struct RunRecord {
     pub preprocessing: Preprocessing,
     pub method: Method,
     pub layer: Stage,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score_cam_most_active: Option<usize>,
     pub opacity: f32,
     pub colormap: Colormap,
     pub threshold: f32,
@@ -216,6 +218,7 @@ impl RunRecord {
             preprocessing: classifier.preprocessing.clone(),
             method: choice.method,
             layer: choice.layer,
+            score_cam_most_active: choice.options.most_active(choice.method),
             opacity: overlay.opacity,
             colormap: overlay.colormap,
             threshold: overlay.threshold,
@@ -240,6 +243,7 @@ impl RunRecord {
             preprocessing: done.preprocessing.clone()?,
             method: done.method,
             layer: done.layer,
+            score_cam_most_active: done.score_cam_most_active,
             opacity: done.opacity,
             colormap: done.colormap,
             threshold: done.threshold,
@@ -258,7 +262,6 @@ pub struct BatchOptions {
     pub frame: u32,
     pub provenance: String,
     pub display_window: Option<DisplayWindow>,
-    pub scorecam_channels: Option<usize>,
 }
 
 /// The whole input list a shard was cut from.

@@ -302,6 +302,7 @@ mod tests {
     fn map(values: Vec<f32>) -> ClassActivationMap {
         ClassActivationMap {
             transposed: false,
+            score_cam_most_active: None,
             class: 1,
             method: Method::Cam,
             layer: Stage::Norm5,

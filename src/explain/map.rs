@@ -22,6 +22,10 @@ pub struct ClassActivationMap {
     /// give images): `values` are already turned back into the image's orientation, and the
     /// network's own grid is their transpose (`in_network_orientation`).
     pub transposed: bool,
+    /// Score-CAM that weighed only this many of the layer's most active channels
+    /// (`MethodOptions::score_cam_channels`); `None` for Score-CAM over every channel and for
+    /// every other method.
+    pub score_cam_most_active: Option<usize>,
 }
 
 /// `values`, `height` rows of `width`, transposed: `width` rows of `height`.
@@ -165,6 +169,7 @@ mod tests {
     fn map(values: Vec<f32>, w: usize, h: usize, region: Region) -> ClassActivationMap {
         ClassActivationMap {
             transposed: false,
+            score_cam_most_active: None,
             class: 0,
             method: Method::Cam,
             layer: Stage::Norm5,

@@ -83,6 +83,15 @@ pub struct MethodOptions {
     pub score_cam_batch: usize,
 }
 
+impl MethodOptions {
+    /// What a map of `method` records of these options: Score-CAM's channel limit.
+    pub fn most_active(&self, method: Method) -> Option<usize> {
+        (method == Method::ScoreCam)
+            .then_some(self.score_cam_channels)
+            .flatten()
+    }
+}
+
 impl Default for MethodOptions {
     fn default() -> Self {
         Self {
@@ -283,6 +292,7 @@ pub fn class_maps(
             },
             region: analysis.region,
             transposed: analysis.transposed,
+            score_cam_most_active: options.most_active(method),
         })
         .collect())
 }

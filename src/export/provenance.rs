@@ -29,6 +29,10 @@ pub struct Provenance {
     /// The layer the map explains (older sidecars, CAM only, have none: norm5).
     #[serde(default)]
     pub layer: Stage,
+    /// Score-CAM that weighed only this many of the layer's most active channels (absent:
+    /// every channel, or another method; sidecars older than it have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score_cam_most_active: Option<usize>,
     pub opacity: f32,
     pub colormap: Colormap,
     pub threshold: f32,
@@ -170,6 +174,18 @@ pub struct ClassRecord {
 }
 
 impl Provenance {
+    /// Reads a sidecar, as `batch --resume` does. A record that would not read back the same
+    /// after being written is refused: serde_json reads a number beyond f32's range (say a
+    /// threshold of 1e123) into an f32 as infinity, and writes infinity as `null`, which it
+    /// then cannot read. camview writes no such record (found by the `overlay_sidecar` fuzz
+    /// target).
+    pub fn from_json(bytes: &[u8]) -> Option<Self> {
+        let record: Self = serde_json::from_slice(bytes).ok()?;
+        let written = serde_json::to_vec(&record).ok()?;
+        let again: Self = serde_json::from_slice(&written).ok()?;
+        (again == record).then_some(record)
+    }
+
     pub fn new(
         image: ImageRecord,
         classifier: &Classifier,
@@ -193,6 +209,7 @@ impl Provenance {
             positives: analysis.positives.iter().map(|&c| record(c)).collect(),
             method: map.method,
             layer: map.layer,
+            score_cam_most_active: map.score_cam_most_active,
             opacity: style.opacity,
             colormap: style.colormap,
             threshold: style.threshold,
@@ -280,6 +297,25 @@ mod tests {
 
     use super::*;
     use crate::explain::analyse;
+
+    /// The sidecar the fuzzer found (a threshold of 1e123: infinity as an f32) is read by
+    /// serde, but refused by `from_json`; the same record with a threshold in range is read.
+    #[test]
+    fn a_sidecar_with_a_number_beyond_f32_is_refused() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/sidecars/threshold_1e123.json");
+        let bytes = std::fs::read(path).unwrap();
+        let read: Provenance = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(read.model.output.thresholds[2], f32::INFINITY);
+        assert!(Provenance::from_json(&bytes).is_none());
+        // The threshold is written out in 124 digits.
+        let mut text = String::from_utf8(bytes).unwrap();
+        let start = text.find("1111111111").unwrap();
+        let end = start + text[start..].find('\n').unwrap();
+        text.replace_range(start..end, "0.25");
+        let record = Provenance::from_json(text.as_bytes()).unwrap();
+        assert_eq!(record.model.output.thresholds[2], 0.25);
+    }
 
     /// The caption's first line for `image` analysed by the multi-label fixture, after `adjust`.
     fn first_caption_line(adjust: impl Fn(&mut Classifier), class: usize) -> String {

@@ -140,6 +140,7 @@ mod tests {
         let values: Vec<f32> = (0..49).map(|i| (i as f32 * 0.37).sin()).collect();
         let cam = ClassActivationMap {
             transposed: false,
+            score_cam_most_active: None,
             class: 0,
             method: Method::Cam,
             layer: crate::explain::Stage::Norm5,
