@@ -37,6 +37,17 @@ pub enum AnalysisError {
         layer: Stage,
         reason: ExplainError,
     },
+    #[error(
+        "{file}: the network's output is not a number for {count} of its {classes} classes \
+         (NaN or infinite): the model {model} is damaged (NaN weights, as a training run that \
+         diverged leaves them)"
+    )]
+    NotFinite {
+        file: String,
+        model: String,
+        count: usize,
+        classes: usize,
+    },
 }
 
 /// Everything one forward pass gives, cached so that class, opacity and colormap changes never
@@ -198,6 +209,15 @@ fn analyse_keeping(
         let (logits, features) = kept.forward_output().map_err(network_error)?;
         (logits, features, Some(Arc::new(kept)))
     };
+    let count = logits.iter().filter(|v| !v.is_finite()).count();
+    if count > 0 {
+        return Err(AnalysisError::NotFinite {
+            file: image_name.to_string(),
+            model: classifier.info.file.clone(),
+            count,
+            classes: logits.len(),
+        });
+    }
     let output = classifier.output();
     let probabilities = output.activation.probabilities(&logits);
     let predicted = logits
@@ -333,6 +353,39 @@ mod tests {
 
     use super::*;
     use crate::network::OutputRule;
+
+    /// A model whose weights hold NaN (here one class's bias, as a training run that diverged
+    /// leaves them) is refused at the forward pass, not shown with NaN probabilities.
+    #[test]
+    fn a_network_whose_output_is_not_finite_is_refused() {
+        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+        let mut bytes = std::fs::read(fixtures.join("models/tiny.safetensors")).unwrap();
+        let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+        let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+        let start = header["classifier.bias"]["data_offsets"][0]
+            .as_u64()
+            .unwrap() as usize;
+        bytes[8 + n + start..][..4].copy_from_slice(&f32::NAN.to_le_bytes());
+        let dir = tempfile::tempdir().unwrap();
+        let model = dir.path().join("diverged.safetensors");
+        std::fs::write(&model, bytes).unwrap();
+        let classifier = Classifier::load(&model, None).unwrap();
+        let image = crate::imaging::decode_image(
+            "rgb24.bmp",
+            &std::fs::read(fixtures.join("images/rgb24.bmp")).unwrap(),
+        )
+        .unwrap();
+        let err = analyse(&classifier, &image, &classifier.preprocessing).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "rgb24.bmp: the network's output is not a number for 1 of its 3 classes (NaN \
+                 or infinite): the model {} is damaged (NaN weights, as a training run that \
+                 diverged leaves them)",
+                model.display()
+            )
+        );
+    }
 
     /// `tests/fixtures/models/multilabel/expected.json` (make_multilabel_fixtures.py).
     #[derive(serde::Deserialize)]
