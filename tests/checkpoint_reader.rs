@@ -618,6 +618,51 @@ fn endless_views_of_a_little_data_are_refused_before_allocating() {
     assert!(matches!(err, CheckpointError::Unsupported { .. }), "{err}");
 }
 
+/// Storages that declare 2^40 floats (4 TiB) over 16 bytes, in a zip and in a legacy file: each
+/// is refused with a message naming the file, before anything of that size is allocated (an
+/// allocation of 4 TiB would abort this test's process).
+#[test]
+fn storages_declaring_more_bytes_than_the_file_holds_are_refused_before_allocating() {
+    const HUGE: [u8; 8] = (1u64 << 40).to_le_bytes();
+    // {'w': _rebuild_tensor_v2(('storage', FloatStorage, '0', 'cpu', 2**40), 0, (2**40,), (1,), False, OrderedDict())}
+    let mut p = Pk::default();
+    p.op(b"\x80\x02}(").s("w");
+    p.op(b"ctorch._utils\n_rebuild_tensor_v2\n(");
+    p.op(b"(")
+        .s("storage")
+        .op(b"ctorch\nFloatStorage\n")
+        .s("0")
+        .s("cpu");
+    p.op(b"\x8a\x08").op(&HUGE).op(b"tQ").i(0);
+    p.op(b"(\x8a\x08").op(&HUGE).op(b"t").ints(&[1]);
+    p.op(b"\x89ccollections\nOrderedDict\n)RtRu.");
+    let zip = zip_checkpoint(&p.0, &[("0", f32_bytes(&[1., 2., 3., 4.]))]);
+    let err = read_state_dict_from_bytes("declares_4_tib.pth", &zip).unwrap_err();
+    assert!(err.to_string().starts_with("declares_4_tib.pth: "), "{err}");
+
+    // The legacy container: the storage's own header declares 2^40 elements.
+    let mut main = Pk::default();
+    main.op(b"\x80\x02}(")
+        .s("w")
+        .op(b"ctorch._utils\n_rebuild_tensor_v2\n(");
+    main.op(b"(")
+        .s("storage")
+        .op(b"ctorch\nFloatStorage\n")
+        .s("root")
+        .s("cpu")
+        .i(4)
+        .op(b"tQ");
+    main.i(0).ints(&[4]).ints(&[1]);
+    main.op(b"\x89ccollections\nOrderedDict\n)RtRu.");
+    let legacy = legacy_file(
+        true,
+        &main.0,
+        &[("root", 1i64 << 40, f32_bytes(&[1., 2., 3., 4.]))],
+    );
+    let err = read_state_dict_from_bytes("declares_4_tib.pt", &legacy).unwrap_err();
+    assert!(err.to_string().starts_with("declares_4_tib.pt: "), "{err}");
+}
+
 /// A legacy (pre-1.6) stream written by hand: the header pickles, `main`,
 /// the list of storage keys, then each storage as (key, element count, bytes).
 fn legacy_file(little_endian: bool, main: &[u8], storages: &[(&str, i64, Vec<u8>)]) -> Vec<u8> {
