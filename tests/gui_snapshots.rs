@@ -8,8 +8,8 @@ use std::path::PathBuf;
 
 use camview::gui::CamviewApp;
 use eframe::egui::{Key, accesskit::Role, vec2};
-use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
+use egui_kittest::{Harness, SnapshotOptions};
 
 mod common;
 use common::{click_at, drag, fixtures, launch_with};
@@ -20,13 +20,17 @@ fn harness(model: PathBuf, images: Vec<PathBuf>) -> Harness<'static, CamviewApp>
 
 /// Hides what changes from run to run (the network's time) and the pointer, then compares.
 fn snapshot(h: &mut Harness<'_, CamviewApp>, name: &str) {
+    snapshot_with(h, name, &SnapshotOptions::new());
+}
+
+fn snapshot_with(h: &mut Harness<'_, CamviewApp>, name: &str, options: &SnapshotOptions) {
     h.remove_cursor();
     h.run();
     if let Some(timing) = h.query_by_label_contains("network ") {
         let rect = timing.rect();
         h.mask(rect);
     }
-    h.snapshot(name);
+    h.snapshot_options(name, options);
 }
 
 #[test]
@@ -166,7 +170,15 @@ fn the_compare_window_with_every_method() {
     h.key_press(Key::C);
     h.step();
     common::settle(&mut h);
-    snapshot(&mut h, "compare_window");
+    // The gradient methods' and Eigen-CAM's maps differ in their last bits between CPUs (the
+    // gemm crate picks its kernels at run time: AVX2, AVX-512), which moves a few tile pixels
+    // one colour step: 1,401 pixels above the threshold on an AVX-512 machine against the
+    // picture made on another, 26 of them by more than 10 (one tile is ~25,000 pixels).
+    snapshot_with(
+        &mut h,
+        "compare_window",
+        &SnapshotOptions::new().max_failed_pixels(3000),
+    );
 }
 
 /// The first and last pixel of row `y` within columns `xs` of `colour` (solid fills are
