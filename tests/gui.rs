@@ -260,6 +260,18 @@ fn a_corrupt_file_dropped_on_the_window_shows_its_error_and_keeps_the_image() {
     assert!(h.state().title().contains("large.png"));
 }
 
+/// Types `path` in the Open field (replacing what it holds), presses Enter and waits for the
+/// work it starts.
+fn open_typed(h: &mut Harness<'_, CamviewApp>, path: &Path) {
+    h.get_by_label("Open:").focus();
+    h.key_press_modifiers(Modifiers::COMMAND, Key::A);
+    h.get_by_label("Open:")
+        .type_text(&path.display().to_string());
+    h.run();
+    h.key_press(Key::Enter);
+    settle(h);
+}
+
 #[test]
 fn a_bad_checkpoint_typed_in_the_open_field_keeps_the_model() {
     let (dir, images) = scratch(&["rgb24.bmp"]);
@@ -268,12 +280,7 @@ fn a_bad_checkpoint_typed_in_the_open_field_keeps_the_model() {
     let bytes = std::fs::read(fixtures().join("models/tiny.pth")).unwrap();
     std::fs::write(&bad, &bytes[..bytes.len() / 2]).unwrap();
 
-    let field = h.get_by_label("Open:");
-    field.focus();
-    field.type_text(&bad.display().to_string());
-    h.run();
-    h.key_press(Key::Enter);
-    settle(&mut h);
+    open_typed(&mut h, &bad);
 
     let notice = h.state().session.notice().cloned().unwrap();
     assert!(
@@ -286,14 +293,7 @@ fn a_bad_checkpoint_typed_in_the_open_field_keeps_the_model() {
     assert!(h.state().analysis().is_some());
 
     // A good one replaces the model, and the image is analysed again with it.
-    let field = h.get_by_label("Open:");
-    field.focus();
-    h.key_press_modifiers(Modifiers::COMMAND, Key::A);
-    h.get_by_label("Open:")
-        .type_text(&fixtures().join("models/tiny3.pth").display().to_string());
-    h.run();
-    h.key_press(Key::Enter);
-    settle(&mut h);
+    open_typed(&mut h, &fixtures().join("models/tiny3.pth"));
     assert!(
         h.state().title().contains("tiny3.pth"),
         "{}",
@@ -304,18 +304,7 @@ fn a_bad_checkpoint_typed_in_the_open_field_keeps_the_model() {
     assert!(h.query_by_label("class 2").is_none());
 
     // CheXNet's model.pth.tar is a model too, read with its sidecar: sigmoid findings.
-    let field = h.get_by_label("Open:");
-    field.focus();
-    h.key_press_modifiers(Modifiers::COMMAND, Key::A);
-    h.get_by_label("Open:").type_text(
-        &fixtures()
-            .join("models/clinical/chexnet.pth.tar")
-            .display()
-            .to_string(),
-    );
-    h.run();
-    h.key_press(Key::Enter);
-    settle(&mut h);
+    open_typed(&mut h, &fixtures().join("models/clinical/chexnet.pth.tar"));
     let model = h.state().session.model().unwrap();
     assert!(
         model.info.file.ends_with("chexnet.pth.tar"),
@@ -899,12 +888,7 @@ fn errors_stay_until_dismissed_and_an_info_does_not_hide_them() {
     let (dir, images) = scratch(&["large.png"]);
     let mut h = launch(&images);
     let missing = dir.path().join("missing.png");
-    let field = h.get_by_label("Open:");
-    field.focus();
-    field.type_text(&missing.display().to_string());
-    h.run();
-    h.key_press(Key::Enter);
-    settle(&mut h);
+    open_typed(&mut h, &missing);
     let broken = dir.path().join("broken.png");
     let bytes = std::fs::read(&images[0]).unwrap();
     std::fs::write(&broken, &bytes[..200]).unwrap();
